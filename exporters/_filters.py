@@ -1,0 +1,58 @@
+"""SQL filter fragments shared by exporters: date window, zones, deleted rows, watermarks.
+
+Values are bound as parameters, never pasted into SQL, except the project's timezone which is a
+validated IANA name from the metadata DB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from exporthub.context import JobContext
+
+
+@dataclass
+class Where:
+    """A conjunction of SQL conditions with their parameters."""
+
+    clauses: list[str] = field(default_factory=list)
+    params: list[Any] = field(default_factory=list)
+
+    def add(self, clause: str, *params: Any) -> None:
+        self.clauses.append(clause)
+        self.params.extend(params)
+
+    def sql(self) -> str:
+        return " AND ".join(self.clauses) if self.clauses else "TRUE"
+
+
+def scan_filters(ctx: JobContext, *, alias: str = "s", zone_alias: str = "z") -> Where:
+    """Filters on scans from the common variables: dateRange, zones, includeDeleted, onlyNew…"""
+    where = Where()
+    v = ctx.variables
+    if ctx.window is not None:
+        where.add(f"{alias}.scanned_at >= ? AND {alias}.scanned_at < ?", ctx.window.start_utc, ctx.window.end_utc)
+    if not v.get("includeDeleted", False):
+        where.add(f"NOT {alias}.deleted")
+    if v.get("zones"):
+        where.add(f"{zone_alias}.code IN (SELECT unnest(?::VARCHAR[]))", list(v["zones"]))
+    if v.get("onlyNewSinceLastExport", False) and ctx.previous_watermarks:
+        marks = pa.table(
+            {
+                "zone_id": pa.array(list(ctx.previous_watermarks), pa.int32()),
+                "watermark": pa.array(list(ctx.previous_watermarks.values()), pa.int64()),
+            }
+        )
+        ctx.sql().register("_watermarks", marks)
+        where.add(
+            f"{alias}.scan_id > coalesce((SELECT w.watermark FROM _watermarks w WHERE w.zone_id = {alias}.zone_id), 0)"
+        )
+    return where
+
+
+def tz_literal(ctx: JobContext) -> str:
+    """The project timezone as a SQL string literal (names come from the IANA database)."""
+    return "'" + ctx.project.timezone.replace("'", "") + "'"

@@ -1,0 +1,67 @@
+"""The append-only audit trail. One event per state-changing action or refusal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from exporthub.models import AuditEvent, utcnow
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    REFUSED = "refused"
+    ERROR = "error"
+
+
+def record(
+    session: Session,
+    *,
+    action: str,
+    outcome: Outcome = Outcome.OK,
+    actor: str | None = None,
+    project: str | None = None,
+    target: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """Append one event in the caller's transaction (so it commits or rolls back with the action)."""
+    session.add(
+        AuditEvent(
+            time=utcnow(),
+            actor=actor,
+            project=project,
+            action=action,
+            target=target,
+            outcome=str(outcome),
+            detail=detail[:2000] if detail else None,
+        )
+    )
+
+
+def query(
+    session: Session,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    project: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 500,
+) -> Sequence[AuditEvent]:
+    """Newest first, filtered by any of the given fields."""
+    stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if actor:
+        stmt = stmt.where(AuditEvent.actor == actor)
+    if action:
+        stmt = stmt.where(AuditEvent.action == action)
+    if project:
+        stmt = stmt.where(AuditEvent.project == project)
+    if since:
+        stmt = stmt.where(AuditEvent.time >= since)
+    if until:
+        stmt = stmt.where(AuditEvent.time < until)
+    return session.scalars(stmt).all()

@@ -1,0 +1,157 @@
+"""What a running exporter sees: its variables, the lake, progress, log, cancellation and outputs."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pyarrow as pa
+
+from exporthub.errors import Cancelled
+from exporthub.export_config import DateWindow, ExportDefinition
+from exporthub.lake import LakeSnapshot
+from exporthub.settings import Settings
+from exporthub.states import LogLevel
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    id: int
+    slug: str
+    name: str
+    timezone: str
+    status: str
+
+
+@dataclass(frozen=True)
+class ExportSessionRecord:
+    zone_id: int
+    watermark_scan_id: int
+    scan_count: int
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """A child job a parent export (publish) asks for: its type and variables."""
+
+    export_type: str
+    variables: dict[str, Any]
+
+
+class JobReporter:
+    """Persists progress, log lines and the cancel flag; implemented by the runner over the DB."""
+
+    def progress(self, percent: int) -> None: ...
+    def log(self, level: LogLevel, message: str) -> None: ...
+    def cancel_requested(self) -> bool: ...
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass
+class JobContext:
+    job_id: int
+    export_type: str
+    definition: ExportDefinition
+    variables: dict[str, Any]
+    project: ProjectInfo
+    user: str
+    settings: Settings
+    started_at: datetime
+    window: DateWindow | None
+    workdir: Path
+    reporter: JobReporter
+    con: duckdb.DuckDBPyConnection | None = None
+    snapshot: LakeSnapshot | None = None
+    previous_watermarks: dict[int, int] = field(default_factory=dict)  # zone id -> last exported scan id
+    children: list[Any] = field(default_factory=list)  # finished child JobViews, for parent jobs
+    export_sessions: list[ExportSessionRecord] = field(default_factory=list)
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    _last_progress: int = -1
+    _last_progress_at: float = 0.0
+
+    # ------------------------------------------------------------ progress and cancellation
+    def progress(self, percent: float) -> None:
+        """Report progress 0-100. Throttled: the DB sees at most a few writes per second."""
+        self.check_cancelled()
+        value = max(0, min(100, int(percent)))
+        now = time.monotonic()
+        if value != self._last_progress and (now - self._last_progress_at >= 0.3 or value == 100):
+            self.reporter.progress(value)
+            self._last_progress, self._last_progress_at = value, now
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`Cancelled` if the job was cancelled (the watcher thread sets the event)."""
+        if self.cancel_event.is_set():
+            raise Cancelled()
+
+    def info(self, message: str) -> None:
+        self.reporter.log(LogLevel.INFO, message)
+
+    def warn(self, message: str) -> None:
+        """A warning: the job still completes, shown as "Completed with warnings"."""
+        self.reporter.log(LogLevel.WARNING, message)
+
+    # ------------------------------------------------------------ time and names
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.project.timezone)
+
+    def local_stamp(self) -> str:
+        return self.started_at.astimezone(self.tz).strftime("%Y%m%d_%H%M%S")
+
+    def output_path(self, ext: str, *, stem: str | None = None) -> Path:
+        """A path in the job's private work folder, named ``<type>_export_<YYYYMMDD_HHMMSS>.<ext>``.
+
+        ``stem`` replaces the default stem for exports that write several files.
+        """
+        base = stem or f"{self.export_type}_export_{self.local_stamp()}"
+        name = _SAFE_NAME.sub("_", f"{base}.{ext.lstrip('.')}")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        return self.workdir / name
+
+    # ------------------------------------------------------------ lake helpers
+    def sql(self) -> duckdb.DuckDBPyConnection:
+        if self.con is None:
+            raise RuntimeError("this export type runs without the lake")
+        return self.con
+
+    def record_export_sessions(self, records: list[ExportSessionRecord]) -> None:
+        """Export sessions to store with the job when it completes (never when it fails)."""
+        self.export_sessions.extend(records)
+
+    def on_rows(self, total: int) -> Callable[[int], None]:
+        """A writer callback that turns rows written into progress (and checks cancellation)."""
+
+        def _callback(done: int) -> None:
+            self.progress(5 + 90 * (done / total) if total else 50)
+
+        return _callback
+
+
+def users_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Users as Arrow, for DuckDB joins with the lake."""
+    return pa.Table.from_pylist(
+        rows,
+        schema=pa.schema(
+            [
+                ("user_id", pa.int32()),
+                ("username", pa.string()),
+                ("display_name", pa.string()),
+                ("email", pa.string()),
+                ("hourly_rate", pa.float64()),
+                ("active", pa.bool_()),
+                ("deleted_at", pa.timestamp("us", tz="UTC")),
+                ("can_log_in", pa.bool_()),
+            ]
+        ),
+    )

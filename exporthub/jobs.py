@@ -1,0 +1,399 @@
+"""The job service: start, cancel, remove, reset export sessions, retry, list and get.
+
+Every call takes the acting username and enforces membership, permission and project state here,
+so the UI and the CLI get the same rules. Each state-changing call writes one audit event, and so
+does each refusal. Reads write nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from exporthub import audit, lake
+from exporthub.access import get_project, get_user, require
+from exporthub.db import Database
+from exporthub.dispatch import Dispatcher
+from exporthub.errors import (
+    ExporthubError,
+    InvalidTransition,
+    JobAlreadyRunning,
+    NotFound,
+    ProjectNotClosed,
+)
+from exporthub.export_config import ExportDefinition, load_config, validate_variables
+from exporthub.models import ExportSession, File, Job, JobLog, Project, User, utcnow
+from exporthub.permissions import Permission
+from exporthub.settings import Settings
+from exporthub.states import (
+    ACTIVE_STATUSES,
+    CANCELLABLE_STATUSES,
+    CLOSED_PROJECT_STATUSES,
+    REMOVABLE_STATUSES,
+    RETRYABLE_STATUSES,
+    JobStatus,
+    LogLevel,
+)
+from exporthub.views import JobView, job_view
+
+
+class JobService:
+    """The job engine's public face. ``registry`` is the exporter registry (``exporters.REGISTRY``)."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        dispatcher: Dispatcher,
+        *,
+        registry: Any = None,
+        config: Mapping[str, ExportDefinition] | None = None,
+    ) -> None:
+        if registry is None:
+            from exporters import REGISTRY as registry  # the one place built-ins are registered
+        self.db = db
+        self.settings = settings
+        self.dispatcher = dispatcher
+        self.registry = registry
+        self.config = dict(config if config is not None else load_config(settings.export_config_path))
+        registry.check_config(self.config)
+
+    # ------------------------------------------------------------------ helpers
+    def definition(self, export_type: str) -> ExportDefinition:
+        if export_type not in self.config or export_type not in self.registry:
+            raise NotFound(f"Unknown export type: {export_type}")
+        return self.config[export_type]
+
+    def _refuse(self, exc: ExporthubError, *, action: str, actor: str, project: str | None, target: str | None):
+        with self.db.write() as s:
+            audit.record(
+                s, action=action, outcome=audit.Outcome.REFUSED, actor=actor, project=project,
+                target=target, detail=exc.message,
+            )
+        return exc
+
+    def zone_codes(self, project_slug: str) -> list[str]:
+        """The project's live zone codes, the options of the ``zones`` variable."""
+        con, _ = lake.open_project(self.settings, project_slug)
+        try:
+            rows = con.execute("SELECT code FROM zones WHERE NOT deleted ORDER BY code").fetchall()
+        finally:
+            con.close()
+        return [r[0] for r in rows]
+
+    def validate(self, project_slug: str, export_type: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+        """Validated variables for a type on a project (no permission check: validation only)."""
+        definition = self.definition(export_type)
+        dynamic = {}
+        if definition.variable("zones") is not None:
+            dynamic["zones"] = self.zone_codes(project_slug)
+        return validate_variables(definition, variables, dynamic_options=dynamic)
+
+    # ------------------------------------------------------------------ start
+    def start(
+        self,
+        username: str,
+        project_slug: str,
+        export_type: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        run_at: datetime | None = None,
+        action: str = "start",
+    ) -> JobView:
+        """Create a job (and its children, for publish) and hand it to the dispatcher.
+
+        Raises :class:`NotFound`, :class:`PermissionDenied`, :class:`ProjectNotClosed`,
+        :class:`InvalidVariable` or :class:`JobAlreadyRunning`; each refusal is audited.
+        """
+        try:
+            with self.db.read() as s:
+                user = get_user(s, username)
+                project = get_project(s, project_slug)
+                require(s, user, project, Permission.START)
+            definition = self.definition(export_type)
+            if not definition.allow_when_project_not_closed and project.status not in CLOSED_PROJECT_STATUSES:
+                raise ProjectNotClosed()
+            values = self.validate(project_slug, export_type, variables or {})
+            exporter = self.registry.get(export_type)
+            children = exporter.plan_children(values, frozenset(self.config))
+            for child in children:
+                self.definition(child.export_type)
+            if run_at is not None and run_at.tzinfo is None:
+                raise InvalidTransition("A scheduled time must carry a timezone")
+            scheduled = run_at is not None and run_at > utcnow()
+            with self.db.write() as s:
+                parent = self._insert_job(
+                    s, project, user, export_type, values,
+                    status=JobStatus.WAITING if children or scheduled else JobStatus.READY,
+                    run_at=run_at if scheduled else None,
+                )
+                child_jobs = [
+                    self._insert_job(s, project, user, c.export_type, c.variables, status=JobStatus.READY,
+                                     parent_id=parent.id)
+                    for c in children
+                ]
+                audit.record(
+                    s, action=action, actor=username, project=project_slug, target=f"job:{parent.id}",
+                    detail=f"{export_type} {values}",
+                )
+                job_id = parent.id
+                child_ids = [c.id for c in child_jobs]
+        except ExporthubError as exc:
+            raise self._refuse(exc, action=action, actor=username, project=project_slug, target=export_type)
+        if not child_ids:
+            self.dispatcher.enqueue(job_id, eta=run_at if scheduled else None)
+        for child_id in child_ids:
+            self.dispatcher.enqueue(child_id)
+        return self.get(username, job_id)
+
+    def _insert_job(
+        self,
+        s: Session,
+        project: Project,
+        user: User,
+        export_type: str,
+        values: dict[str, Any],
+        *,
+        status: JobStatus,
+        run_at: datetime | None = None,
+        parent_id: int | None = None,
+    ) -> Job:
+        job = Job(
+            project_id=project.id, export_type=export_type, status=str(status), progress=0,
+            variables=values, user_id=user.id, parent_id=parent_id, run_at=run_at,
+            cancel_requested=False, export_sessions_reset=False, attempt=0, created_at=utcnow(),
+        )
+        s.add(job)
+        try:
+            with s.begin_nested():
+                s.flush()
+        except IntegrityError:
+            # The partial unique index said no: another active job of this type exists.
+            raise JobAlreadyRunning(export_type) from None
+        if run_at is not None:
+            s.add(JobLog(job_id=job.id, time=utcnow(), level=LogLevel.INFO, message=f"Scheduled for {run_at.isoformat()}"))
+        return job
+
+    def retry(self, username: str, job_id: int) -> JobView:
+        """Start a new job with the same type and variables as a failed or cancelled one."""
+        with self.db.read() as s:
+            job = self._job(s, job_id)
+            slug, export_type, variables, status = job.project.slug, job.export_type, dict(job.variables), job.status
+        if JobStatus(status) not in RETRYABLE_STATUSES:
+            exc = InvalidTransition(f"Only failed or cancelled jobs can be retried; job {job_id} is {status}")
+            raise self._refuse(exc, action="retry", actor=username, project=slug, target=f"job:{job_id}")
+        return self.start(username, slug, export_type, variables, action="retry")
+
+    # ------------------------------------------------------------------ cancel / remove / reset
+    def cancel(self, username: str, job_id: int) -> JobView:
+        """Cancel a waiting, ready or running job (running ones stop cooperatively, within seconds)."""
+        slug = None
+        try:
+            with self.db.write() as s:
+                job = self._job(s, job_id)
+                slug = job.project.slug
+                require(s, get_user(s, username), job.project, Permission.CANCEL)
+                if JobStatus(job.status) not in CANCELLABLE_STATUSES:
+                    raise InvalidTransition(f"Job {job_id} is {job.status} and can no longer be cancelled")
+                cancel_tree(s, job, reason=f"Cancelled by {username}")
+                audit.record(s, action="cancel", actor=username, project=slug, target=f"job:{job_id}")
+        except ExporthubError as exc:
+            raise self._refuse(exc, action="cancel", actor=username, project=slug, target=f"job:{job_id}")
+        return self.get(username, job_id)
+
+    def remove(self, username: str, job_id: int) -> JobView:
+        """Delete a finished job's files and hide it; the row stays for the audit trail."""
+        slug = None
+        try:
+            with self.db.write() as s:
+                job = self._job(s, job_id)
+                slug = job.project.slug
+                require(s, get_user(s, username), job.project, Permission.REMOVE)
+                if job.removed_at is not None:
+                    raise InvalidTransition(f"Job {job_id} was already removed")
+                if JobStatus(job.status) not in REMOVABLE_STATUSES:
+                    raise InvalidTransition(f"Job {job_id} is {job.status}; cancel it before removing it")
+                if job.parent_id is not None:
+                    raise InvalidTransition(f"Job {job_id} belongs to job {job.parent_id}; remove that one")
+                for target in [job, *self._children(s, job.id)]:
+                    delete_job_files(s, self.settings, target)
+                    target.removed_at = utcnow()
+                audit.record(s, action="remove", actor=username, project=slug, target=f"job:{job_id}")
+        except ExporthubError as exc:
+            raise self._refuse(exc, action="remove", actor=username, project=slug, target=f"job:{job_id}")
+        return self._view(job_id, with_log=True)
+
+    def reset_export_sessions(self, username: str, job_id: int) -> JobView:
+        """Forget the export sessions a job recorded, so "only new since last export" sees its rows again."""
+        slug = None
+        try:
+            with self.db.write() as s:
+                job = self._job(s, job_id)
+                slug = job.project.slug
+                require(s, get_user(s, username), job.project, Permission.RESET_EXPORT_SESSIONS)
+                if job.export_sessions_reset:
+                    raise InvalidTransition(f"Job {job_id}'s export sessions were already reset")
+                count = s.scalar(select(func.count()).select_from(ExportSession).where(ExportSession.job_id == job.id))
+                if not count:
+                    raise InvalidTransition(f"Job {job_id} recorded no export sessions")
+                s.query(ExportSession).filter(ExportSession.job_id == job.id).delete()
+                job.export_sessions_reset = True
+                s.add(JobLog(job_id=job.id, time=utcnow(), level=LogLevel.INFO,
+                             message=f"Export sessions reset by {username} ({count} zones)"))
+                audit.record(s, action="reset-sessions", actor=username, project=slug, target=f"job:{job_id}",
+                             detail=f"{count} export sessions deleted")
+        except ExporthubError as exc:
+            raise self._refuse(exc, action="reset-sessions", actor=username, project=slug, target=f"job:{job_id}")
+        return self.get(username, job_id)
+
+    # ------------------------------------------------------------------ reads
+    def list(
+        self,
+        username: str,
+        project_slug: str,
+        *,
+        types: Sequence[str] | None = None,
+        statuses: Sequence[str] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        top_level_only: bool = False,
+    ) -> list[JobView]:
+        """The project's jobs, newest first, without removed ones. Needs ``exports.view``."""
+        with self.db.read() as s:
+            user = get_user(s, username)
+            project = get_project(s, project_slug)
+            require(s, user, project, Permission.VIEW)
+            stmt = (
+                select(Job).where(Job.project_id == project.id, Job.removed_at.is_(None))
+                .order_by(Job.id.desc()).limit(limit).offset(offset)
+            )
+            if types:
+                stmt = stmt.where(Job.export_type.in_(list(types)))
+            if statuses:
+                stmt = stmt.where(Job.status.in_(list(statuses)))
+            if top_level_only:
+                stmt = stmt.where(Job.parent_id.is_(None))
+            jobs = s.scalars(stmt).all()
+            return [self._build_view(s, job) for job in jobs]
+
+    def count(self, username: str, project_slug: str, *, types: Sequence[str] | None = None,
+              statuses: Sequence[str] | None = None, top_level_only: bool = False) -> int:
+        with self.db.read() as s:
+            project = get_project(s, project_slug)
+            require(s, get_user(s, username), project, Permission.VIEW)
+            stmt = select(func.count()).select_from(Job).where(Job.project_id == project.id, Job.removed_at.is_(None))
+            if types:
+                stmt = stmt.where(Job.export_type.in_(list(types)))
+            if statuses:
+                stmt = stmt.where(Job.status.in_(list(statuses)))
+            if top_level_only:
+                stmt = stmt.where(Job.parent_id.is_(None))
+            return int(s.scalar(stmt) or 0)
+
+    def get(self, username: str, job_id: int) -> JobView:
+        """One job with its log, files and children. Needs ``exports.view`` on its project."""
+        with self.db.read() as s:
+            job = self._job(s, job_id)
+            require(s, get_user(s, username), job.project, Permission.VIEW)
+            if job.removed_at is not None:
+                raise NotFound(f"Job {job_id} was removed")
+        return self._view(job_id, with_log=True)
+
+    def _view(self, job_id: int, *, with_log: bool) -> JobView:
+        with self.db.read() as s:
+            return self._build_view(s, self._job(s, job_id), with_log=with_log)
+
+    def _build_view(self, s: Session, job: Job, *, with_log: bool = False) -> JobView:
+        return build_view(s, self.settings, job, with_log=with_log)
+
+    @staticmethod
+    def _job(s: Session, job_id: int) -> Job:
+        job = s.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"Unknown job: {job_id}")
+        return job
+
+    @staticmethod
+    def _children(s: Session, job_id: int) -> list[Job]:
+        return list(s.scalars(select(Job).where(Job.parent_id == job_id).order_by(Job.id)))
+
+    def latest_by_type(self, username: str, project_slug: str) -> dict[str, JobView]:
+        """The newest top-level job of each type (for the hub's cards)."""
+        with self.db.read() as s:
+            project = get_project(s, project_slug)
+            require(s, get_user(s, username), project, Permission.VIEW)
+            newest = (
+                select(func.max(Job.id)).where(Job.project_id == project.id, Job.removed_at.is_(None),
+                                               Job.parent_id.is_(None))
+                .group_by(Job.export_type)
+            )
+            jobs = s.scalars(select(Job).where(Job.id.in_(newest))).all()
+            return {job.export_type: self._build_view(s, job) for job in jobs}
+
+    def permissions(self, username: str, project_slug: str) -> frozenset[Permission]:
+        from exporthub.access import permissions_on
+
+        with self.db.read() as s:
+            return permissions_on(s, get_user(s, username), get_project(s, project_slug))
+
+
+# ---------------------------------------------------------------------- shared by the engine
+
+
+def build_view(s: Session, settings: Settings, job: Job, *, with_log: bool = False) -> JobView:
+    """A detached snapshot of a job (with its log and children when ``with_log``); no permission check."""
+    files = list(s.scalars(select(File).where(File.job_id == job.id).order_by(File.id)))
+    logs = list(s.scalars(select(JobLog).where(JobLog.job_id == job.id).order_by(JobLog.id)))
+    children: tuple[JobView, ...] = ()
+    if with_log:
+        kids = s.scalars(select(Job).where(Job.parent_id == job.id).order_by(Job.id))
+        children = tuple(build_view(s, settings, c) for c in kids)
+    sessions = s.scalar(select(func.count()).select_from(ExportSession).where(ExportSession.job_id == job.id))
+    return job_view(job, files=files, logs=logs, files_dir=settings.files_dir, with_log=with_log,
+                    children=children, export_session_count=int(sessions or 0))
+
+
+
+def finish(s: Session, job: Job, status: JobStatus, *, error: str | None = None) -> None:
+    """Move a job to a finished state (the caller holds a write transaction)."""
+    job.status = str(status)
+    job.finished_at = utcnow()
+    if error is not None:
+        job.error = error
+    if status is JobStatus.COMPLETED:
+        job.progress = 100
+
+
+def cancel_tree(s: Session, job: Job, *, reason: str) -> None:
+    """Cancel a job and its active children. Running ones get the flag; the runner finishes them."""
+    for target in [job, *s.scalars(select(Job).where(Job.parent_id == job.id))]:
+        status = JobStatus(target.status)
+        if status not in ACTIVE_STATUSES:
+            continue
+        target.cancel_requested = True
+        if status is not JobStatus.RUNNING:
+            finish(s, target, JobStatus.CANCELLED)
+        s.add(JobLog(job_id=target.id, time=utcnow(), level=LogLevel.INFO, message=reason))
+
+
+def delete_job_files(s: Session, settings: Settings, job: Job) -> int:
+    """Delete a job's files from disk and mark their rows deleted. Returns how many."""
+    count = 0
+    for f in s.scalars(select(File).where(File.job_id == job.id, File.deleted_at.is_(None))):
+        (settings.files_dir / f.storage_key).unlink(missing_ok=True)
+        f.deleted_at = utcnow()
+        count += 1
+    shutil.rmtree(job_folder(settings, job), ignore_errors=True)
+    return count
+
+
+def job_folder(settings: Settings, job: Job) -> Path:
+    """``files/<project>/<type>/<job id>/``: files grouped by job and type, as the UI shows them."""
+    return settings.files_dir / job.project.slug / job.export_type / str(job.id)

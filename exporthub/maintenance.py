@@ -1,0 +1,100 @@
+"""Housekeeping that keeps the job table honest: the reaper and the queue sweep.
+
+Run at worker start, periodically on every worker, and from the web app, so that a killed sole
+worker never leaves a job ``running`` with nobody to notice.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from exporthub import audit
+from exporthub.db import Database
+from exporthub.dispatch import Dispatcher
+from exporthub.jobs import finish, job_folder
+from exporthub.models import Job, JobLog, utcnow
+from exporthub.runner import PARTIAL_DIR, after_job_finished
+from exporthub.settings import Settings
+from exporthub.states import JobStatus, LogLevel
+
+log = logging.getLogger(__name__)
+
+WORKER_LOST = "worker lost"
+# A ready job nobody claimed for this long is handed to the queue again (the queue may have lost it).
+REQUEUE_AFTER = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class TickResult:
+    reaped: list[int]
+    promoted: list[int]
+    requeued: list[int]
+
+
+def reap_stale(db: Database, settings: Settings, dispatcher: Dispatcher) -> list[int]:
+    """Fail running jobs whose heartbeat is older than the lease, with "worker lost"."""
+    cutoff = utcnow() - timedelta(seconds=settings.job_lease_seconds)
+    reaped: list[int] = []
+    with db.write() as s:
+        stale = s.scalars(
+            select(Job).where(Job.status == JobStatus.RUNNING, Job.heartbeat_at < cutoff)
+        ).all()
+        for job in stale:
+            finish(s, job, JobStatus.FAILED, error=WORKER_LOST)
+            s.add(JobLog(job_id=job.id, time=utcnow(), level=LogLevel.ERROR,
+                         message=f"Worker {job.worker_id} stopped sending heartbeats; job failed: {WORKER_LOST}"))
+            audit.record(s, action="reap", actor=None, project=job.project.slug, target=f"job:{job.id}",
+                         detail=WORKER_LOST)
+            shutil.rmtree(job_folder(settings, job) / PARTIAL_DIR, ignore_errors=True)
+            reaped.append(job.id)
+    for job_id in reaped:
+        log.warning("job %s: %s", job_id, WORKER_LOST)
+        after_job_finished(db, job_id, dispatcher)
+    return reaped
+
+
+def promote_due(db: Database, dispatcher: Dispatcher) -> list[int]:
+    """Scheduled jobs whose time has come become ready and are queued (a backstop for the queue's eta)."""
+    now = utcnow()
+    with db.write() as s:
+        due = s.scalars(
+            select(Job).where(Job.status == JobStatus.WAITING, Job.run_at.is_not(None), Job.run_at <= now)
+        ).all()
+        ids = []
+        for job in due:
+            job.status = str(JobStatus.READY)
+            ids.append(job.id)
+    for job_id in ids:
+        dispatcher.enqueue(job_id)
+    return ids
+
+
+def requeue_stale_ready(db: Database, dispatcher: Dispatcher) -> list[int]:
+    """Hand ready jobs that nobody claimed back to the queue; claiming is atomic, so twice is harmless."""
+    cutoff = utcnow() - REQUEUE_AFTER
+    with db.read() as s:
+        ids = list(
+            s.scalars(
+                select(Job.id).where(
+                    Job.status == JobStatus.READY, Job.created_at < cutoff,
+                    (Job.run_at.is_(None)) | (Job.run_at < cutoff),
+                )
+            )
+        )
+    for job_id in ids:
+        dispatcher.enqueue(job_id)
+    return ids
+
+
+def tick(db: Database, settings: Settings, dispatcher: Dispatcher) -> TickResult:
+    """One round of housekeeping."""
+    return TickResult(
+        reaped=reap_stale(db, settings, dispatcher),
+        promoted=promote_due(db, dispatcher),
+        requeued=requeue_stale_ready(db, dispatcher),
+    )

@@ -1,0 +1,354 @@
+"""Runs one job in this process: claim, execute the exporter, publish its files, finish.
+
+Huey cannot stop a task it is running, so cancellation is the job row's flag: a watcher thread polls
+it, sets the context's cancel event and interrupts the DuckDB query in flight. The same thread
+writes the heartbeat that the reaper (``exporthub.maintenance``) uses to detect a lost worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import mimetypes
+import os
+import shutil
+import socket
+import threading
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from sqlalchemy import func, select, update
+
+from exporthub import lake
+from exporthub.context import JobContext, JobReporter, ProjectInfo, users_table
+from exporthub.db import Database
+from exporthub.dispatch import Dispatcher
+from exporthub.errors import Cancelled
+from exporthub.export_config import ExportDefinition, load_config, resolve_date_window
+from exporthub.jobs import build_view, cancel_tree, finish, job_folder
+from exporthub.lake import fsync_dir
+from exporthub.models import ExportSession, File, Job, JobLog, User, utcnow
+from exporthub.settings import Settings
+from exporthub.states import ACTIVE_STATUSES, JobStatus, LogLevel
+
+log = logging.getLogger(__name__)
+
+PARTIAL_DIR = ".partial"  # the job's private work folder; never served, deleted on failure
+
+CONTENT_TYPES = {
+    ".csv": "text/csv",
+    ".json": "application/json",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".parquet": "application/vnd.apache.parquet",
+    ".pdf": "application/pdf",
+    ".zip": "application/zip",
+}
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+class _DbReporter(JobReporter):
+    def __init__(self, db: Database, job_id: int) -> None:
+        self.db, self.job_id = db, job_id
+
+    def progress(self, percent: int) -> None:
+        with self.db.write() as s:
+            s.execute(
+                update(Job).where(Job.id == self.job_id, Job.status == JobStatus.RUNNING).values(progress=percent)
+            )
+
+    def log(self, level: LogLevel, message: str) -> None:
+        with self.db.write() as s:
+            s.add(JobLog(job_id=self.job_id, time=utcnow(), level=str(level), message=message))
+
+    def cancel_requested(self) -> bool:
+        with self.db.read() as s:
+            return bool(s.scalar(select(Job.cancel_requested).where(Job.id == self.job_id)))
+
+
+@dataclass
+class _Watch:
+    """The watcher thread's state for one running job."""
+
+    ctx: JobContext
+    stop: threading.Event
+    shutdown_reason: str | None = None
+
+
+_running: dict[int, _Watch] = {}
+_running_lock = threading.Lock()
+
+
+def interrupt_running(reason: str) -> list[int]:
+    """Stop every job running in this process (worker shutdown); they end failed with ``reason``."""
+    with _running_lock:
+        watches = list(_running.items())
+    for job_id, watch in watches:
+        watch.shutdown_reason = reason
+        watch.ctx.cancel_event.set()
+        if watch.ctx.con is not None:
+            watch.ctx.con.interrupt()
+    return [job_id for job_id, _ in watches]
+
+
+def _watch(db: Database, settings: Settings, job_id: int, worker_id: str, watch: _Watch) -> None:
+    ctx = watch.ctx
+    last_beat = 0.0
+    import time
+
+    while not watch.stop.wait(0.25):
+        try:
+            if ctx.reporter.cancel_requested():
+                ctx.cancel_event.set()
+                if ctx.con is not None:
+                    ctx.con.interrupt()
+            now = time.monotonic()
+            if now - last_beat >= settings.heartbeat_seconds:
+                with db.write() as s:
+                    s.execute(
+                        update(Job)
+                        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.worker_id == worker_id)
+                        .values(heartbeat_at=utcnow())
+                    )
+                last_beat = now
+        except Exception:  # a DB hiccup must not kill the watcher; the next round retries
+            log.exception("watcher of job %s", job_id)
+
+
+def _promote_if_due(db: Database, job_id: int) -> None:
+    with db.write() as s:
+        job = s.get(Job, job_id)
+        if job is None or job.status != JobStatus.WAITING:
+            return
+        if job.run_at is not None and job.run_at > utcnow():
+            return
+        children = s.scalars(select(Job.status).where(Job.parent_id == job_id)).all()
+        if any(JobStatus(c) in ACTIVE_STATUSES for c in children):
+            return
+        job.status = str(JobStatus.READY)
+
+
+def _claim(db: Database, job_id: int, worker_id: str) -> bool:
+    now = utcnow()
+    with db.write() as s:
+        result = s.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.READY, Job.cancel_requested.is_(False))
+            .values(status=str(JobStatus.RUNNING), started_at=now, heartbeat_at=now, worker_id=worker_id,
+                    attempt=Job.attempt + 1, progress=0)
+        )
+        return bool(result.rowcount)
+
+
+def _build_context(db: Database, settings: Settings, job_id: int, definition_of: Any) -> tuple[JobContext, Any]:
+    with db.read() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        project = ProjectInfo(job.project.id, job.project.slug, job.project.name, job.project.timezone,
+                              job.project.status)
+        definition: ExportDefinition = definition_of(job.export_type)
+        started = job.started_at or utcnow()
+        variables = dict(job.variables or {})
+        folder = job_folder(settings, job)
+        username = job.user.username
+        users = [
+            {"user_id": u.id, "username": u.username, "display_name": u.display_name, "email": u.email,
+             "hourly_rate": u.hourly_rate, "active": u.active, "deleted_at": u.deleted_at,
+             "can_log_in": u.password_hash is not None}
+            for u in s.scalars(select(User).order_by(User.id))
+        ]
+        child_ids = s.scalars(select(Job.id).where(Job.parent_id == job_id).order_by(Job.id)).all()
+        # Incremental exports start after the highest scan id already exported per zone.
+        watermarks = dict(
+            s.execute(
+                select(ExportSession.zone_id, func.max(ExportSession.watermark_scan_id))
+                .where(ExportSession.project_id == job.project_id, ExportSession.export_type == job.export_type)
+                .group_by(ExportSession.zone_id)
+            ).all()
+        )
+    ctx = JobContext(
+        job_id=job_id, export_type=definition.type, definition=definition, variables=variables,
+        project=project, user=username, settings=settings, started_at=started,
+        window=resolve_date_window(variables, project.timezone, started),
+        workdir=folder / PARTIAL_DIR, reporter=_DbReporter(db, job_id), previous_watermarks=watermarks,
+    )
+    if child_ids:
+        with db.read() as s:
+            ctx.children = [build_view(s, settings, s.get(Job, cid)) for cid in child_ids]
+    return ctx, users
+
+
+def run_job(
+    db: Database,
+    settings: Settings,
+    job_id: int,
+    *,
+    dispatcher: Dispatcher,
+    worker_id: str | None = None,
+    registry: Any = None,
+    config: dict[str, ExportDefinition] | None = None,
+) -> JobStatus | None:
+    """Run the job if it can run now. Returns its final status, or ``None`` if it was not claimable
+    (already taken by another worker, cancelled, scheduled for later or waiting on children)."""
+    if registry is None:
+        from exporters import REGISTRY as registry
+    config = config if config is not None else load_config(settings.export_config_path)
+    worker_id = worker_id or default_worker_id()
+    _promote_if_due(db, job_id)
+    if not _claim(db, job_id, worker_id):
+        return None
+    ctx, users = _build_context(db, settings, job_id, lambda t: config[t])
+    exporter = registry.get(ctx.export_type)
+    watch = _Watch(ctx=ctx, stop=threading.Event())
+    shutil.rmtree(ctx.workdir, ignore_errors=True)
+    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    status, error = JobStatus.FAILED, None
+    try:
+        if exporter.uses_lake:
+            ctx.con, ctx.snapshot = lake.open_project(settings, ctx.project.slug)
+            ctx.con.register("_users_arrow", users_table(users))
+            ctx.con.execute("CREATE OR REPLACE VIEW users AS SELECT * FROM _users_arrow")
+        with _running_lock:
+            _running[job_id] = watch
+        threading.Thread(target=_watch, args=(db, settings, job_id, worker_id, watch), daemon=True,
+                         name=f"job-{job_id}-watch").start()
+        ctx.info(f"Started on {worker_id}")
+        exporter.run(ctx)
+        ctx.check_cancelled()
+        status = JobStatus.COMPLETED
+    except (Cancelled, duckdb.InterruptException) as exc:
+        if watch.shutdown_reason:
+            status, error = JobStatus.FAILED, watch.shutdown_reason
+        elif ctx.cancel_event.is_set():
+            status = JobStatus.CANCELLED
+        else:
+            status, error = JobStatus.FAILED, f"Interrupted: {exc}"
+    except Exception as exc:
+        status, error = JobStatus.FAILED, _describe(exc)
+        log.warning("job %s failed:\n%s", job_id, traceback.format_exc())
+    finally:
+        watch.stop.set()
+        with _running_lock:
+            _running.pop(job_id, None)
+        if ctx.con is not None:
+            ctx.con.close()
+    return _conclude(db, settings, ctx, worker_id, status, error, dispatcher)
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) < 2000 else text[:2000] + "…"
+
+
+def _conclude(db: Database, settings: Settings, ctx: JobContext, worker_id: str, status: JobStatus,
+              error: str | None, dispatcher: Dispatcher) -> JobStatus:
+    published: list[Path] = []
+    try:
+        if status is JobStatus.COMPLETED:
+            try:
+                published = _publish_files(ctx)
+            except OSError as exc:
+                status, error = JobStatus.FAILED, f"Could not store the files: {exc}"
+        with db.write() as s:
+            job = s.get(Job, ctx.job_id)
+            assert job is not None
+            if job.status != JobStatus.RUNNING or job.worker_id != worker_id:
+                # The reaper (or a shutdown) already finished it: our output must not appear.
+                status = JobStatus(job.status)
+                for path in published:
+                    path.unlink(missing_ok=True)
+                published = []
+            else:
+                if status is JobStatus.COMPLETED:
+                    _record_files(s, settings, job, published)
+                    for rec in ctx.export_sessions:
+                        s.add(ExportSession(job_id=job.id, project_id=job.project_id, export_type=job.export_type,
+                                            zone_id=rec.zone_id, watermark_scan_id=rec.watermark_scan_id,
+                                            scan_count=rec.scan_count, created_at=utcnow()))
+                    message = "Completed" + (f" with {len(published)} file(s)" if published else "")
+                    s.add(JobLog(job_id=job.id, time=utcnow(), level=LogLevel.INFO, message=message))
+                elif status is JobStatus.CANCELLED:
+                    s.add(JobLog(job_id=job.id, time=utcnow(), level=LogLevel.INFO, message="Cancelled while running; partial output deleted"))
+                else:
+                    s.add(JobLog(job_id=job.id, time=utcnow(), level=LogLevel.ERROR, message=error or "Failed"))
+                finish(s, job, status, error=error if status is JobStatus.FAILED else None)
+    except Exception:
+        for path in published:
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(ctx.workdir, ignore_errors=True)
+    after_job_finished(db, ctx.job_id, dispatcher)
+    return status
+
+
+def _publish_files(ctx: JobContext) -> list[Path]:
+    """fsync each output in the work folder and rename it into the job folder."""
+    target = ctx.workdir.parent
+    published: list[Path] = []
+    for path in sorted(ctx.workdir.iterdir()):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        with open(path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        final = target / path.name
+        os.replace(path, final)
+        published.append(final)
+    fsync_dir(target)
+    return published
+
+
+def _record_files(s: Any, settings: Settings, job: Job, paths: list[Path]) -> None:
+    for path in paths:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        st = path.stat()
+        s.add(File(
+            job_id=job.id, project_id=job.project_id, export_type=job.export_type, name=path.name,
+            content_type=CONTENT_TYPES.get(path.suffix, mimetypes.guess_type(path.name)[0] or "application/octet-stream"),
+            size=st.st_size, sha256=digest.hexdigest(), storage_key=str(path.relative_to(settings.files_dir)),
+            mtime_ns=st.st_mtime_ns, created_at=utcnow(), download_count=0,
+        ))
+
+
+def after_job_finished(db: Database, job_id: int, dispatcher: Dispatcher) -> None:
+    """Wake the parent when its last child ends: ready if all completed, failed if one did not."""
+    with db.write() as s:
+        job = s.get(Job, job_id)
+        if job is None or job.parent_id is None:
+            return
+        parent = s.get(Job, job.parent_id)
+        if parent is None or parent.status != JobStatus.WAITING:
+            return
+        children = list(s.scalars(select(Job).where(Job.parent_id == parent.id)))
+        bad = [c for c in children if c.status in (JobStatus.FAILED, JobStatus.CANCELLED)]
+        if bad:
+            first = bad[0]
+            reason = f"Child job {first.id} ({first.export_type}) {first.status}"
+            if first.error:
+                reason += f": {first.error}"
+            for child in children:
+                cancel_tree(s, child, reason=f"Cancelled because {reason.lower()}")
+            finish(s, parent, JobStatus.FAILED, error=reason)
+            s.add(JobLog(job_id=parent.id, time=utcnow(), level=LogLevel.ERROR, message=reason))
+            return
+        if all(c.status == JobStatus.COMPLETED for c in children):
+            parent.status = str(JobStatus.READY)
+            parent_id = parent.id
+        else:
+            return
+    dispatcher.enqueue(parent_id)
+
+
+
+def running_job_ids() -> list[int]:
+    """Jobs this process is running right now."""
+    with _running_lock:
+        return list(_running)

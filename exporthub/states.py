@@ -1,0 +1,54 @@
+"""Job states as data: the enum, the named sets and the allowed transitions."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    WAITING = "waiting"  # scheduled for later, or waiting on child jobs
+    READY = "ready"  # queued: a worker may pick it up
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+# "One active job per (project, type)" covers these; the partial unique index uses the same list.
+ACTIVE_STATUSES: frozenset[JobStatus] = frozenset({JobStatus.WAITING, JobStatus.READY, JobStatus.RUNNING})
+# Finished jobs never change state again; they can only be removed (hidden) or retried (as a new job).
+FINISHED_STATUSES: frozenset[JobStatus] = frozenset(
+    {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
+)
+CANCELLABLE_STATUSES = ACTIVE_STATUSES
+REMOVABLE_STATUSES = FINISHED_STATUSES
+# A completed job is not retried: its files are still there, start a new export instead.
+RETRYABLE_STATUSES: frozenset[JobStatus] = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
+
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.WAITING: frozenset({JobStatus.READY, JobStatus.CANCELLED, JobStatus.FAILED}),
+    JobStatus.READY: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED}),
+    JobStatus.RUNNING: frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}),
+    JobStatus.COMPLETED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
+}
+
+
+def can_transition(current: JobStatus, target: JobStatus) -> bool:
+    return target in TRANSITIONS[current]
+
+
+class ProjectStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+    PUBLISHED = "published"  # counts as closed
+
+
+CLOSED_PROJECT_STATUSES: frozenset[ProjectStatus] = frozenset({ProjectStatus.CLOSED, ProjectStatus.PUBLISHED})
+
+
+class LogLevel(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"

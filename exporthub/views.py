@@ -1,0 +1,149 @@
+"""Read-only snapshots of jobs and files, detached from the ORM, for the UI, the CLI and JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from exporthub.models import File, Job, JobLog
+from exporthub.states import JobStatus, LogLevel
+
+
+@dataclass(frozen=True)
+class FileView:
+    id: int
+    job_id: int
+    name: str
+    path: Path
+    size: int
+    sha256: str
+    content_type: str
+    download_count: int
+    created: datetime
+
+    @classmethod
+    def of(cls, f: File, files_dir: Path) -> FileView:
+        return cls(
+            id=f.id,
+            job_id=f.job_id,
+            name=f.name,
+            path=(files_dir / f.storage_key).resolve(),
+            size=f.size,
+            sha256=f.sha256,
+            content_type=f.content_type,
+            download_count=f.download_count,
+            created=f.created_at,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "path": str(self.path),
+            "size": self.size,
+            "sha256": self.sha256,
+            "content_type": self.content_type,
+        }
+
+
+@dataclass(frozen=True)
+class LogView:
+    time: datetime
+    level: LogLevel
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"time": iso(self.time), "level": str(self.level), "message": self.message}
+
+
+@dataclass(frozen=True)
+class JobView:
+    id: int
+    type: str
+    project: str
+    user: str
+    status: JobStatus
+    progress: int
+    variables: dict[str, Any]
+    warnings: tuple[str, ...]
+    error: str | None
+    created: datetime
+    started: datetime | None
+    finished: datetime | None
+    run_at: datetime | None
+    parent_id: int | None
+    cancel_requested: bool
+    export_sessions_reset: bool
+    removed: bool
+    files: tuple[FileView, ...] = ()
+    log: tuple[LogView, ...] = ()
+    children: tuple[JobView, ...] = ()
+    export_session_count: int = 0
+
+    @property
+    def has_warnings(self) -> bool:
+        return bool(self.warnings)
+
+    def to_json(self, *, with_log: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "type": self.type,
+            "project": self.project,
+            "user": self.user,
+            "status": str(self.status),
+            "progress": int(self.progress),
+            "warnings": list(self.warnings),
+            "error": self.error,
+            "created": iso(self.created),
+            "started": iso(self.started),
+            "finished": iso(self.finished),
+            "files": [f.to_json() for f in self.files],
+        }
+        if with_log:
+            data["log"] = [entry.to_json() for entry in self.log]
+            data["children"] = [child.to_json() for child in self.children]
+        return data
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def job_view(
+    job: Job,
+    *,
+    files: list[File],
+    logs: list[JobLog],
+    files_dir: Path,
+    with_log: bool = False,
+    children: tuple[JobView, ...] = (),
+    export_session_count: int = 0,
+) -> JobView:
+    warnings = tuple(entry.message for entry in logs if entry.level == LogLevel.WARNING)
+    return JobView(
+        id=job.id,
+        type=job.export_type,
+        project=job.project.slug,
+        user=job.user.username,
+        status=JobStatus(job.status),
+        progress=job.progress,
+        variables=dict(job.variables or {}),
+        warnings=warnings,
+        error=job.error,
+        created=job.created_at,
+        started=job.started_at,
+        finished=job.finished_at,
+        run_at=job.run_at,
+        parent_id=job.parent_id,
+        cancel_requested=job.cancel_requested,
+        export_sessions_reset=job.export_sessions_reset,
+        removed=job.removed_at is not None,
+        files=tuple(FileView.of(f, files_dir) for f in files if f.deleted_at is None),
+        log=tuple(LogView(e.time, LogLevel(e.level), e.message) for e in logs) if with_log else (),
+        children=children,
+        export_session_count=export_session_count,
+    )
+
+
