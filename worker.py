@@ -24,9 +24,9 @@ log = logging.getLogger("exporthub.worker")
 
 def make_huey(settings: Settings) -> Huey:
     if settings.redis_url:
-        return RedisHuey("exporthub", url=settings.redis_url, utc=True)
+        return RedisHuey(settings.queue_name, url=settings.redis_url, utc=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey("exporthub", filename=str(settings.huey_path), utc=True, timeout=30)
+    return SqliteHuey(settings.queue_name, filename=str(settings.huey_path), utc=True, timeout=30)
 
 
 huey = make_huey(get_settings())

@@ -58,6 +58,7 @@ class Settings:
     data_dir: Path
     database_url: str
     redis_url: str | None
+    queue_name: str
     secret_key: str | None
     retention_days: int
     export_config_path: Path
@@ -135,6 +136,7 @@ def _load() -> Settings:
         data_dir=data_dir,
         database_url=database_url,
         redis_url=_env("REDIS_URL"),
+        queue_name=_env("QUEUE_NAME", "exporthub") or "exporthub",
         secret_key=_env("SECRET_KEY"),
         retention_days=_int("RETENTION_DAYS", 30, minimum=1),
         export_config_path=Path(_env("EXPORT_CONFIG", str(_SHIPPED_EXPORT_CONFIG))),  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ Settings come from the environment, as in production: fixtures set ``EXPORTHUB_*
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -73,3 +74,20 @@ def demo_hub(hub: Hub) -> Hub:
 
     create_demo(hub.db, hub.settings, scans=DEMO_SCANS, seed=7, anchor=ANCHOR)
     return hub
+
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A throw-away database on the machine's PostgreSQL server, dropped afterwards."""
+    import psycopg
+
+    name = f"exporthub_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    forget_databases()
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

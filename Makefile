@@ -1,0 +1,35 @@
+# The two commands of the README. Both install everything they need into .venv first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: up test install install-test system-deps
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# System packages: Chromium for the browser tests, poppler for PDF checks. Needs root (CI runs as root).
+system-deps:
+	@if ! command -v chromium >/dev/null || ! command -v pdftoppm >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null; \
+	  else \
+	    echo "Please install chromium and poppler-utils (e.g. sudo apt-get install chromium poppler-utils)"; exit 1; \
+	  fi; \
+	fi
+
+## Install everything and start the web app with its worker (demo data made on first run).
+up: install
+	$(VENV)/bin/exporthub up
+
+## Install everything and run the whole test suite.
+test: install system-deps
+	$(VENV)/bin/pytest

@@ -1,0 +1,146 @@
+"""The CLI contract that scripts and cron rely on: names, JSON shapes and exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from exporthub.cli import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+JOB_KEYS = {"id", "type", "project", "user", "status", "progress", "warnings", "error", "created", "started",
+            "finished", "files"}
+
+
+def test_export_inline_prints_the_job_object(demo_hub, capsys):
+    code, out, _ = run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst", "--inline",
+                       "--var", "format=parquet", "--json")
+    assert code == 0
+    job = json.loads(out)["job"]
+    assert set(job) == JOB_KEYS
+    assert job["status"] == "completed" and job["progress"] == 100 and isinstance(job["id"], int)
+    assert job["created"].endswith("Z") and job["finished"].endswith("Z")
+    (f,) = job["files"]
+    assert set(f) == {"id", "name", "path", "size", "sha256", "content_type"}
+    assert f["path"].startswith("/") and f["name"].endswith(".parquet")
+
+
+def test_job_adds_log_and_children(demo_hub, capsys):
+    run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst", "--inline", "--json")
+    code, out, _ = run(capsys, "job", "1", "--user", "analyst", "--json")
+    job = json.loads(out)["job"]
+    assert code == 0 and set(job) == JOB_KEYS | {"log", "children"}
+    assert {"time", "level", "message"} == set(job["log"][0]) and job["children"] == []
+
+
+def test_jobs_lists_newest_first(demo_hub, capsys):
+    for fmt in ("csv", "parquet"):
+        run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst", "--inline", "--var",
+            f"format={fmt}")
+    code, out, _ = run(capsys, "jobs", "--project", "demo-open", "--user", "viewer", "--json")
+    jobs = json.loads(out)["jobs"]
+    assert code == 0 and [j["id"] for j in jobs] == [2, 1]
+
+
+def test_export_without_mode_enqueues_and_returns(demo_hub, capsys, monkeypatch):
+    from exporthub import cli
+
+    queued: list[int] = []
+
+    class FakeQueue:
+        def enqueue(self, job_id, *, eta=None):
+            queued.append(job_id)
+
+    monkeypatch.setattr(cli, "queue_dispatcher", FakeQueue)
+    code, out, _ = run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst", "--json")
+    assert code == 0 and json.loads(out)["job"]["status"] == "ready" and queued == [1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("export", "scans", "--project", "demo-open", "--user", "viewer", "--inline"), "Permission denied"),
+        (("export", "scans", "--project", "demo-closed", "--user", "analyst", "--inline"), "Permission denied"),
+        (("export", "scans", "--project", "demo-open", "--user", "analyst", "--inline", "--var", "format=doc"),
+         "Invalid variable 'format'"),
+        (("export", "scans", "--project", "demo-open", "--user", "analyst", "--inline", "--var", "oops"),
+         "KEY=VALUE"),
+        (("export", "nope", "--project", "demo-open", "--user", "analyst", "--inline"), "Unknown export type"),
+        (("export", "scans", "--project", "nope", "--user", "analyst", "--inline"), "Unknown project"),
+        (("export", "scans", "--project", "demo-open", "--user", "nobody", "--inline"), "Unknown user"),
+        (("job", "999", "--user", "analyst"), "Unknown job"),
+        (("cancel", "999", "--user", "analyst"), "Unknown job"),
+    ],
+)
+def test_refusals_exit_2_with_message_on_stderr(demo_hub, capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and message in err and out == ""
+
+
+def test_already_running_exits_2(demo_hub, capsys, monkeypatch):
+    from exporthub import cli
+
+    monkeypatch.setattr(cli, "queue_dispatcher", lambda: type("Q", (), {"enqueue": lambda *a, **k: None})())
+    assert run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst")[0] == 0
+    code, _, err = run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst")
+    assert code == 2 and "Export job already running" in err
+
+
+def test_cancel_remove_reset_round(demo_hub, capsys):
+    run(capsys, "export", "scans", "--project", "demo-open", "--user", "manager", "--inline")
+    assert run(capsys, "reset-sessions", "1", "--user", "manager")[0] == 0
+    code, _, err = run(capsys, "reset-sessions", "1", "--user", "manager")
+    assert code == 2 and "already reset" in err
+    assert run(capsys, "cancel", "1", "--user", "manager")[0] == 2  # completed: too late
+    assert run(capsys, "remove", "1", "--user", "analyst")[0] == 2  # analyst may not remove
+    assert run(capsys, "remove", "1", "--user", "manager")[0] == 0
+
+
+def test_inline_job_that_fails_exits_1(demo_hub, capsys, monkeypatch):
+    from exporters import scans
+
+    def boom(self, ctx):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(scans.ScansExporter, "run", boom)
+    code, out, _ = run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst", "--inline",
+                       "--json")
+    job = json.loads(out)["job"]
+    assert code == 1 and job["status"] == "failed" and job["error"] == "disk on fire"
+
+
+def test_scheduled_export_waits(demo_hub, capsys, monkeypatch):
+    from exporthub import cli
+
+    monkeypatch.setattr(cli, "queue_dispatcher", lambda: type("Q", (), {"enqueue": lambda *a, **k: None})())
+    code, out, _ = run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst", "--at",
+                       "2099-01-01T08:00:00+01:00", "--json")
+    assert code == 0 and json.loads(out)["job"]["status"] == "waiting"
+    assert run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst", "--inline", "--at",
+               "2099-01-01T08:00:00")[0] == 2
+
+
+def test_demo_is_deterministic_for_seed_and_anchor(hub, capsys):
+    import duckdb
+
+    def digest() -> str:
+        glob = hub.settings.lake_dir / "demo-open" / "scans" / "part-*.parquet"
+        return duckdb.connect().execute(
+            f"SELECT md5(string_agg(scan_id || barcode || scanned_at, ',' ORDER BY scan_id)) FROM read_parquet('{glob}')"
+        ).fetchone()[0]
+
+    assert run(capsys, "demo", "--scans", "3000", "--seed", "5", "--anchor", "2026-06-30")[0] == 0
+    first = digest()
+    code, out, _ = run(capsys, "demo", "--scans", "3000", "--seed", "5", "--anchor", "2026-06-30")
+    assert code == 0 and "exists already" in out
+    assert run(capsys, "demo", "--scans", "3000", "--seed", "5", "--anchor", "2026-06-30", "--force")[0] == 0
+    assert digest() == first
+    assert run(capsys, "demo", "--scans", "3000", "--seed", "6", "--anchor", "2026-06-30", "--force")[0] == 0
+    assert digest() != first

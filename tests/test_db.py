@@ -1,0 +1,186 @@
+"""The metadata DB: migrations, the partial unique index, and concurrent writers, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import inspect, select, text
+
+from exporthub.db import Database
+from exporthub.errors import JobAlreadyRunning
+from exporthub.models import Base, Job
+from exporthub.states import JobStatus
+
+def test_sqlite_runs_in_wal_with_busy_timeout(hub):
+    with hub.db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == hub.settings.sqlite_busy_timeout_ms
+
+
+def test_migration_creates_every_model_table_and_the_partial_index(hub):
+    tables = set(inspect(hub.db.engine).get_table_names())
+    assert set(Base.metadata.tables) <= tables
+    raw = sqlite3.connect(hub.settings.data_dir / "exporthub.db")
+    (sql,) = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'uq_jobs_one_active_per_type'").fetchone()
+    assert "UNIQUE" in sql and "WHERE status IN ('ready', 'running', 'waiting')" in sql
+
+
+def test_model_columns_match_the_migration(hub):
+    insp = inspect(hub.db.engine)
+    for name, table in Base.metadata.tables.items():
+        migrated = {c["name"] for c in insp.get_columns(name)}
+        assert migrated == {c.name for c in table.columns}, name
+
+
+def test_migrate_twice_is_a_no_op(hub):
+    hub.db.migrate()
+    with hub.db.read() as s:
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+
+
+def _insert_active(db: Database, project_id: int, user_id: int) -> None:
+    with db.write() as s:
+        s.add(Job(project_id=project_id, export_type="scans", status="ready", progress=0, variables={},
+                  user_id=user_id, cancel_requested=False, export_sessions_reset=False, attempt=0))
+
+
+def _seed_project(db: Database) -> tuple[int, int]:
+    from exporthub.models import Project, User
+
+    with db.write() as s:
+        project = Project(slug="p", name="P", timezone="UTC", status="open")
+        user = User(username="u", display_name="U", active=True, is_admin=True, hourly_rate=0)
+        s.add_all([project, user])
+        s.flush()
+        return project.id, user.id
+
+
+def _assert_index_holds(db: Database) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    project_id, user_id = _seed_project(db)
+    _insert_active(db, project_id, user_id)
+    with pytest.raises(IntegrityError):
+        _insert_active(db, project_id, user_id)
+    with db.write() as s:
+        s.execute(text("UPDATE jobs SET status = 'completed'"))
+    _insert_active(db, project_id, user_id)  # a finished job does not count
+
+
+def test_partial_unique_index_on_sqlite(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'meta.db'}")
+    db.migrate()
+    _assert_index_holds(db)
+
+
+@pytest.mark.postgres
+def test_partial_unique_index_on_postgresql(pg_url):
+    db = Database(pg_url)
+    db.migrate()
+    with db.engine.connect() as conn:
+        definition = conn.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'uq_jobs_one_active_per_type'")
+        ).scalar()
+    assert "UNIQUE" in definition and "WHERE" in definition
+    _assert_index_holds(db)
+    db.dispose()
+
+
+def _race(hub_factory, n: int = 20) -> list:
+    service = hub_factory()
+    results: list = []
+
+    def attempt(_i: int):
+        try:
+            return service.start("manager", "demo-open", "scans", {"format": "csv"})
+        except JobAlreadyRunning as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        results = list(pool.map(attempt, range(n)))
+    return results
+
+
+def test_twenty_simultaneous_starts_give_one_job(demo_hub):
+    results = _race(demo_hub.service)
+    jobs = [r for r in results if not isinstance(r, Exception)]
+    assert len(jobs) == 1
+    assert sum(isinstance(r, JobAlreadyRunning) for r in results) == 19
+    with demo_hub.db.read() as s:
+        assert len(s.scalars(select(Job).where(Job.status == JobStatus.READY)).all()) == 1
+
+
+def _start_in_process(data_dir: str, database_url: str, barrier, queue) -> None:
+    import os
+
+    os.environ["EXPORTHUB_DATA_DIR"] = data_dir
+    if database_url:
+        os.environ["EXPORTHUB_DATABASE_URL"] = database_url
+    from exporthub.db import get_database
+    from exporthub.dispatch import RecordingDispatcher
+    from exporthub.jobs import JobService
+    from exporthub.settings import get_settings
+
+    settings = get_settings()
+    service = JobService(get_database(settings, migrate=False), settings, RecordingDispatcher())
+    barrier.wait()
+    try:
+        job = service.start("manager", "demo-open", "scans", {"format": "csv"})
+        queue.put(("ok", job.id))
+    except JobAlreadyRunning:
+        queue.put(("refused", None))
+    except Exception as exc:  # anything else (e.g. "database is locked") fails the test
+        queue.put(("error", repr(exc)))
+
+
+def _process_race(data_dir: str, database_url: str = "", n: int = 20) -> list[tuple[str, object]]:
+    ctx = multiprocessing.get_context("spawn")
+    barrier, queue = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=_start_in_process, args=(data_dir, database_url, barrier, queue)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    return results
+
+
+@pytest.mark.slow
+def test_twenty_processes_race_on_sqlite_without_lock_errors(demo_hub):
+    results = _process_race(str(demo_hub.settings.data_dir))
+    assert sorted(kind for kind, _ in results) == ["ok"] + ["refused"] * 19, results
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_twenty_processes_race_on_postgresql(tmp_path, monkeypatch, pg_url):
+    from conftest import make_hub
+
+    from exporthub.demo import create_demo
+
+    hub = make_hub(tmp_path, monkeypatch, DATABASE_URL=pg_url, SECRET_KEY="x" * 32)
+    create_demo(hub.db, hub.settings, scans=2_000, seed=1)
+    results = _process_race(str(hub.settings.data_dir), pg_url)
+    assert sorted(kind for kind, _ in results) == ["ok"] + ["refused"] * 19, results
+    hub.db.dispose()
+
+
+def test_concurrent_writers_do_not_hit_database_is_locked(demo_hub):
+    """Many threads writing progress and logs while jobs start: no 'database is locked'."""
+    from exporthub.models import JobLog, utcnow
+
+    job = demo_hub.service().start("manager", "demo-open", "scans", {"format": "csv"})
+
+    def write(i: int) -> None:
+        for _ in range(20):
+            with demo_hub.db.write() as s:
+                s.add(JobLog(job_id=job.id, time=utcnow(), level="info", message=f"w{i}"))
+                s.execute(text("UPDATE jobs SET progress = progress WHERE id = :id"), {"id": job.id})
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(write, range(8)))
+    with demo_hub.db.read() as s:
+        assert s.execute(text("SELECT count(*) FROM job_logs WHERE message LIKE 'w%'")).scalar() == 160
