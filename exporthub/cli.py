@@ -25,6 +25,10 @@ from exporthub.views import JobView
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_REFUSED = 0, 1, 2
 
+# Command groups that live in their own modules; each exposes ``register(subparsers)`` which adds
+# sub-commands whose ``func(args, settings) -> int`` follows the exit codes above.
+EXTRA_COMMAND_MODULES: tuple[str, ...] = ()
+
 
 class InlineDispatcher:
     """Runs queued jobs in this process, in order: children first, then their parent."""
@@ -255,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", default=None, help="recorded as the actor in the audit trail")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cleanup)
+
+    import importlib
+
+    for module in EXTRA_COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 

@@ -1,0 +1,383 @@
+"""XLSX writers: a streaming one for big data exports and a table one for small multi-sheet reports.
+
+Both use xlsxwriter in ``constant_memory`` mode (each row is flushed to disk once the next begins), write
+typed cells, neutralise text against formula injection and always write text with ``write_string``, and
+end with an "About" sheet.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import xlsxwriter
+from xlsxwriter.format import Format
+from xlsxwriter.worksheet import Worksheet
+
+from exporters._about import About, local_naive
+from exporters._result import RowCallback, WriteResult, removing_on_error
+from exporters._safety import neutralise_array, neutralise_text
+
+EXCEL_MAX_ROWS = 1_048_576
+CURRENCY = "#,##0.00"
+PERCENT = "0.0%"
+INTEGER = "#,##0"
+DATETIME = "yyyy-mm-dd hh:mm:ss"
+DATE = "yyyy-mm-dd"
+TIME = "hh:mm:ss"
+
+_MAX_WIDTH = 60
+_MIN_WIDTH = 6
+_WIDTH_SAMPLE = 1_000
+_MAX_STRING = 32_767  # Excel's cell limit; xlsxwriter truncates longer text
+_EXACT_INT = 2**53  # beyond this a double (Excel's only number) cannot hold an integer exactly
+_BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+_HEADER_STYLE = {"bold": True, "bg_color": "#DCE6F1", "border": 1, "border_color": "#8EA9DB"}
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """One sheet of a small report for :func:`write_xlsx_tables`.
+
+    ``totals`` maps column names to the values of a bold row under the data (e.g.
+    ``{"category": "Total", "amount": 1234.5}``); ``number_formats`` maps column names to Excel formats
+    such as :data:`CURRENCY`, :data:`PERCENT` or :data:`INTEGER`, applied to data and totals alike.
+    """
+
+    name: str
+    table: pa.Table
+    totals: Mapping[str, object] | None = None
+    number_formats: Mapping[str, str] = field(default_factory=dict)
+
+
+def write_xlsx(
+    path: Path,
+    schema: pa.Schema,
+    batches: Iterable[pa.RecordBatch],
+    *,
+    about: About,
+    sheet_name: str = "Data",
+    on_rows: RowCallback | None = None,
+    max_rows_per_sheet: int = EXCEL_MAX_ROWS,
+    number_formats: Mapping[str, str] | None = None,
+) -> WriteResult:
+    """Stream ``batches`` (all of ``schema``) into an XLSX at ``path``, then add an About sheet.
+
+    ``max_rows_per_sheet`` counts the header row. Beyond it the data continues on "Data (2)",
+    "Data (3)" … each with its own header, and the result carries a warning. Aware timestamps are shown
+    in ``about.timezone``. ``on_rows(rows_so_far)`` runs after each batch; what it raises propagates and
+    the file is removed. Raises ``ValueError`` if ``max_rows_per_sheet`` < 2 or the schema has no columns.
+    """
+    if max_rows_per_sheet < 2:
+        raise ValueError("max_rows_per_sheet must leave room for the header and one row")
+    if not schema.names:
+        raise ValueError("cannot write a sheet with no columns")
+    columns = _Columns(schema, number_formats or {})
+    sheets: list[_DataSheet] = []
+    rows = 0
+    with removing_on_error(path), _Book(path, about) as book:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            prepared = columns.prepare(batch, about.timezone)
+            if not sheets:
+                columns.estimate_widths(prepared)
+            offset = 0
+            while offset < batch.num_rows:
+                if not sheets or sheets[-1].rows_left(max_rows_per_sheet) == 0:
+                    name = _sheet_name(sheet_name, len(sheets) + 1)
+                    sheets.append(_DataSheet(book, name, columns))
+                take = min(sheets[-1].rows_left(max_rows_per_sheet), batch.num_rows - offset)
+                part = prepared if take == batch.num_rows else [c[offset : offset + take] for c in prepared]
+                sheets[-1].write(part)
+                offset += take
+            rows += batch.num_rows
+            if on_rows is not None:
+                on_rows(rows)
+        if not sheets:  # an empty export still shows its header
+            sheets.append(_DataSheet(book, _sheet_name(sheet_name, 1), columns))
+        for sheet in sheets:
+            sheet.finish()
+        warnings = columns.warnings()
+        if len(sheets) > 1:
+            warnings.append(
+                f"{rows:,} rows split across {len(sheets)} sheets at Excel's row limit "
+                f"({max_rows_per_sheet - 1:,} data rows per sheet)"
+            )
+        book.close(taken={s.name for s in sheets})
+    return WriteResult(paths=[path], rows=rows, warnings=warnings)
+
+
+def write_xlsx_tables(
+    path: Path, sheets: Sequence[Sheet | tuple[str, pa.Table]], *, about: About
+) -> WriteResult:
+    """Write small tables, one styled sheet each (``(name, table)`` pairs are plain Sheets), plus About.
+
+    Raises ``ValueError`` for duplicate sheet names, a table too long for one sheet, or totals naming
+    a column the table does not have.
+    """
+    specs = [s if isinstance(s, Sheet) else Sheet(name=s[0], table=s[1]) for s in sheets]
+    names = [_sheet_name(s.name, 1) for s in specs]
+    if len({n.lower() for n in names}) != len(names):  # Excel compares sheet names case-insensitively
+        raise ValueError(f"duplicate sheet names: {names}")
+    for spec in specs:
+        if spec.table.num_rows + 2 > EXCEL_MAX_ROWS:
+            raise ValueError(f"sheet {spec.name!r} has too many rows for one sheet; use write_xlsx")
+        unknown = set(spec.totals or {}) - set(spec.table.column_names)
+        if unknown:
+            raise ValueError(f"sheet {spec.name!r}: totals name unknown columns {sorted(unknown)}")
+    rows = 0
+    warnings: list[str] = []
+    with removing_on_error(path), _Book(path, about) as book:
+        for spec, name in zip(specs, names, strict=True):
+            columns = _Columns(spec.table.schema, spec.number_formats)
+            table = spec.table.combine_chunks()
+            prepared = [columns.prepare(b, about.timezone) for b in table.to_batches()]
+            if prepared:
+                columns.estimate_widths(prepared[0])
+            sheet = _DataSheet(book, name, columns)
+            for batch in prepared:
+                sheet.write(batch)
+            sheet.finish()
+            if spec.totals:
+                sheet.write_totals(spec.totals)
+            rows += table.num_rows
+            warnings += columns.warnings()
+        book.close(taken=set(names))
+    return WriteResult(paths=[path], rows=rows, warnings=warnings)
+
+
+def _sheet_name(base: str, number: int) -> str:
+    """A legal Excel sheet name: no ``[]:*?/\\``, at most 31 characters, numbered from the second on."""
+    suffix = f" ({number})" if number > 1 else ""
+    clean = _BAD_SHEET_CHARS.sub("_", base).strip("'") or "Sheet"
+    return clean[: 31 - len(suffix)] + suffix
+
+
+class _Book:
+    """The workbook and its format cache; xlsxwriter formats are workbook-wide and should be shared."""
+
+    def __init__(self, path: Path, about: About) -> None:
+        # Text never turns into numbers, formulas or links: we write it with write_string anyway, and
+        # these options keep any accidental write() call honest too.
+        self.workbook = xlsxwriter.Workbook(
+            str(path),
+            {
+                "constant_memory": True,
+                "strings_to_numbers": False,
+                "strings_to_formulas": False,
+                "strings_to_urls": False,
+                "nan_inf_to_errors": True,
+                # Python's zipfile adds ZIP64 records only when a member needs them, so this costs
+                # nothing for normal files and saves a huge multi-sheet export from failing at close.
+                "use_zip64": True,
+            },
+        )
+        self.about = about
+        self.header = self.workbook.add_format(_HEADER_STYLE)
+        self._formats: dict[tuple[str | None, bool], Format | None] = {}
+        self.workbook.set_properties(
+            {"title": about.title, "subject": f"{about.project_name}: {about.export_type}",
+             "author": "Exporthub", "comments": f"Generated {about.local(about.generated_at)}"}
+        )
+
+    def __enter__(self) -> _Book:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is not None:
+            self.discard()
+
+    def discard(self) -> None:
+        """Drop an unfinished workbook and the temporary row files ``constant_memory`` made."""
+        # xlsxwriter deletes these only while assembling the file in close(); a cancelled export would
+        # otherwise leave one temp file per sheet, as large as the sheet, in the temp directory.
+        for sheet in self.workbook.worksheets():
+            handle = getattr(sheet, "row_data_fh", None)
+            if handle is not None:
+                handle.close()
+            name = getattr(sheet, "row_data_filename", None)
+            if name:
+                Path(name).unlink(missing_ok=True)
+
+    def format(self, num_format: str | None, bold: bool = False) -> Format | None:
+        key = (num_format, bold)
+        if key not in self._formats:
+            props: dict[str, Any] = {}
+            if num_format:
+                props["num_format"] = num_format
+            if bold:
+                props.update(bold=True, top=1)
+            self._formats[key] = self.workbook.add_format(props) if props else None
+        return self._formats[key]
+
+    def close(self, *, taken: set[str]) -> None:
+        name = "About" if "about" not in {t.lower() for t in taken} else "About (export)"
+        sheet = self.workbook.add_worksheet(name)
+        bold = self.workbook.add_format({"bold": True})
+        rows = self.about.rows()
+        sheet.set_column(0, 0, max(len(k) for k, _ in rows) + 2)
+        sheet.set_column(1, 1, min(_MAX_WIDTH, max(len(v) for _, v in rows) + 2))
+        for i, (key, value) in enumerate(rows):
+            sheet.write_string(i, 0, key, bold)
+            sheet.write_string(i, 1, neutralise_text(value))
+        self.workbook.close()
+
+
+Writer = Callable[[Worksheet, int, int, Any, "Format | None"], Any]
+
+
+class _Columns:
+    """Per-column cell writers, formats and widths, decided once from the schema."""
+
+    def __init__(self, schema: pa.Schema, number_formats: Mapping[str, str]) -> None:
+        unknown = set(number_formats) - set(schema.names)
+        if unknown:
+            raise ValueError(f"number_formats name unknown columns {sorted(unknown)}")
+        self.names = list(schema.names)
+        self.kinds = [_kind(f.type) for f in schema]
+        self.num_formats = [
+            number_formats.get(name) or _DEFAULT_FORMAT.get(kind)
+            for name, kind in zip(self.names, self.kinds, strict=True)
+        ]
+        self.widths = [float(min(_MAX_WIDTH, max(_MIN_WIDTH, len(n) + 3))) for n in self.names]
+        self._long_text = False
+
+    def prepare(self, batch: pa.RecordBatch, timezone: str) -> list[list[Any]]:
+        """Vectorised clean-up, then one Python list per column (the row loop needs Python values)."""
+        batch = local_naive(batch, timezone)
+        out = []
+        for column, kind in zip(batch.columns, self.kinds, strict=True):
+            if pa.types.is_dictionary(column.type):
+                column = column.cast(column.type.value_type)
+            if kind == "text":
+                column = neutralise_array(column)
+                if not self._long_text and (pc.max(pc.utf8_length(column)).as_py() or 0) > _MAX_STRING:
+                    self._long_text = True
+            elif kind == "datetime":
+                # Excel keeps milliseconds at best; ms also keeps to_pylist on plain datetimes.
+                column = pc.floor_temporal(column, unit="millisecond").cast(pa.timestamp("ms"))
+            elif kind == "decimal":
+                column = column.cast(pa.float64())
+            out.append(column.to_pylist())
+        return out
+
+    def estimate_widths(self, columns: list[list[Any]]) -> None:
+        for i, (values, kind) in enumerate(zip(columns, self.kinds, strict=True)):
+            fixed = _FIXED_WIDTH.get(kind)
+            sample = [v for v in values[:_WIDTH_SAMPLE] if v is not None]
+            longest = fixed if fixed else max((len(str(v)) for v in sample), default=0) + 2
+            self.widths[i] = float(min(_MAX_WIDTH, max(self.widths[i], longest)))
+
+    def writers(self) -> list[Writer]:
+        return [_WRITERS[k] for k in self.kinds]
+
+    def warnings(self) -> list[str]:
+        if self._long_text:
+            return [f"some text cells were cut to Excel's limit of {_MAX_STRING:,} characters"]
+        return []
+
+
+class _DataSheet:
+    """One worksheet: styled header, typed rows, frozen header, autofilter over the data."""
+
+    def __init__(self, book: _Book, name: str, columns: _Columns) -> None:
+        self.book, self.name, self.columns = book, name, columns
+        self.sheet = book.workbook.add_worksheet(name)
+        self.rows = 0
+        self._writers = columns.writers()
+        self._formats = [book.format(f) for f in columns.num_formats]
+        for i, (name_, width) in enumerate(zip(columns.names, columns.widths, strict=True)):
+            self.sheet.set_column(i, i, width)
+            self.sheet.write_string(0, i, neutralise_text(name_), book.header)
+        self.sheet.freeze_panes(1, 0)
+
+    def rows_left(self, max_rows: int) -> int:
+        return max_rows - 1 - self.rows
+
+    def write(self, columns: list[list[Any]]) -> None:
+        sheet, writers, formats = self.sheet, self._writers, self._formats
+        row = self.rows + 1
+        # The one Python loop over cells; xlsxwriter offers no bulk API. Nulls are simply not written.
+        for values in zip(*columns):
+            for col, value in enumerate(values):
+                if value is not None:
+                    writers[col](sheet, row, col, value, formats[col])
+            row += 1
+        self.rows = row - 1
+
+    def finish(self) -> None:
+        if self.columns.names:
+            self.sheet.autofilter(0, 0, self.rows, len(self.columns.names) - 1)
+
+    def write_totals(self, totals: Mapping[str, object]) -> None:
+        row = self.rows + 1
+        for col, (name, kind) in enumerate(zip(self.columns.names, self.columns.kinds, strict=True)):
+            value = totals.get(name)
+            fmt = self.book.format(self.columns.num_formats[col], bold=True)
+            if value is None:
+                self.sheet.write_blank(row, col, None, fmt)
+            elif isinstance(value, str):
+                self.sheet.write_string(row, col, neutralise_text(value), fmt)
+            else:
+                _WRITERS[_python_kind(value, kind)](self.sheet, row, col, value, fmt)
+
+
+def _kind(type_: pa.DataType) -> str:
+    if pa.types.is_dictionary(type_):
+        type_ = type_.value_type
+    if pa.types.is_boolean(type_):
+        return "bool"
+    if pa.types.is_integer(type_):
+        return "bigint" if type_.bit_width == 64 else "number"
+    if pa.types.is_floating(type_):
+        return "number"
+    if pa.types.is_decimal(type_):
+        return "decimal"
+    if pa.types.is_timestamp(type_):
+        return "datetime"
+    if pa.types.is_date(type_):
+        return "date"
+    if pa.types.is_time(type_):
+        return "time"
+    if pa.types.is_string(type_) or pa.types.is_large_string(type_) or pa.types.is_string_view(type_):
+        return "text"
+    return "other"
+
+
+def _python_kind(value: object, column_kind: str) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "bigint" if isinstance(value, int) else "number"
+    return column_kind if column_kind in ("datetime", "date", "time") else "other"
+
+
+def _write_bigint(sheet: Worksheet, row: int, col: int, value: int, fmt: Format | None) -> Any:
+    if -_EXACT_INT <= value <= _EXACT_INT:
+        return sheet.write_number(row, col, value, fmt)
+    return sheet.write_string(row, col, str(value), fmt)  # text keeps every digit of a huge id
+
+
+def _write_other(sheet: Worksheet, row: int, col: int, value: Any, fmt: Format | None) -> Any:
+    return sheet.write_string(row, col, neutralise_text(str(value)), fmt)
+
+
+_WRITERS: dict[str, Writer] = {
+    "bool": Worksheet.write_boolean,
+    "number": Worksheet.write_number,
+    "decimal": Worksheet.write_number,
+    "bigint": _write_bigint,
+    "datetime": Worksheet.write_datetime,
+    "date": Worksheet.write_datetime,
+    "time": Worksheet.write_datetime,
+    "text": Worksheet.write_string,
+    "other": _write_other,
+}
+_DEFAULT_FORMAT = {"datetime": DATETIME, "date": DATE, "time": TIME}
+_FIXED_WIDTH = {"datetime": 21, "date": 12, "time": 10, "bool": 7}
