@@ -9,7 +9,17 @@ import importlib
 
 from exporters.registry import Registry, RegistryError
 
-DEFAULT_EXPORTERS: tuple[str, ...] = ("exporters.scans",)
+DEFAULT_EXPORTERS: tuple[str, ...] = (
+    "exporters.scans",
+    "exporters.users",
+    "exporters.zones",
+    "exporters.sessions",
+    "exporters.backup",
+    "exporters.publish",
+    "exporters.cost",
+    "exporters.statistics",
+    "exporters.explore",
+)
 
 REGISTRY = Registry()
 for _module in DEFAULT_EXPORTERS:

@@ -6,14 +6,9 @@ records per-zone export sessions (the highest scan id exported) for incremental 
 
 from __future__ import annotations
 
-from exporters._about import About
-from exporters._csv import write_csv
 from exporters._filters import Where, scan_filters, tz_literal
-from exporters._parquet import write_parquet
-from exporters._xlsx import write_xlsx
-from exporters._zip import zip_if_large
+from exporters._tabular import write_table
 from exporters.registry import BaseExporter, Estimate
-from exporthub import __version__
 from exporthub.context import ExportSessionRecord, JobContext
 
 BATCH_ROWS = 100_000
@@ -52,14 +47,6 @@ def _count(ctx: JobContext, where: Where) -> int:
     return int(ctx.sql().execute(f"SELECT count(*) {_from(ctx, where)}", where.params).fetchall()[0][0])
 
 
-def about(ctx: JobContext) -> About:
-    return About(
-        project_slug=ctx.project.slug, project_name=ctx.project.name, export_type=ctx.export_type,
-        title=ctx.definition.title, variables=dict(ctx.variables), data_cutoff=ctx.started_at,
-        generated_at=ctx.started_at, timezone=ctx.project.timezone, generator_version=__version__,
-    )
-
-
 class ScansExporter(BaseExporter):
     export_type = "scans"
     formats = ("csv", "xlsx", "parquet")
@@ -83,21 +70,8 @@ class ScansExporter(BaseExporter):
         ctx.info(f"{total:,} scans match the filters")
         ctx.progress(5)
         reader = con.sql(_select(ctx, where), params=where.params).to_arrow_reader(BATCH_ROWS)
-        fmt = ctx.variables.get("format", "csv")
-        meta = about(ctx)
-        batches = iter(reader)  # Arrow record batches, one at a time
-        if fmt == "xlsx":
-            result = write_xlsx(ctx.output_path("xlsx"), reader.schema, batches, about=meta,
-                                sheet_name="Scans", on_rows=ctx.on_rows(total))
-        elif fmt == "parquet":
-            result = write_parquet(ctx.output_path("parquet"), reader.schema, batches, about=meta,
-                                   on_rows=ctx.on_rows(total))
-        else:
-            result = write_csv(ctx.output_path("csv"), reader.schema, batches, about=meta,
-                               dialect=ctx.variables.get("csvDialect", "standard"), on_rows=ctx.on_rows(total))
-            zip_if_large(result.paths[0], ctx.settings.zip_threshold_bytes)
-        for warning in result.warnings:
-            ctx.warn(warning)
+        # Arrow record batches, one at a time, into the chosen format (writer warnings go to the log).
+        result = write_table(ctx, reader, sheet_name="Scans", total_rows=total)
         ctx.check_cancelled()
         marks = con.execute(
             f"SELECT s.zone_id, max(s.scan_id), count(*) {_from(ctx, where)} GROUP BY s.zone_id ORDER BY 1",

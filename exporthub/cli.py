@@ -27,7 +27,8 @@ EXIT_OK, EXIT_JOB_FAILED, EXIT_REFUSED = 0, 1, 2
 
 # Command groups that live in their own modules; each exposes ``register(subparsers)`` which adds
 # sub-commands whose ``func(args, settings) -> int`` follows the exit codes above.
-EXTRA_COMMAND_MODULES: tuple[str, ...] = ()
+EXTRA_COMMAND_MODULES: tuple[str, ...] = ("exporthub.cli_links", "exporthub.cli_backup", "exporthub.cli_admin",
+                                          "exporthub.cli_data")
 
 
 class InlineDispatcher:
@@ -267,7 +268,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unusable_argument(argv: Sequence[str]) -> str | None:
+    """The first argument that is not storable text: undecodable bytes (Python hands them over as lone
+    surrogates) or NUL. Either would reach the database (a name, the audit trail) and fail there."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return arg
+        if "\x00" in arg:
+            return arg
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    bad = _unusable_argument(argv)
+    if bad is not None:
+        print(f"error: arguments must be UTF-8 text without NUL; got {bad!r}", file=sys.stderr)
+        return EXIT_REFUSED
     args = build_parser().parse_args(argv)
     try:
         settings = get_settings()

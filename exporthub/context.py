@@ -39,6 +39,18 @@ class ExportSessionRecord:
 
 
 @dataclass(frozen=True)
+class PastExportSession:
+    """The newest export session recorded for one zone by one export type (from the metadata DB)."""
+
+    zone_id: int
+    export_type: str
+    job_id: int
+    watermark_scan_id: int
+    scan_count: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class ChildSpec:
     """A child job a parent export (publish) asks for: its type and variables."""
 
@@ -74,6 +86,8 @@ class JobContext:
     snapshot: LakeSnapshot | None = None
     previous_watermarks: dict[int, int] = field(default_factory=dict)  # zone id -> last exported scan id
     children: list[Any] = field(default_factory=list)  # finished child JobViews, for parent jobs
+    # The newest export session per (zone, export type) of this project, e.g. for the zones export.
+    export_session_history: list[PastExportSession] = field(default_factory=list)
     export_sessions: list[ExportSessionRecord] = field(default_factory=list)
     cancel_event: threading.Event = field(default_factory=threading.Event)
     _last_progress: int = -1

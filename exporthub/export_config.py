@@ -97,6 +97,14 @@ def _parse_variable(export_type: str, raw: Mapping[str, Any]) -> Variable:
     if vtype is VarType.ARRAY:
         options = tuple(str(o) for o in (value or []))
         default = [] if multiple else (options[0] if options else None)
+        if multiple and "default" in raw:
+            # A multi-choice may preselect some options (publish's report set); the rest stay choosable.
+            if not isinstance(raw["default"], list):
+                raise ConfigError(f"{export_type}.{key}: 'default' must be a list of options")
+            default = [str(o) for o in raw["default"]]
+            unknown = [o for o in default if o not in options]
+            if unknown:
+                raise ConfigError(f"{export_type}.{key}: default {unknown[0]!r} is not one of the options")
         if not multiple and not options and key not in _DYNAMIC_KEYS:
             raise ConfigError(f"{export_type}.{key}: an array variable needs at least one option")
     return Variable(

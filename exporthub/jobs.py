@@ -7,11 +7,12 @@ does each refusal. Reads write nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -28,9 +29,10 @@ from exporthub.errors import (
     NotFound,
     ProjectNotClosed,
 )
-from exporthub.export_config import ExportDefinition, load_config, validate_variables
+from exporthub.export_config import ExportDefinition, load_config, resolve_date_window, validate_variables
 from exporthub.models import ExportSession, File, Job, JobLog, Project, User, utcnow
 from exporthub.permissions import Permission
+from exporthub.stats import options as stats_options
 from exporthub.settings import Settings
 from exporthub.states import (
     ACTIVE_STATUSES,
@@ -42,6 +44,9 @@ from exporthub.states import (
     LogLevel,
 )
 from exporthub.views import JobView, job_view
+
+if TYPE_CHECKING:
+    from exporters.registry import Estimate
 
 
 class JobService:
@@ -88,13 +93,86 @@ class JobService:
             con.close()
         return [r[0] for r in rows]
 
-    def validate(self, project_slug: str, export_type: str, variables: Mapping[str, Any]) -> dict[str, Any]:
-        """Validated variables for a type on a project (no permission check: validation only)."""
+    def dynamic_options(self, project_slug: str, export_type: str) -> dict[str, list[str]]:
+        """The options of the variables that come from the project (e.g. zone codes), by key.
+
+        The UI builds its choice widgets from these; :meth:`validate` checks values against them.
+        """
         definition = self.definition(export_type)
-        dynamic = {}
+        dynamic: dict[str, list[str]] = {}
         if definition.variable("zones") is not None:
             dynamic["zones"] = self.zone_codes(project_slug)
-        return validate_variables(definition, variables, dynamic_options=dynamic)
+        if definition.variable("areas") is not None:
+            dynamic["areas"] = stats_options.project_areas(self.settings, project_slug)
+        if definition.variable("users") is not None:
+            dynamic["users"] = stats_options.project_usernames(self.db, self.settings, project_slug)
+        return dynamic
+
+    def validate(self, project_slug: str, export_type: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+        """Validated variables for a type on a project (no permission check: validation only).
+
+        An exporter may add checks across variables with an optional ``check_variables(values)``
+        that raises :class:`InvalidVariable` (e.g. explore: cost cannot be split by hour of day).
+        """
+        definition = self.definition(export_type)
+        dynamic = self.dynamic_options(project_slug, export_type)
+        values = validate_variables(definition, variables, dynamic_options=dynamic)
+        check = getattr(self.registry.get(export_type), "check_variables", None)
+        if check is not None:
+            check(values)
+        return values
+
+    def estimate(
+        self, username: str, project_slug: str, export_type: str, variables: Mapping[str, Any] | None = None,
+        *, now: datetime | None = None,
+    ) -> Estimate | None:
+        """The exporter's fast guess (rows, approximate size, warnings) for these variables, before a start.
+
+        Needs ``exports.view``. Runs the exporter's ``estimate()`` over a fresh lake snapshot with the
+        same context a job would get (date window, users, previous export sessions); ``None`` when the
+        exporter has no meaningful estimate. Raises :class:`NotFound`, :class:`PermissionDenied` or
+        :class:`InvalidVariable`. Writes nothing, not even an audit event: it is a read.
+        """
+        from exporthub.context import JobContext, JobReporter, ProjectInfo, users_table
+
+        with self.db.read() as s:
+            user = get_user(s, username)
+            project = get_project(s, project_slug)
+            require(s, user, project, Permission.VIEW)
+            info = ProjectInfo(project.id, project.slug, project.name, project.timezone, project.status)
+            users = [
+                {"user_id": u.id, "username": u.username, "display_name": u.display_name, "email": u.email,
+                 "hourly_rate": u.hourly_rate, "active": u.active, "deleted_at": u.deleted_at,
+                 "can_log_in": u.password_hash is not None}
+                for u in s.scalars(select(User).order_by(User.id))
+            ]
+            watermarks = dict(
+                s.execute(
+                    select(ExportSession.zone_id, func.max(ExportSession.watermark_scan_id))
+                    .where(ExportSession.project_id == project.id, ExportSession.export_type == export_type)
+                    .group_by(ExportSession.zone_id)
+                ).all()
+            )
+        definition = self.definition(export_type)
+        values = self.validate(project_slug, export_type, variables or {})
+        exporter = self.registry.get(export_type)
+        started = now or utcnow()
+        ctx = JobContext(
+            job_id=0, export_type=export_type, definition=definition, variables=values, project=info,
+            user=username, settings=self.settings, started_at=started,
+            window=resolve_date_window(values, info.timezone, started),
+            workdir=self.settings.tmp_dir / "estimate",  # never written: estimate() only counts
+            reporter=JobReporter(), previous_watermarks=watermarks,
+        )
+        if not exporter.uses_lake:
+            return exporter.estimate(ctx)
+        ctx.con, ctx.snapshot = lake.open_project(self.settings, project_slug)
+        try:
+            ctx.con.register("_users_arrow", users_table(users))
+            ctx.con.execute("CREATE OR REPLACE VIEW users AS SELECT * FROM _users_arrow")
+            return exporter.estimate(ctx)
+        finally:
+            ctx.con.close()
 
     # ------------------------------------------------------------------ start
     def start(
@@ -123,8 +201,11 @@ class JobService:
             values = self.validate(project_slug, export_type, variables or {})
             exporter = self.registry.get(export_type)
             children = exporter.plan_children(values, frozenset(self.config))
-            for child in children:
-                self.definition(child.export_type)
+            # A child's variables get the same validation and defaults as a job started on its own.
+            children = [
+                dataclasses.replace(c, variables=self.validate(project_slug, c.export_type, c.variables))
+                for c in children
+            ]
             if run_at is not None and run_at.tzinfo is None:
                 raise InvalidTransition("A scheduled time must carry a timezone")
             scheduled = run_at is not None and run_at > utcnow()
@@ -386,8 +467,13 @@ def cancel_tree(s: Session, job: Job, *, reason: str) -> None:
 def delete_job_files(s: Session, settings: Settings, job: Job) -> int:
     """Delete a job's files from disk and mark their rows deleted. Returns how many."""
     count = 0
+    from exporthub.links import LinkRefused, stored_path
+
     for f in s.scalars(select(File).where(File.job_id == job.id, File.deleted_at.is_(None))):
-        (settings.files_dir / f.storage_key).unlink(missing_ok=True)
+        try:
+            stored_path(settings, f.storage_key).unlink(missing_ok=True)
+        except LinkRefused:  # a key pointing outside the files folder is never followed
+            pass
         f.deleted_at = utcnow()
         count += 1
     shutil.rmtree(job_folder(settings, job), ignore_errors=True)

@@ -23,7 +23,7 @@ import duckdb
 from sqlalchemy import func, select, update
 
 from exporthub import lake
-from exporthub.context import JobContext, JobReporter, ProjectInfo, users_table
+from exporthub.context import JobContext, JobReporter, PastExportSession, ProjectInfo, users_table
 from exporthub.db import Database
 from exporthub.dispatch import Dispatcher
 from exporthub.errors import Cancelled
@@ -110,12 +110,19 @@ def _watch(db: Database, settings: Settings, job_id: int, worker_id: str, watch:
             now = time.monotonic()
             if now - last_beat >= settings.heartbeat_seconds:
                 with db.write() as s:
-                    s.execute(
+                    beat = s.execute(
                         update(Job)
                         .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.worker_id == worker_id)
                         .values(heartbeat_at=utcnow())
                     )
                 last_beat = now
+                if not beat.rowcount and not ctx.cancel_event.is_set():
+                    # The reaper gave up on us (we stalled longer than the lease): the job is already
+                    # failed, so stop spending the machine on it. Its output would be dropped anyway.
+                    watch.shutdown_reason = "worker lost"
+                    ctx.cancel_event.set()
+                    if ctx.con is not None:
+                        ctx.con.interrupt()
         except Exception:  # a DB hiccup must not kill the watcher; the next round retries
             log.exception("watcher of job %s", job_id)
 
@@ -171,11 +178,20 @@ def _build_context(db: Database, settings: Settings, job_id: int, definition_of:
                 .group_by(ExportSession.zone_id)
             ).all()
         )
+        newest = (
+            select(func.max(ExportSession.id)).where(ExportSession.project_id == job.project_id)
+            .group_by(ExportSession.zone_id, ExportSession.export_type)
+        )
+        history = [
+            PastExportSession(e.zone_id, e.export_type, e.job_id, e.watermark_scan_id, e.scan_count, e.created_at)
+            for e in s.scalars(select(ExportSession).where(ExportSession.id.in_(newest)).order_by(ExportSession.id))
+        ]
     ctx = JobContext(
         job_id=job_id, export_type=definition.type, definition=definition, variables=variables,
         project=project, user=username, settings=settings, started_at=started,
         window=resolve_date_window(variables, project.timezone, started),
         workdir=folder / PARTIAL_DIR, reporter=_DbReporter(db, job_id), previous_watermarks=watermarks,
+        export_session_history=history,
     )
     if child_ids:
         with db.read() as s:
@@ -229,8 +245,15 @@ def run_job(
         else:
             status, error = JobStatus.FAILED, f"Interrupted: {exc}"
     except Exception as exc:
-        status, error = JobStatus.FAILED, _describe(exc)
-        log.warning("job %s failed:\n%s", job_id, traceback.format_exc())
+        if watch.shutdown_reason:
+            status, error = JobStatus.FAILED, watch.shutdown_reason
+        elif ctx.cancel_event.is_set():
+            # An interrupted query can surface as another error (e.g. from Arrow while a writer
+            # pulls batches); after a cancel request it is the cancellation, not a failure.
+            status = JobStatus.CANCELLED
+        else:
+            status, error = JobStatus.FAILED, _describe(exc)
+            log.warning("job %s failed:\n%s", job_id, traceback.format_exc())
     finally:
         watch.stop.set()
         with _running_lock:
@@ -264,6 +287,12 @@ def _conclude(db: Database, settings: Settings, ctx: JobContext, worker_id: str,
                     path.unlink(missing_ok=True)
                 published = []
             else:
+                if status is JobStatus.COMPLETED and job.cancel_requested:
+                    # Cancelled after the exporter's last check but before the job ended: honour it.
+                    status = JobStatus.CANCELLED
+                    for path in published:
+                        path.unlink(missing_ok=True)
+                    published = []
                 if status is JobStatus.COMPLETED:
                     _record_files(s, settings, job, published)
                     for rec in ctx.export_sessions:

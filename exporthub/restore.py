@@ -1,0 +1,319 @@
+"""Restore a project backup (see :mod:`exporthub.backup_format`) as a new project.
+
+:func:`restore_backup` verifies *every* entry against the manifest before it touches anything, then
+restores the project under a new slug:
+
+- the lake is copied, with user ids rewritten only where the target instance numbers a user
+  differently (users are matched by username);
+- a person in the lake whose username the target does not know is created as field staff (no
+  password, so no login), so the lake keeps its people; they are reported;
+- memberships are mapped by username; unknown usernames are skipped and reported, because a backup
+  must never create a login account or grant a role;
+- finished jobs come back as removed (their files are not in the backup) with their export
+  sessions, so incremental exports carry on from the same watermarks; a job's owner that the target
+  does not know is replaced by the restoring admin. Jobs that were still active are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import uuid
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from sqlalchemy import delete, select
+
+from exporthub import audit, lake
+from exporthub.access import get_user, is_usable
+from exporthub.backup_format import (
+    CHUNK,
+    EXPORT_SESSIONS_ENTRY,
+    JOBS_ENTRY,
+    MEMBERSHIPS_ENTRY,
+    PROJECT_ENTRY,
+    USERS_ENTRY,
+    BackupCorrupted,
+    Manifest,
+    parse_lake_entry,
+    verify_backup,
+)
+from exporthub.db import Database
+from exporthub.errors import ExporthubError, PermissionDenied
+from exporthub.models import ExportSession, Job, JobLog, Membership, Project, User, utcnow
+from exporthub.settings import Settings
+from exporthub.states import FINISHED_STATUSES, JobStatus, LogLevel
+
+USER_COLUMNS = {"zone_sessions": "user_id", "scans": "user_id", "costs": "user_id"}
+_SLUG = re.compile(r"\A[a-z0-9][a-z0-9-]{0,63}\Z")
+
+
+class RestoreRefused(ExporthubError):
+    """The target slug is invalid or taken."""
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    """What :func:`restore_backup` did, for the CLI and the audit trail."""
+
+    project: str
+    source_project: str
+    status: str
+    lake_files: int
+    lake_rows: dict[str, int]
+    memberships: list[tuple[str, str]]
+    unknown_usernames: list[str]  # memberships skipped because the target has no such user
+    created_users: list[str]  # people in the lake created as field staff
+    reassigned_jobs: int  # jobs whose owner was unknown, now owned by the restoring admin
+    jobs: int
+    skipped_active_jobs: int
+    export_sessions: int
+    remapped_user_ids: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["memberships"] = [{"username": u, "role": r} for u, r in self.memberships]
+        return data
+
+
+
+
+def restore_backup(
+    db: Database, settings: Settings, path: Path, *, project_slug: str, username: str, name: str | None = None
+) -> RestoreReport:
+    """Restore the backup at ``path`` as the new project ``project_slug``, acting as ``username``.
+
+    Raises :class:`NotFound` (unknown user), :class:`PermissionDenied` (not a global admin),
+    :class:`RestoreRefused` (bad or taken slug) or :class:`BackupCorrupted`; each refusal is audited
+    and leaves nothing behind.
+    """
+    try:
+        with db.read() as s:
+            actor = get_user(s, username)
+            if not (is_usable(actor) and actor.is_admin):
+                raise PermissionDenied("Permission denied: only a global admin can restore a backup")
+            _check_slug(s, settings, project_slug)
+        manifest = verify_backup(path)
+        return _restore(db, settings, Path(path), manifest, project_slug, username, name)
+    except ExporthubError as exc:
+        with db.write() as s:
+            audit.record(s, action="restore", outcome=audit.Outcome.REFUSED, actor=username,
+                         project=project_slug, target=f"project:{project_slug}", detail=exc.message)
+        raise
+
+
+def _check_slug(s: Any, settings: Settings, slug: str) -> None:
+    if not _SLUG.match(slug):
+        raise RestoreRefused(f"Invalid project slug {slug!r}: use lowercase letters, digits and '-'")
+    if s.scalar(select(Project.id).where(Project.slug == slug)) is not None:
+        raise RestoreRefused(f"Project already exists: {slug}")
+    if lake.project_dir(settings, slug).exists():
+        raise RestoreRefused(f"A lake folder already exists for {slug}")
+
+
+def _read_json(archive: zipfile.ZipFile, entry: str) -> Any:
+    return json.loads(archive.read(entry))
+
+
+def _read_jsonl(archive: zipfile.ZipFile, entry: str) -> Iterator[dict[str, Any]]:
+    with archive.open(entry) as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _restore(db: Database, settings: Settings, path: Path, manifest: Manifest, slug: str, username: str,
+             name: str | None) -> RestoreReport:
+    with zipfile.ZipFile(path) as archive:
+        project = _read_json(archive, PROJECT_ENTRY)
+        users = {int(u["id"]): u for u in _read_json(archive, USERS_ENTRY)}
+        memberships = _read_json(archive, MEMBERSHIPS_ENTRY)
+        lake_user_ids = {i for i, u in users.items() if u.get("in_lake")}
+        created, id_map = _ensure_lake_users(db, users, lake_user_ids)
+        staging = settings.lake_dir / f".restore-{uuid.uuid4().hex}"
+        final = lake.project_dir(settings, slug)
+        renamed = False
+        try:
+            files = _stage_lake(archive, manifest, staging, id_map)
+            rows = _count_rows(settings, staging)
+            if rows != {t: manifest.lake_rows.get(t, 0) for t in lake.TABLES}:
+                raise BackupCorrupted(f"the restored lake has {rows} rows, the manifest {manifest.lake_rows}")
+            with db.write() as s:
+                _check_slug(s, settings, slug)
+                report = _write_metadata(s, archive, project, memberships, slug, username, name)
+                audit.record(s, action="restore", actor=username, project=slug, target=f"project:{slug}",
+                             detail=f"from a backup of {manifest.source_project} ({path.name}); "
+                                    f"unknown usernames: {', '.join(report['unknown']) or 'none'}")
+                staging.rename(final)
+                renamed = True
+        except BaseException:
+            shutil.rmtree(final if renamed else staging, ignore_errors=True)
+            _drop_users(db, created)
+            raise
+    return RestoreReport(
+        project=slug, source_project=manifest.source_project, status=report["status"], lake_files=files,
+        lake_rows=rows, memberships=report["memberships"], unknown_usernames=report["unknown"],
+        created_users=sorted(users[i]["username"] for i in created), reassigned_jobs=report["reassigned"],
+        jobs=report["jobs"], skipped_active_jobs=report["skipped"], export_sessions=report["sessions"],
+        remapped_user_ids=any(old != new for old, new in id_map.items()),
+    )
+
+
+def _ensure_lake_users(db: Database, users: dict[int, dict[str, Any]],
+                       lake_user_ids: set[int]) -> tuple[dict[int, int], dict[int, int]]:
+    """Map every lake user id to this instance's id (by username), creating unknown people as field staff.
+
+    Returns (created: backup id -> new id, mapping: backup id -> target id).
+    """
+    created: dict[int, int] = {}
+    mapping: dict[int, int] = {}
+    with db.write() as s:
+        known = {name: uid for name, uid in s.execute(select(User.username, User.id))}
+        for old_id in sorted(lake_user_ids):
+            u = users[old_id]
+            if u["username"] in known:
+                mapping[old_id] = known[u["username"]]
+                continue
+            user = User(username=u["username"], display_name=u.get("display_name") or u["username"],
+                        email=u.get("email"), password_hash=None, active=bool(u.get("active", True)),
+                        deleted_at=_time(u.get("deleted_at")), is_admin=False,
+                        hourly_rate=float(u.get("hourly_rate") or 0.0), created_at=utcnow())
+            s.add(user)
+            s.flush()
+            created[old_id] = mapping[old_id] = user.id
+    return created, mapping
+
+
+def _drop_users(db: Database, created: dict[int, int]) -> None:
+    if created:
+        with db.write() as s:
+            s.execute(delete(User).where(User.id.in_(list(created.values()))))
+
+
+def _stage_lake(archive: zipfile.ZipFile, manifest: Manifest, staging: Path, id_map: dict[int, int]) -> int:
+    remap = any(old != new for old, new in id_map.items())
+    staging.mkdir(parents=True)  # even an empty lake becomes a folder, so the final rename works
+    count = 0
+    for entry in manifest.entries:
+        parsed = parse_lake_entry(entry)
+        if parsed is None:
+            continue
+        table, part = parsed
+        target = staging / table / part
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with archive.open(entry) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, CHUNK)
+        if remap and table in USER_COLUMNS:
+            _rewrite_user_ids(target, USER_COLUMNS[table], id_map)
+        count += 1
+    return count
+
+
+def _rewrite_user_ids(path: Path, column: str, id_map: dict[int, int]) -> None:
+    """Replace user ids in one part file, a row group at a time (constant memory).
+
+    Ids the map does not know (a lake row whose user no longer existed when the backup was made) and
+    nulls (costs without a user) are kept as they are.
+    """
+    old = pa.array(list(id_map), pa.int32())
+    new = pa.array([id_map[k] for k in id_map], pa.int32())
+    tmp = path.with_name(path.name + ".tmp")
+    source = pq.ParquetFile(path)
+    with pq.ParquetWriter(tmp, source.schema_arrow, compression="zstd") as writer:
+        for i in range(source.num_row_groups):
+            group = source.read_row_group(i)
+            index = group.schema.get_field_index(column)
+            original = group[column]
+            found = pc.index_in(original, value_set=old)
+            mapped = pc.if_else(pc.is_null(found), original, pc.take(new, found))
+            writer.write_table(group.set_column(index, group.schema.field(index), mapped.cast(pa.int32())))
+    source.close()
+    tmp.replace(path)
+
+
+def _count_rows(settings: Settings, folder: Path) -> dict[str, int]:
+    con = lake.connect(settings)
+    try:
+        rows = {}
+        for table in lake.TABLES:
+            parts = sorted((folder / table).glob("part-*.parquet"))
+            if not parts:
+                rows[table] = 0
+                continue
+            listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
+            rows[table] = int(con.execute(f"SELECT count(*) FROM read_parquet([{listing}])").fetchall()[0][0])
+        return rows
+    finally:
+        con.close()
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _write_metadata(
+    s: Any, archive: zipfile.ZipFile, project: dict[str, Any], memberships: list[dict[str, Any]],
+    slug: str, username: str, name: str | None,
+) -> dict[str, Any]:
+    """Project, memberships, finished jobs and their export sessions, in the caller's transaction."""
+    known = {name: uid for name, uid in s.execute(select(User.username, User.id))}
+    now = utcnow()
+    new_project = Project(slug=slug, name=name or project["name"], timezone=project["timezone"],
+                          status=project["status"], created_at=now, closed_at=_time(project.get("closed_at")),
+                          published_at=_time(project.get("published_at")))
+    s.add(new_project)
+    s.flush()
+    restored, unknown = [], []
+    for m in memberships:
+        if m["username"] in known:
+            s.add(Membership(user_id=known[m["username"]], project_id=new_project.id, role=m["role"]))
+            restored.append((m["username"], m["role"]))
+        else:
+            unknown.append(m["username"])
+    job_ids: dict[int, int] = {}
+    parents: list[tuple[Job, int]] = []
+    skipped = reassigned = 0
+    for j in _read_jsonl(archive, JOBS_ENTRY):
+        if JobStatus(j["status"]) not in FINISHED_STATUSES:
+            skipped += 1
+            continue
+        owner = known.get(j["username"])
+        if owner is None:
+            owner, reassigned = known[username], reassigned + 1
+        job = Job(project_id=new_project.id, export_type=j["export_type"], status=j["status"],
+                  progress=int(j.get("progress") or 0), variables=j.get("variables") or {}, user_id=owner,
+                  run_at=_time(j.get("run_at")), cancel_requested=bool(j.get("cancel_requested")),
+                  export_sessions_reset=bool(j.get("export_sessions_reset")), removed_at=now,
+                  created_at=_time(j["created_at"]) or now, started_at=_time(j.get("started_at")),
+                  finished_at=_time(j.get("finished_at")), attempt=int(j.get("attempt") or 0),
+                  error=j.get("error"))
+        s.add(job)
+        s.flush()
+        job_ids[int(j["id"])] = job.id
+        if j.get("parent_id") is not None:
+            parents.append((job, int(j["parent_id"])))
+        s.add(JobLog(job_id=job.id, time=now, level=str(LogLevel.INFO),
+                     message=f"Restored by {username} from job {j['id']} of {project['slug']} "
+                             f"(started by {j['username']}); its files are not part of a backup"))
+    for job, old_parent in parents:
+        job.parent_id = job_ids.get(old_parent)
+    sessions = 0
+    for e in _read_jsonl(archive, EXPORT_SESSIONS_ENTRY):
+        new_job = job_ids.get(int(e["job_id"]))
+        if new_job is None:
+            continue
+        s.add(ExportSession(job_id=new_job, project_id=new_project.id, export_type=e["export_type"],
+                            zone_id=int(e["zone_id"]), watermark_scan_id=int(e["watermark_scan_id"]),
+                            scan_count=int(e["scan_count"]), created_at=_time(e["created_at"]) or now))
+        sessions += 1
+    return {"status": new_project.status, "memberships": restored, "unknown": sorted(set(unknown)),
+            "reassigned": reassigned, "jobs": len(job_ids), "skipped": skipped, "sessions": sessions}

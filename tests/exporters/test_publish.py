@@ -1,0 +1,192 @@
+"""Publish: a parent job on a closed project, its children, the publish folder and the project status."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+import pytest
+from sqlalchemy import select
+
+from exporters import REGISTRY
+from exporters.registry import Registry
+from exporthub.cli import main
+from exporthub.errors import InvalidVariable, JobAlreadyRunning, NotFound, ProjectNotClosed
+from exporthub.export_config import load_config
+from exporthub.jobs import JobService
+from exporthub.models import AuditEvent, Job, Project
+from exporthub.settings import get_settings
+from exporthub.states import JobStatus
+
+REPORTS = ["scans", "users", "zones"]
+
+
+def project(hub, slug: str = "demo-closed") -> Project:
+    with hub.db.read() as s:
+        return s.scalar(select(Project).where(Project.slug == slug))
+
+
+def test_the_default_report_set_is_configured():
+    config = load_config(get_settings().export_config_path)
+    reports = config["publish"].variable("reports")
+    assert reports.multiple and reports.default == ["scans", "zones", "cost", "statistics"]
+    assert {"scans", "zones", "cost", "statistics"} <= set(reports.options)
+    assert not config["publish"].allow_when_project_not_closed
+
+
+def test_refused_on_an_open_project(demo_hub):
+    with pytest.raises(ProjectNotClosed, match="Project must be closed"):
+        demo_hub.service().start("manager", "demo-open", "publish", {"reports": REPORTS})
+    assert demo_hub.dispatcher.enqueued == []
+
+
+def test_refused_when_a_child_type_is_already_active(demo_hub):
+    service = demo_hub.service()
+    zones = service.start("manager", "demo-closed", "zones", {})
+    with pytest.raises(JobAlreadyRunning, match="Export job already running: zones"):
+        service.start("manager", "demo-closed", "publish", {"reports": REPORTS})
+    with demo_hub.db.read() as s:
+        types = s.scalars(select(Job.export_type).where(Job.project_id == project(demo_hub).id)).all()
+        refusal = s.scalars(select(AuditEvent).where(AuditEvent.outcome == "refused")).all()
+    assert types == ["zones"]  # neither the parent nor any child was created
+    assert refusal[-1].target == "publish" and "zones" in refusal[-1].detail
+    assert service.get("manager", zones.id).status is JobStatus.READY
+
+
+def test_happy_path_publishes_the_children_files_and_marks_the_project(demo_hub):
+    service = demo_hub.service()
+    parent = service.start("manager", "demo-closed", "publish", {"reports": REPORTS})
+    assert parent.status is JobStatus.WAITING
+    assert [(c.type, c.status) for c in parent.children] == [(t, JobStatus.READY) for t in REPORTS]
+    assert {job_id for job_id, _ in demo_hub.dispatcher.enqueued} == {c.id for c in parent.children}
+    demo_hub.run_queued()
+    done = service.get("manager", parent.id)
+    assert done.status is JobStatus.COMPLETED, done.error
+    assert [(c.type, c.status) for c in done.children] == [(t, JobStatus.COMPLETED) for t in REPORTS]
+    # The index lists every child file, with the sha256 of the copy in the publish folder.
+    (index_file,) = done.files
+    index = json.loads(index_file.path.read_text())
+    folders = list((demo_hub.settings.publish_dir / "demo-closed").iterdir())
+    assert len(folders) == 1 and not folders[0].name.startswith(".")
+    folder = folders[0]
+    assert json.loads((folder / "index.json").read_text()) == index
+    child_files = {(c.id, f.name, f.sha256) for c in done.children for f in c.files}
+    assert {
+        (e["source_job_id"], e["path"].split("/")[-1], e["sha256"]) for e in index["files"]
+    } == child_files
+    for entry in index["files"]:
+        assert hashlib.sha256((folder / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
+    assert {e["export_type"] for e in index["files"]} == set(REPORTS)
+    # The project is published, and the change is audited.
+    published = project(demo_hub)
+    assert published.status == "published" and published.published_at is not None
+    with demo_hub.db.read() as s:
+        (event,) = s.scalars(select(AuditEvent).where(AuditEvent.action == "publish")).all()
+    assert event.project == "demo-closed" and event.outcome == "ok" and "closed -> published" in event.detail
+    # A published project counts as closed: publishing again is allowed.
+    assert (
+        service.start("manager", "demo-closed", "publish", {"reports": ["users"]}).status is JobStatus.WAITING
+    )
+
+
+def test_a_failing_child_fails_the_parent(demo_hub, monkeypatch):
+    def boom(ctx):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(REGISTRY.get("zones"), "run", boom)
+    service = demo_hub.service()
+    parent = service.start("manager", "demo-closed", "publish", {"reports": REPORTS})
+    demo_hub.run_queued()
+    failed = service.get("manager", parent.id)
+    assert failed.status is JobStatus.FAILED and "zones" in failed.error and "disk on fire" in failed.error
+    statuses = {c.type: c.status for c in failed.children}
+    assert statuses["zones"] is JobStatus.FAILED
+    assert project(demo_hub).status == "closed"
+    assert not (demo_hub.settings.publish_dir / "demo-closed").exists()
+
+
+def test_cancelling_the_parent_cancels_the_children(demo_hub):
+    service = demo_hub.service()
+    parent = service.start("manager", "demo-closed", "publish", {"reports": REPORTS})
+    cancelled = service.cancel("manager", parent.id)
+    assert cancelled.status is JobStatus.CANCELLED
+    assert [c.status for c in cancelled.children] == [JobStatus.CANCELLED] * len(REPORTS)
+    demo_hub.run_queued()  # the queued children find nothing to run
+    assert all(c.status is JobStatus.CANCELLED for c in service.get("manager", parent.id).children)
+    assert project(demo_hub).status == "closed"
+
+
+def test_an_unregistered_report_type_fails_loudly(demo_hub):
+    config = load_config(demo_hub.settings.export_config_path)
+    config["cost"] = dataclasses.replace(config["cost"], is_hidden=True)
+    registry = Registry()
+    for exporter in REGISTRY:
+        if exporter.export_type != "cost":
+            registry.register(exporter)
+    service = JobService(
+        demo_hub.db, demo_hub.settings, demo_hub.dispatcher, registry=registry, config=config
+    )
+    with pytest.raises(NotFound, match="Unknown export type: cost"):
+        service.start("manager", "demo-closed", "publish", {"reports": ["scans", "cost"]})
+    with pytest.raises(InvalidVariable, match="reports"):
+        service.start("manager", "demo-closed", "publish", {"reports": ""})
+    assert service.list("manager", "demo-closed") == []
+
+
+def test_children_get_validated_default_variables(demo_hub):
+    parent = demo_hub.service().start("manager", "demo-closed", "publish", {"reports": ["scans", "sessions"]})
+    for child in parent.children:
+        assert child.variables["format"] == "csv" and child.variables["dateRange"] == "all"
+
+
+@pytest.mark.parametrize(
+    ("slug", "user", "code", "message"),
+    [
+        ("demo-closed", "manager", 0, ""),
+        ("demo-closed", "analyst", 2, "Permission denied"),
+        ("demo-open", "manager", 2, "Project must be closed"),
+    ],
+)
+def test_cli_inline_as_each_role_allows(demo_hub, capsys, slug, user, code, message):
+    rc = main(
+        [
+            "export",
+            "publish",
+            "--project",
+            slug,
+            "--user",
+            user,
+            "--inline",
+            "--json",
+            "--var",
+            "reports=zones,sessions",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert rc == code and message in err
+    if code == 0:
+        job = json.loads(out)["job"]
+        assert job["status"] == "completed"
+        (f,) = job["files"]
+        names = sorted(e["path"].split(".", 1)[1] for e in json.loads(open(f["path"]).read())["files"])
+        assert names == ["about.json", "about.json", "csv", "csv"]  # each child's csv and its sidecar
+
+
+def test_the_default_set_publishes_or_refuses_loudly(demo_hub):
+    """Until every default report type has an exporter, the default start is refused, never trimmed."""
+    default = ["scans", "zones", "cost", "statistics"]
+    service = demo_hub.service()
+    missing = [t for t in default if t not in REGISTRY]
+    if missing:
+        with pytest.raises(NotFound, match=f"Unknown export type: {missing[0]}"):
+            service.start("manager", "demo-closed", "publish", {})
+        assert service.list("manager", "demo-closed") == []
+        return
+    parent = service.start("manager", "demo-closed", "publish", {})
+    assert [c.type for c in parent.children] == default
+    demo_hub.run_queued()
+    done = service.get("manager", parent.id)
+    assert done.status is JobStatus.COMPLETED, done.error
+    index = json.loads(done.files[0].path.read_text())
+    assert {e["export_type"] for e in index["files"]} == set(default)
