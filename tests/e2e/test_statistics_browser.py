@@ -1,0 +1,129 @@
+"""The statistics page in a real browser: Plotly charts render, a filter updates them, and a report
+starts from the view. Runs the real server (``streamlit run server.py``) on its own port and data dir."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    data = tmp_path_factory.mktemp("stats-e2e") / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTHUB_")}
+    env["EXPORTHUB_DATA_DIR"] = str(data)
+    subprocess.run(
+        [sys.executable, "-m", "exporthub.cli", "demo", "--scans", "20000", "--anchor", "2026-11-20"],
+        env=env,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "server.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("the server did not start")
+        yield url, data
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _total_scans(page) -> str:
+    metric = page.locator('[data-testid="stMetric"]', has_text="Total scans")
+    return metric.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def test_charts_render_update_and_start_a_report(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, data = server
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: `make test` installs it")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url + "/")
+        page.get_by_label("Username").fill("analyst")
+        page.get_by_role("textbox", name="Password").fill("demo")
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("button", name="Log out")).to_be_visible(timeout=60_000)
+        page.goto(url + "/statistics")
+
+        plots = page.locator(".js-plotly-plot")
+        expect(plots.nth(8)).to_be_attached(timeout=90_000)  # eight preview charts and the explore chart
+        assert page.locator(".js-plotly-plot .main-svg").count() >= 9
+        before = _total_scans(page)
+        assert re.fullmatch(r"[\d,]+", before)
+
+        # One zone only: the headline and the charts follow.
+        page.get_by_role("combobox", name="Zones (empty = all)").click()
+        page.get_by_role("option").first.click()
+        page.keyboard.press("Escape")
+        expect(
+            page.locator('[data-testid="stMetric"]', has_text="Total scans").locator(
+                '[data-testid="stMetricValue"]'
+            )
+        ).not_to_have_text(before, timeout=60_000)
+        after = _total_scans(page)
+        assert int(after.replace(",", "")) < int(before.replace(",", ""))
+        expect(plots.nth(8)).to_be_attached(timeout=60_000)
+
+        page.get_by_role("button", name="Generate report from this view").click()
+        expect(page.get_by_text(re.compile(r"started as job #\d+"))).to_be_visible(timeout=60_000)
+        browser.close()
+
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{data / 'exporthub.db'}")
+    with engine.connect() as conn:
+        variables = conn.execute(
+            text("SELECT variables FROM jobs WHERE export_type = 'statistics' ORDER BY id DESC LIMIT 1")
+        ).scalar_one()
+    assert '"zones": ["Z-' in str(variables)

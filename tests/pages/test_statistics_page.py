@@ -1,0 +1,152 @@
+"""The statistics page in Streamlit's AppTest: who sees which numbers and buttons, and what they start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import ui.session
+from exporthub.errors import PermissionDenied
+from exporthub.stats import StatsFilter, StatsService
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "statistics.py")
+
+
+def open_page(hub, user: str, project: str = "demo-open") -> AppTest:
+    ui.session.use_services(hub.service())
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["user"] = user
+    at.session_state["project"] = project
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def lake_scans(hub, where: str = "NOT deleted") -> int:
+    path = hub.settings.lake_dir / "demo-open" / "scans" / "part-*.parquet"
+    return int(
+        duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{path}') WHERE {where}").fetchone()[0]
+    )
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def chart_titles(at: AppTest) -> list[str]:
+    import json
+
+    titles = []
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        titles.append(spec["layout"]["title"]["text"])
+    return titles
+
+
+def test_analyst_sees_charts_and_starts_the_report_with_the_view(demo_hub):
+    at = open_page(demo_hub, "analyst")
+    assert metric(at, "Total scans") == f"{lake_scans(demo_hub):,}"
+    titles = chart_titles(at)
+    for title in (
+        "Scans per day",
+        "Productivity per user",
+        "Zone completion against expected items",
+        "Session duration distribution",
+        "Cost by category",
+        "Cost per scan",
+    ):
+        assert title in titles
+    assert any("Data cut-off" in c.value for c in at.caption)
+
+    # Narrow the view: two zones, per hour. Every figure follows the filter.
+    zones = at.multiselect(key="stats-zones").options[:2]
+    at.multiselect(key="stats-zones").set_value(zones).run()
+    at.segmented_control(key="stats-granularity").set_value("hour").run()
+    assert not at.exception, at.exception
+    ids = (
+        duckdb.connect()
+        .execute(
+            f"SELECT list(zone_id) FROM "
+            f"read_parquet('{demo_hub.settings.lake_dir}/demo-open/zones/part-*.parquet') "
+            "WHERE code IN (SELECT unnest(?))",
+            [zones],
+        )
+        .fetchone()[0]
+    )
+    expected = lake_scans(demo_hub, f"NOT deleted AND zone_id IN ({','.join(map(str, ids))})")
+    assert metric(at, "Total scans") == f"{expected:,}"
+    assert "Scans per hour" in chart_titles(at)
+
+    at.button(key="stats-generate").click().run()
+    assert not at.exception, at.exception
+    assert any("job #" in s.value for s in at.success), [e.value for e in at.error]
+    job = demo_hub.service().list("analyst", "demo-open", types=["statistics"])[0]
+    assert job.variables["zones"] == sorted(zones)
+    assert job.variables["granularity"] == "hour"
+    assert job.variables["format"] == "pdf"
+    assert job.variables["dateRange"] == "all" and job.variables["includeDeleted"] is False
+
+
+def test_generate_twice_shows_the_refusal(demo_hub):
+    at = open_page(demo_hub, "analyst")
+    at.button(key="stats-generate").click().run()
+    at.button(key="stats-generate").click().run()
+    assert any("already running" in e.value for e in at.error)
+
+
+def test_explore_shows_table_and_exports_the_view(demo_hub):
+    at = open_page(demo_hub, "analyst")
+    at.selectbox(key="explore-measure").set_value("quantity").run()
+    at.selectbox(key="explore-dim1").set_value("zone").run()
+    at.selectbox(key="explore-dim2").set_value("kind").run()
+    assert not at.exception, at.exception
+    assert any(t.startswith("Quantity by zone and session kind") for t in chart_titles(at))
+    table = at.dataframe[0].value
+    qty = (
+        duckdb.connect()
+        .execute(
+            f"SELECT sum(quantity) FROM "
+            f"read_parquet('{demo_hub.settings.lake_dir}/demo-open/scans/part-*.parquet') "
+            "WHERE NOT deleted"
+        )
+        .fetchone()[0]
+    )
+    assert int(table["quantity"].sum()) == qty
+    assert list(table.columns) == ["zone", "kind", "quantity"]
+
+    at.selectbox(key="explore-format").set_value("xlsx").run()
+    at.button(key="explore-export").click().run()
+    assert any("job #" in s.value for s in at.success), [e.value for e in at.error]
+    job = demo_hub.service().list("analyst", "demo-open", types=["explore"])[0]
+    assert (job.variables["measure"], job.variables["dim1"], job.variables["dim2"]) == (
+        "quantity",
+        "zone",
+        "kind",
+    )
+    assert job.variables["format"] == "xlsx"
+
+
+def test_cost_offers_only_dimensions_that_fit(demo_hub):
+    at = open_page(demo_hub, "analyst")
+    at.selectbox(key="explore-measure").set_value("cost").run()
+    assert "hour" not in at.selectbox(key="explore-dim1").options
+    assert "kind" not in at.selectbox(key="explore-dim2").options
+
+
+def test_viewer_sees_charts_but_cannot_generate(demo_hub):
+    at = open_page(demo_hub, "viewer")
+    assert metric(at, "Total scans") == f"{lake_scans(demo_hub):,}"
+    assert "Cost by category" in chart_titles(at)
+    keys = {b.key for b in at.button}
+    assert "stats-generate" not in keys and "explore-export" not in keys
+
+
+def test_outsider_cannot_reach_demo_open_numbers(demo_hub):
+    at = open_page(demo_hub, "outsider")
+    assert not at.metric and not at.get("plotly_chart")
+    # The domain itself refuses, whatever a page does.
+    with pytest.raises(PermissionDenied):
+        StatsService(demo_hub.db, demo_hub.settings).preview("outsider", "demo-open", StatsFilter())

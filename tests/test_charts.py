@@ -1,0 +1,176 @@
+"""Plotly (page) and reportlab (PDF) draw each chart exactly as its shared ChartSpec says."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pytest
+from pypdf import PdfReader
+from reportlab.graphics import renderPDF
+
+from exporters._charts import drawing, heat_colour
+from exporthub import charts
+from exporthub.stats import ExploreSpec, ResultCache, StatsFilter, StatsService
+from ui.charts_plotly import figure
+
+NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+
+
+def hexval(colour) -> str:
+    return "#" + colour.hexval()[2:].upper()
+
+
+@pytest.fixture
+def specs(demo_hub) -> list[charts.ChartSpec]:
+    svc = StatsService(demo_hub.db, demo_hub.settings, cache=ResultCache(), clock=lambda: NOW)
+    out = []
+    for granularity in ("day", "hour"):
+        preview = svc.preview("analyst", "demo-open", StatsFilter(), granularity=granularity)
+        out += charts.preview_charts(preview.tables, granularity=granularity, timezone="Europe/Berlin")
+    for spec in (
+        ExploreSpec("scans", "day"),
+        ExploreSpec("hours", "user"),
+        ExploreSpec("scans", "weekday", "hour"),
+    ):
+        out.append(charts.explore_chart(svc.explore("analyst", "demo-open", StatsFilter(), spec).table, spec))
+    return out
+
+
+def test_every_kind_is_covered(specs):
+    assert {s.kind for s in specs} == {"bar", "line", "heatmap", "histogram", "pie"}
+    assert all(not s.is_empty for s in specs)
+
+
+def test_plotly_matches_the_spec(specs):
+    for spec in specs:
+        fig = figure(spec)
+        assert fig.layout.title.text == spec.title
+        if spec.kind == "pie":
+            (trace,) = fig.data
+            assert list(trace.labels) == spec.x_labels()
+            assert list(trace.values) == spec.values(spec.series[0])
+            assert list(trace.marker.colors) == list(spec.slice_colours)
+            continue
+        assert fig.layout.xaxis.title.text == spec.x_label
+        assert fig.layout.yaxis.title.text == spec.y_label
+        if spec.kind == "heatmap":
+            (trace,) = fig.data
+            xs, ys, grid = spec.matrix()
+            assert (list(trace.x), list(trace.y)) == (xs, ys)
+            assert [list(r) for r in trace.z] == grid
+            assert [c for _, c in trace.colorscale] == list(spec.colour_scale)
+            continue
+        assert [t.name for t in fig.data] == [s.name for s in spec.series]
+        for trace, series in zip(fig.data, spec.series, strict=True):
+            assert list(trace.x) == spec.x_labels()
+            assert list(trace.y) == spec.values(series)
+            colour = trace.line.color if spec.kind == "line" else trace.marker.color
+            assert colour == series.colour
+        assert fig.layout.barmode == ("stack" if spec.stacked else "group")
+
+
+def _strings(node) -> list[str]:
+    from reportlab.graphics.shapes import Group, String
+
+    if isinstance(node, String):
+        return [node.text]
+    if isinstance(node, Group):
+        return [t for child in node.contents for t in _strings(child)]
+    return []
+
+
+def test_reportlab_matches_the_spec(specs):
+    for spec in specs:
+        d = drawing(spec)
+        assert d.title.text == spec.title
+        if spec.kind == "pie":
+            assert list(d.chart.data) == [v or 0.0 for v in spec.values(spec.series[0])]
+            assert [hexval(d.chart.slices[i].fillColor) for i in range(len(spec.slice_colours))] == [
+                c.upper() for c in spec.slice_colours
+            ]
+            assert [name.split(":")[0] for _, name in d.legend.colorNamePairs] == spec.x_labels()
+            continue
+        assert d.x_label.text == spec.x_label
+        assert _strings(d.y_label) == [spec.y_label]
+        if spec.kind == "heatmap":
+            xs, ys, grid = spec.matrix()
+            cells = d.heatmap.contents
+            assert len(cells) == len(xs) * len(ys)
+            values = [v for row in grid for v in row]
+            present = [v for v in values if v is not None]
+            low, high = min(present), max(present)
+            for cell, value in zip(cells, values, strict=True):
+                if value is not None:
+                    assert hexval(cell.fillColor) == hexval(heat_colour(spec.colour_scale, value, low, high))
+            assert hexval(cells[values.index(low)].fillColor) == spec.colour_scale[0].upper()
+            assert hexval(cells[values.index(high)].fillColor) == spec.colour_scale[-1].upper()
+            continue
+        if spec.kind == "line":
+            for i, series in enumerate(spec.series):
+                expected = [(x, v) for x, v in enumerate(spec.values(series)) if v is not None]
+                assert list(d.chart.data[i]) == expected
+                assert hexval(d.chart.lines[i].strokeColor) == series.colour.upper()
+            shown = [d.chart.xValueAxis.labelTextFormat(v) for v in d.chart.xValueAxis.valueSteps]
+        else:
+            assert [list(row) for row in d.chart.data] == [spec.values(s) for s in spec.series]
+            for i, series in enumerate(spec.series):
+                assert hexval(d.chart.bars[i].fillColor) == series.colour.upper()
+            assert (d.chart.categoryAxis.style == "stacked") is spec.stacked
+            shown = [n for n in d.chart.categoryAxis.categoryNames if n]
+            assert len(d.chart.categoryAxis.categoryNames) == len(spec.x_labels())
+        labels = spec.x_labels()
+        assert shown and all(s in labels for s in shown)
+        assert labels.index(shown[0]) == 0  # the first label is always printed
+        if len(spec.series) > 1:
+            assert [n for _, n in d.legend.colorNamePairs] == [s.name for s in spec.series]
+
+
+def test_pdf_text_of_a_drawing_has_title_and_axis_labels(specs):
+    for spec in specs[:8]:
+        text = PdfReader(io.BytesIO(renderPDF.drawToString(drawing(spec)))).pages[0].extract_text()
+        for expected in (spec.title, spec.x_label if spec.kind != "pie" else spec.x_labels()[0]):
+            assert expected in text, (spec.key, expected, text[:200])
+
+
+def test_empty_chart_says_so():
+    empty = charts.productivity(
+        pa.table({"display_name": pa.array([], pa.string()), "scans_per_hour": pa.array([], pa.float64())})
+    )
+    assert empty.is_empty
+    assert drawing(empty).empty.text == "No data for these filters"
+    assert any("No data" in a.text for a in figure(empty).layout.annotations)
+
+
+def test_category_colours_are_shared_between_pie_and_stacked_bars(specs):
+    pie = next(s for s in specs if s.key == "cost_by_category")
+    bars = next(s for s in specs if s.key == "cost_over_time")
+    by_name = {s.name.lower(): s.colour for s in bars.series}
+    for label, colour in zip(pie.x_labels(), pie.slice_colours, strict=True):
+        assert by_name[label.lower()] == colour == charts.CATEGORY_COLOURS[label.lower()]
+
+
+def test_hourly_labels_carry_the_time_daily_ones_do_not(specs):
+    daily = next(s for s in specs if s.key == "scans_over_time" and s.kind == "bar")
+    hourly = next(s for s in specs if s.key == "scans_over_time" and s.kind == "line")
+    assert all(len(x) == 10 for x in daily.x_labels())
+    assert all(len(x) == 16 for x in hourly.x_labels())
+
+
+def test_heatmap_axes_follow_the_dimensions_natural_order():
+    # Rows as they come from the query (by the first dimension): the first zone lacks "Mon" and hour 7.
+    table = pa.table(
+        {
+            "zone": ["Z-1", "Z-1", "Z-2", "Z-2", "Z-2"],
+            "weekday": ["Wed", "Sun", "Mon", "Wed", "Sun"],
+            "scans": [1, 2, 3, 4, 5],
+        }
+    )
+    spec = charts.explore_chart(table, ExploreSpec("scans", "zone", "weekday"))
+    xs, ys, grid = spec.matrix()
+    assert (xs, ys) == (["Z-1", "Z-2"], ["Mon", "Wed", "Sun"])
+    assert grid == [[None, 3.0], [1.0, 4.0], [2.0, 5.0]]
+    hours = pa.table({"hour": [9, 7, 8], "kind": ["count", "audit", "count"], "scans": [1, 2, 3]})
+    xs, ys, _ = charts.explore_chart(hours, ExploreSpec("scans", "hour", "kind")).matrix()
+    assert (xs, ys) == (["7", "8", "9"], ["audit", "count"])

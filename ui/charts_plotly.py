@@ -1,0 +1,91 @@
+"""Render a :class:`~exporthub.charts.ChartSpec` as a Plotly figure for the statistics page.
+
+Everything visible (title, axis labels, series names, colours, values) is read from the spec, the same
+one the PDF report draws with reportlab, so the preview and the file agree.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from exporthub.charts import PALETTE, ChartSpec
+
+
+def figure(spec: ChartSpec, *, height: int = 380) -> go.Figure:
+    """The Plotly figure for ``spec`` (an annotation says so when there is no data)."""
+    fig = go.Figure()
+    fig.update_layout(
+        title={"text": spec.title},
+        height=height,
+        template="plotly_white",
+        colorway=list(PALETTE),
+        margin={"l": 60, "r": 20, "t": 60, "b": 60},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
+    )
+    if spec.is_empty:
+        fig.add_annotation(
+            text="No data for these filters", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
+        )
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+        return fig
+    if spec.kind == "pie":
+        fig.add_trace(
+            go.Pie(
+                labels=spec.x_labels(),
+                values=spec.values(spec.series[0]),
+                marker={"colors": list(spec.slice_colours)},
+                sort=False,
+                name=spec.series[0].name,
+                texttemplate="%{label}<br>%{percent}",
+                hovertemplate="%{label}: %{value:" + spec.value_format + "}<extra></extra>",
+            )
+        )
+        return fig
+    fig.update_layout(xaxis_title={"text": spec.x_label}, yaxis_title={"text": spec.y_label})
+    if not spec.x_is_time:
+        # Keep codes such as "7" or "Z-001" as categories, in the spec's order.
+        fig.update_xaxes(type="category")
+    fig.update_yaxes(tickformat=spec.value_format)
+    if spec.kind == "heatmap":
+        xs, ys, grid = spec.matrix()
+        stops = spec.colour_scale
+        scale = [[i / (len(stops) - 1), c] for i, c in enumerate(stops)]
+        fig.add_trace(
+            go.Heatmap(
+                x=xs,
+                y=ys,
+                z=grid,
+                colorscale=scale,
+                name=spec.series[0].name,
+                colorbar={"title": {"text": spec.series[0].name}},
+                xgap=1,
+                ygap=1,
+            )
+        )
+        # The first row on top, as the PDF draws it.
+        fig.update_yaxes(type="category", autorange="reversed", tickformat="")
+        return fig
+    x = spec.x_labels()
+    for s in spec.series:
+        if spec.kind == "line":
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=spec.values(s),
+                    name=s.name,
+                    mode="lines+markers" if len(x) <= 60 else "lines",
+                    line={"color": s.colour, "width": 2},
+                )
+            )
+        else:
+            fig.add_trace(go.Bar(x=x, y=spec.values(s), name=s.name, marker={"color": s.colour}))
+    # traceorder "normal": Plotly would list stacked series top-down, the reverse of the spec (and the PDF).
+    fig.update_layout(
+        barmode="stack" if spec.stacked else "group",
+        showlegend=len(spec.series) > 1,
+        legend_traceorder="normal",
+    )
+    if spec.kind == "histogram":
+        fig.update_layout(bargap=0.02)
+    return fig

@@ -1,0 +1,214 @@
+"""The statistics page's widgets: the filters, the headline figures, the charts and the explore controls.
+
+Widgets only collect input and draw results; the numbers come from :class:`exporthub.stats.StatsService`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import streamlit as st
+
+from exporthub import charts
+from exporthub.errors import ExporthubError, InvalidVariable
+from exporthub.stats import (
+    DIMENSIONS,
+    GRANULARITIES,
+    MEASURES,
+    NO_DIMENSION,
+    ExploreSpec,
+    FilterOptions,
+    Preview,
+    StatsFilter,
+    dimensions_for,
+)
+from ui.charts_plotly import figure
+from ui.format import local_time, option_label
+from ui.forms import plain_refusal
+
+DATE_PRESETS = ("all", "last7days", "last30days", "custom")
+GRANULARITY_LABELS = {"day": "Per day", "hour": "Per hour"}
+REPORT_FORMATS = {"pdf": "PDF with charts", "xlsx": "Excel tables"}
+EXPLORE_FORMATS = {"csv": "CSV", "xlsx": "Excel (xlsx)"}
+
+
+@dataclass(frozen=True)
+class View:
+    """What the filter bar chose: the filters and the time resolution of "scans over time"."""
+
+    filters: StatsFilter
+    granularity: str
+
+
+def filter_bar(options: FilterOptions, timezone: str) -> View | None:
+    """The filters, applied to every chart. ``None`` (with an error shown) for an impossible range."""
+    today = datetime.now(ZoneInfo(timezone)).date()
+    with st.container(border=True, key="stats-filters"):
+        top = st.columns([2, 3, 2])
+        preset = top[0].selectbox(
+            "Date range",
+            DATE_PRESETS,
+            key="stats-date-range",
+            format_func=lambda v: option_label("dateRange", v),
+        )
+        start: date | None = None
+        end: date | None = None
+        if preset == "custom":
+            chosen = top[1].date_input(
+                "From – to", value=(today - timedelta(days=29), today), key="stats-dates", format="YYYY-MM-DD"
+            )
+            if isinstance(chosen, tuple | list) and len(chosen) == 2:
+                start, end = chosen
+            else:
+                top[1].caption("Pick the last day of the range.")
+                return None
+        granularity = (
+            top[2].segmented_control(
+                "Scans over time",
+                GRANULARITIES,
+                default="day",
+                key="stats-granularity",
+                required=True,
+                format_func=GRANULARITY_LABELS.get,
+            )
+            or "day"
+        )
+        row = st.columns([1, 3, 3, 2])
+        by = row[0].radio("Filter by", ("Zones", "Areas"), key="stats-by", horizontal=False)
+        zones: list[str] = []
+        areas: list[str] = []
+        if by == "Zones":
+            zones = row[1].multiselect("Zones (empty = all)", options.zones, key="stats-zones")
+        else:
+            areas = row[1].multiselect("Areas (empty = all)", options.areas, key="stats-areas")
+        users = row[2].multiselect(
+            "Users (empty = all)",
+            list(options.users),
+            key="stats-users",
+            format_func=lambda u: f"{options.users.get(u, u)} ({u})",
+        )
+        include_deleted = row[3].checkbox(
+            "Include deleted",
+            key="stats-deleted",
+            help="Count soft-deleted scans and sessions; list deleted zones.",
+        )
+    try:
+        filters = StatsFilter(
+            date_range=preset,
+            date_from=start,
+            date_to=end,
+            zones=tuple(zones),
+            areas=tuple(areas),
+            users=tuple(users),
+            include_deleted=include_deleted,
+        )
+    except InvalidVariable as exc:
+        st.error(exc.message)
+        return None
+    return View(filters, granularity)
+
+
+def cutoff_note(preview: Preview) -> None:
+    st.caption(
+        f"Data cut-off: **{local_time(preview.cutoff, preview.timezone)}** ({preview.timezone}). "
+        "Scans, sessions and costs that arrived later are not in these numbers."
+    )
+
+
+def headline(preview: Preview) -> None:
+    h = preview.headline
+    cols = st.columns(6)
+    cols[0].metric("Total scans", f"{h['scans']:,}")
+    cols[1].metric("Items", f"{h['items']:,}")
+    cols[2].metric("Active users", f"{h['active_users']:,}")
+    cols[3].metric("Hours", f"{h['hours']:,.1f}")
+    cols[4].metric("Cost", f"{h['cost']:,.2f}")
+    cols[5].metric("Cost per scan", "—" if h["cost_per_scan"] is None else f"{h['cost_per_scan']:,.3f}")
+
+
+def chart_grid(specs: list[charts.ChartSpec]) -> None:
+    """The charts, two per row (each from the shared chart definitions)."""
+    for i in range(0, len(specs), 2):
+        cols = st.columns(2)
+        for col, spec in zip(cols, specs[i : i + 2], strict=False):
+            with col:
+                st.plotly_chart(figure(spec), key=f"chart-{spec.key}", width="stretch")
+
+
+def start_job(
+    service: Any, username: str, project: str, export_type: str, values: Mapping[str, Any], *, what: str
+) -> None:
+    """Start an export; say which job started, or show the refusal in plain words."""
+    try:
+        job = service.start(username, project, export_type, dict(values))
+    except ExporthubError as exc:
+        st.error(plain_refusal(exc, service.config.get(export_type)))
+        return
+    st.success(f"{what} started as job #{job.id}. [Follow it in the job details](/job?job={job.id}).")
+
+
+def report_controls(service: Any, username: str, project: str, view: View) -> None:
+    """ "Generate report from this view": the statistics export with exactly these filters."""
+    cols = st.columns([2, 3, 5])
+    fmt = cols[0].selectbox(
+        "Report format",
+        list(REPORT_FORMATS),
+        key="stats-report-format",
+        format_func=REPORT_FORMATS.get,
+        label_visibility="collapsed",
+    )
+    if cols[1].button(
+        "Generate report from this view",
+        key="stats-generate",
+        type="primary",
+        icon=":material/picture_as_pdf:",
+    ):
+        values = {**view.filters.to_variables(), "granularity": view.granularity, "format": fmt}
+        start_job(service, username, project, "statistics", values, what="The statistics report")
+
+
+def explore_controls() -> ExploreSpec | None:
+    """Measure and one or two dimensions; only combinations that mean something are offered."""
+    cols = st.columns(3)
+    measure = cols[0].selectbox(
+        "Measure", list(MEASURES), key="explore-measure", format_func=lambda m: MEASURES[m].label
+    )
+    dims = dimensions_for(measure)
+    dim1 = cols[1].selectbox("Dimension", dims, key="explore-dim1", format_func=lambda d: DIMENSIONS[d].label)
+    second = [NO_DIMENSION, *[d for d in dims if d != dim1]]
+    dim2 = cols[2].selectbox(
+        "Second dimension",
+        second,
+        key="explore-dim2",
+        format_func=lambda d: "None" if d == NO_DIMENSION else DIMENSIONS[d].label,
+    )
+    try:
+        return ExploreSpec(measure, dim1, dim2).check()
+    except InvalidVariable as exc:  # e.g. a stale choice after the measure changed
+        st.warning(exc.message)
+        return None
+
+
+def explore_export(service: Any, username: str, project: str, view: View, spec: ExploreSpec) -> None:
+    """ "Export this view": the hidden ``explore`` export with this measure, dimensions and filters."""
+    cols = st.columns([2, 3, 5])
+    fmt = cols[0].selectbox(
+        "Export format",
+        list(EXPLORE_FORMATS),
+        key="explore-format",
+        format_func=EXPLORE_FORMATS.get,
+        label_visibility="collapsed",
+    )
+    if cols[1].button("Export this view", key="explore-export", icon=":material/download:"):
+        values = {
+            **view.filters.to_variables(),
+            "measure": spec.measure,
+            "dim1": spec.dim1,
+            "dim2": spec.dim2 or NO_DIMENSION,
+            "format": fmt,
+        }
+        start_job(service, username, project, "explore", values, what="The explore export")
