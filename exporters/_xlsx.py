@@ -81,7 +81,7 @@ def write_xlsx(
     sheets: list[_DataSheet] = []
     rows = 0
     with removing_on_error(path), _Book(path, about) as book:
-        for batch in batches:
+        for batch in _slices(batches, _CHECK_EVERY_ROWS):
             if batch.num_rows == 0:
                 continue
             prepared = columns.prepare(batch, about.timezone)
@@ -159,6 +159,17 @@ def _sheet_name(base: str, number: int) -> str:
     return clean[: 31 - len(suffix)] + suffix
 
 
+# xlsxwriter writes ~100k cells a second, so a 100k-row batch would leave cancellation unchecked for
+# many seconds; check (through on_rows) at least this often.
+_CHECK_EVERY_ROWS = 10_000
+
+
+def _slices(batches: Iterable[pa.RecordBatch], size: int) -> Iterable[pa.RecordBatch]:
+    for batch in batches:
+        for offset in range(0, max(batch.num_rows, 1), size):
+            yield batch.slice(offset, size)
+
+
 class _Book:
     """The workbook and its format cache; xlsxwriter formats are workbook-wide and should be shared."""
 
@@ -176,6 +187,9 @@ class _Book:
                 # Python's zipfile adds ZIP64 records only when a member needs them, so this costs
                 # nothing for normal files and saves a huge multi-sheet export from failing at close.
                 "use_zip64": True,
+                # Keep constant_memory's row files beside the output (the job's private work folder),
+                # so a killed worker leaves nothing behind in the system temp folder.
+                "tmpdir": str(Path(path).parent),
             },
         )
         self.about = about

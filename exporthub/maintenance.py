@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -18,7 +20,7 @@ from exporthub.db import Database
 from exporthub.dispatch import Dispatcher
 from exporthub.jobs import finish, job_folder
 from exporthub.models import Job, JobLog, utcnow
-from exporthub.runner import PARTIAL_DIR, after_job_finished
+from exporthub.runner import after_job_finished
 from exporthub.settings import Settings
 from exporthub.states import JobStatus, LogLevel
 
@@ -50,7 +52,10 @@ def reap_stale(db: Database, settings: Settings, dispatcher: Dispatcher) -> list
                          message=f"Worker {job.worker_id} stopped sending heartbeats; job failed: {WORKER_LOST}"))
             audit.record(s, action="reap", actor=None, project=job.project.slug, target=f"job:{job.id}",
                          detail=WORKER_LOST)
-            shutil.rmtree(job_folder(settings, job) / PARTIAL_DIR, ignore_errors=True)
+            # A reaped job never completed, so nothing in its folder was recorded: besides the private
+            # work folder that includes an output a killed worker renamed into place just before
+            # it could record it. Delete the whole folder, so no partial file stays visible.
+            shutil.rmtree(job_folder(settings, job), ignore_errors=True)
             reaped.append(job.id)
     for job_id in reaped:
         log.warning("job %s: %s", job_id, WORKER_LOST)
@@ -98,3 +103,33 @@ def tick(db: Database, settings: Settings, dispatcher: Dispatcher) -> TickResult
         promoted=promote_due(db, dispatcher),
         requeued=requeue_stale_ready(db, dispatcher),
     )
+
+
+_last_tick = float("-inf")
+_tick_lock = threading.Lock()
+
+
+def tick_if_due(
+    db: Database, settings: Settings, dispatcher: Dispatcher, *, now: float | None = None
+) -> TickResult | None:
+    """:func:`tick`, at most once per ``settings.reaper_interval_seconds`` in this process.
+
+    For the web app, which calls it on every script run: when no worker is left to notice, a
+    killed sole worker's job still ends "worker lost" while anyone has the app open. Costs a clock
+    read when not due; concurrent callers never run two ticks at once (the losers return ``None``
+    at once). Returns ``None`` when it did not run. Errors are logged, never raised to the page.
+    """
+    global _last_tick
+    now = time.monotonic() if now is None else now
+    if now - _last_tick < settings.reaper_interval_seconds or not _tick_lock.acquire(blocking=False):
+        return None
+    try:
+        if now - _last_tick < settings.reaper_interval_seconds:  # another caller just ran it
+            return None
+        _last_tick = now
+        return tick(db, settings, dispatcher)
+    except Exception:  # housekeeping must never break a page; the next due call retries
+        log.exception("housekeeping from the web app failed")
+        return None
+    finally:
+        _tick_lock.release()

@@ -1,22 +1,34 @@
-"""Retention: delete files and finished jobs past the retention age, and orphaned temporary files."""
+"""Retention: delete files and finished jobs past the retention age, and orphaned temporary files.
+
+Run by the worker's periodic task and by ``exporthub cleanup``. It never touches an active job (nor
+a finished child of an active parent, whose files the parent still needs), and each run writes
+exactly one ``cleanup`` audit event that lists what it removed.
+"""
 
 from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 
 from exporthub import audit
 from exporthub.db import Database
 from exporthub.jobs import delete_job_files
-from exporthub.models import Job, utcnow
+from exporthub.links import LinkRefused, stored_path
+from exporthub.models import File, Job, utcnow
+from exporthub.runner import PARTIAL_DIR
 from exporthub.settings import Settings
-from exporthub.states import FINISHED_STATUSES
+from exporthub.states import ACTIVE_STATUSES, FINISHED_STATUSES
 
-_ORPHAN_AGE_SECONDS = 3600
+# A temporary file younger than this may belong to work in progress (an import, a job that is just
+# publishing its files), so only older ones count as orphaned.
+ORPHAN_AGE_SECONDS = 3600
+_ACTIVE = [str(s) for s in ACTIVE_STATUSES]
 
 
 @dataclass(frozen=True)
@@ -24,50 +36,119 @@ class CleanupResult:
     jobs: list[int]
     files: int
     orphans: int
+    expired_files: list[int] = field(default_factory=list)
+
+    def describe(self, retention_days: int) -> str:
+        jobs = ", ".join(f"job:{j}" for j in self.jobs) or "none"
+        text = f"retention {retention_days} days; removed {len(self.jobs)} jobs ({jobs}), {self.files} files"
+        if self.expired_files:
+            text += f" (expired on their own: {', '.join(f'file:{f}' for f in self.expired_files)})"
+        return text + f", {self.orphans} orphaned temporary files"
 
 
-def cleanup(db: Database, settings: Settings, *, actor: str | None = None) -> CleanupResult:
-    """Remove finished jobs older than the retention age (never active ones) and stale temp files.
+def cleanup(db: Database, settings: Settings, *, actor: str | None = None, now: datetime | None = None) -> CleanupResult:
+    """Remove finished jobs older than the retention age with their files, files past their own
+    ``expires_at``, and orphaned temporary files; never anything of an active job.
 
-    Each removed job writes one audit event.
+    Writes exactly one ``cleanup`` audit event (also when nothing was due), whose detail lists the
+    removed job ids. ``now`` is for tests.
     """
-    cutoff = utcnow() - timedelta(days=settings.retention_days)
+    now = now or utcnow()
+    cutoff = now - timedelta(days=settings.retention_days)
     removed: list[int] = []
+    expired: list[int] = []
     files = 0
+    orphans = _remove_orphans(db, settings)
     with db.write() as s:
+        active_ids = select(Job.id).where(Job.status.in_(_ACTIVE))
         jobs = s.scalars(
             select(Job).where(
                 Job.status.in_([str(x) for x in FINISHED_STATUSES]),
                 Job.removed_at.is_(None),
                 Job.finished_at < cutoff,
-            )
+                Job.parent_id.is_(None) | Job.parent_id.not_in(active_ids),
+            ).order_by(Job.id)
         ).all()
         for job in jobs:
             files += delete_job_files(s, settings, job)
-            job.removed_at = utcnow()
+            job.removed_at = now
             removed.append(job.id)
-            audit.record(s, action="cleanup", actor=actor, project=job.project.slug, target=f"job:{job.id}",
-                         detail=f"finished {job.finished_at:%Y-%m-%d}, past {settings.retention_days} days")
-    orphans = _remove_orphans(settings)
-    return CleanupResult(jobs=removed, files=files, orphans=orphans)
+        for f in s.scalars(
+            select(File).where(File.deleted_at.is_(None), File.expires_at.is_not(None), File.expires_at < now,
+                               File.job_id.not_in(active_ids)).order_by(File.id)
+        ):
+            _unlink_stored(settings, f.storage_key)
+            f.deleted_at = now
+            expired.append(f.id)
+        result = CleanupResult(jobs=removed, files=files + len(expired), orphans=orphans, expired_files=expired)
+        # One event for the whole run, in the same transaction as the removals it describes.
+        audit.record(s, action="cleanup", actor=actor, detail=result.describe(settings.retention_days))
+    return result
 
 
-def _remove_orphans(settings: Settings) -> int:
-    """Temporary files a killed process left behind (lake .tmp-* parts; old partial job folders)."""
+def _unlink_stored(settings: Settings, storage_key: str) -> None:
+    try:
+        stored_path(settings, storage_key).unlink(missing_ok=True)
+    except (LinkRefused, OSError):  # a key that points outside the files folder is never followed
+        pass
+
+
+def _remove_orphans(db: Database, settings: Settings) -> int:
+    """Temporary files a killed or failed process left behind.
+
+    - lake ``.tmp-*`` parts older than :data:`ORPHAN_AGE_SECONDS` (an interrupted append);
+    - a job's ``.partial`` work folder when the job is no longer active (a killed worker's output);
+    - files in a job folder that no ``files`` row records, when the job is not active and the file
+      is old enough (a worker killed between renaming its output into place and recording it).
+    """
+    with db.read() as s:
+        active = set(s.scalars(select(Job.id).where(Job.status.in_(_ACTIVE))))
+        known_jobs = set(s.scalars(select(Job.id)))
+        recorded = set(s.scalars(select(File.storage_key).where(File.deleted_at.is_(None))))
     now = time.time()
     count = 0
-    for pattern, root in ((".tmp-*", settings.lake_dir), (".partial", settings.files_dir)):
-        if not root.is_dir():
-            continue
-        for path in root.rglob(pattern):
-            try:
-                if now - path.stat().st_mtime < _ORPHAN_AGE_SECONDS:
-                    continue  # may belong to a job or import in progress
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-                count += 1
-            except FileNotFoundError:
-                continue
+    lake = settings.lake_dir
+    if lake.is_dir():
+        for path in lake.rglob(".tmp-*"):
+            count += _remove_if_old(path, now)
+    files_root = settings.files_dir
+    for folder in _job_folders(files_root):
+        job_id = int(folder.name)
+        if job_id in active:
+            continue  # never touch an active job, whatever its folder looks like
+        for entry in list(folder.iterdir()):
+            if entry.name == PARTIAL_DIR:
+                if job_id in known_jobs:  # its job finished (or was reaped): nothing will publish it
+                    shutil.rmtree(entry, ignore_errors=True)
+                    count += 1
+                else:  # a job created after our look at the table may be writing it right now
+                    count += _remove_if_old(entry, now)
+            elif entry.is_file() and (job_id not in known_jobs or
+                                      str(entry.relative_to(files_root)) not in recorded):
+                count += _remove_if_old(entry, now)
+        try:
+            folder.rmdir()  # only succeeds when empty
+        except OSError:
+            pass
     return count
+
+
+def _job_folders(root: Path) -> Iterable[Path]:
+    """``files/<project>/<type>/<job id>/`` folders (only those whose last part is a job id)."""
+    if not root.is_dir():
+        return []
+    return [p for p in root.glob("*/*/*") if p.is_dir() and not p.is_symlink() and p.name.isascii()
+            and p.name.isdigit()]
+
+
+def _remove_if_old(path: Path, now: float) -> int:
+    try:
+        if now - path.lstat().st_mtime < ORPHAN_AGE_SECONDS:
+            return 0
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        return 1
+    except FileNotFoundError:
+        return 0

@@ -1,0 +1,351 @@
+"""User-bound, expiring download links: ``/download/<token>``.
+
+A token is ``<file id>.<user id>.<expires>.<signature>``: three decimal integers and an HMAC-SHA256
+over them (keyed with the instance secret, :meth:`Settings.resolved_secret_key`), base64url without
+padding. It carries no secret and needs no server-side state, so any web replica can check it.
+
+A token only *names* a grant. Everything that can change after a link was made is checked again on
+every use by :func:`resolve_download`: the signature (so a rotated secret kills every link), the
+expiry, that the user still exists and is active, that they still hold ``exports.view`` on the file's
+project, that the file and its job were not removed, that the stored file is still inside the files
+folder and unchanged since it was recorded, and that a logged-in browser session, if the request
+carries one, belongs to the same user. Each use writes exactly one audit event, ``download``: ``ok``
+(and the file's download count goes up) or ``refused`` with the reason in the detail.
+
+Links the UI shows use :func:`download_path`, whose expiry is *bucketed*: it is rounded up to a
+multiple of the TTL, so the same file and user give the same link for a whole TTL period (pages
+rerun every second or so, and a link that changes on every rerun defeats the browser and the user's
+"copy link"). The remaining lifetime of a freshly made bucketed link is always more than ``ttl`` and
+at most ``2 * ttl``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import math
+import os
+import re
+import stat as stat_mod
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import update
+
+from exporthub import audit
+from exporthub.access import get_user, has, is_usable
+from exporthub.db import Database
+from exporthub.errors import ExporthubError, NotFound, PermissionDenied
+from exporthub.models import File, Job, Project, User
+from exporthub.permissions import Permission
+from exporthub.settings import Settings
+
+ACTION = "download"
+ROUTE_PREFIX = "/download/"
+# Long enough for any real token (ids and expiry are bounded below), short enough to refuse junk cheaply.
+MAX_TOKEN_LENGTH = 128
+MAX_ID = 2**53 - 1  # ids and timestamps beyond this are junk, whatever the signature says
+MAX_TTL_SECONDS = 366 * 24 * 3600
+_PURPOSE = b"exporthub/download-link/v1"
+_TOKEN = re.compile(r"\A([0-9]{1,16})\.([0-9]{1,16})\.([0-9]{1,16})\.([A-Za-z0-9_-]{43})\Z")
+_HASH_CHUNK = 1 << 20
+
+# What a refused caller sees. Deliberately vague: the reason is in the audit trail, not in the answer.
+PUBLIC_MESSAGES = {
+    403: "This download link is not valid for you, or it has expired.",
+    404: "This file is not available.",
+}
+
+
+class LinkRefused(ExporthubError):
+    """A download link that must not be honoured.
+
+    ``status`` is the HTTP status to answer with (403 or 404); ``message`` is safe to show anyone;
+    ``reason`` says what was wrong, for the audit trail and logs only.
+    """
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(PUBLIC_MESSAGES.get(status, PUBLIC_MESSAGES[403]))
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class LinkClaims:
+    """What a token with a valid signature says: which file, for whom, until when (Unix seconds)."""
+
+    file_id: int
+    user_id: int
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class DownloadGrant:
+    """A download that passed every check: what to send and how to name it.
+
+    ``mtime_ns`` is the verified file's modification time; the server compares it with the file it
+    opens, so a file swapped between the check and the send is not served.
+    """
+
+    path: Path
+    filename: str
+    content_type: str
+    size: int
+    file_id: int
+    sha256: str
+    mtime_ns: int
+
+
+# ---------------------------------------------------------------------- making links
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _signature(secret: str, file_id: int, user_id: int, expires_at: int) -> str:
+    # A key of its own, derived from the instance secret: a login token can never pass as a link.
+    key = hmac.new(secret.encode("utf-8"), _PURPOSE, hashlib.sha256).digest()
+    message = f"{file_id}.{user_id}.{expires_at}".encode("ascii")
+    return _b64(hmac.new(key, message, hashlib.sha256).digest())
+
+
+def _check_int(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        raise ValueError(f"{name} must be an integer between 0 and {MAX_ID}, got {value!r}")
+    return value
+
+
+def make_token(settings: Settings, file_id: int, user_id: int, expires_at: int | datetime) -> str:
+    """A signed token for ``file_id`` and ``user_id``, valid until ``expires_at`` (Unix seconds or an
+    aware datetime). Raises ``ValueError`` for negative or absurd values and ``SettingsError`` when the
+    instance has no usable secret."""
+    if isinstance(expires_at, datetime):
+        if expires_at.tzinfo is None:
+            raise ValueError("expires_at must be timezone-aware")
+        expires_at = math.ceil(expires_at.timestamp())
+    file_id, user_id = _check_int("file_id", file_id), _check_int("user_id", user_id)
+    expires_at = _check_int("expires_at", expires_at)
+    sig = _signature(settings.resolved_secret_key(), file_id, user_id, expires_at)
+    return f"{file_id}.{user_id}.{expires_at}.{sig}"
+
+
+def bucketed_expiry(now: float, ttl: int) -> int:
+    """The end of the TTL period after the current one: the same for every ``now`` in one period
+    ``[k * ttl, (k + 1) * ttl)``, and always more than ``ttl`` and at most ``2 * ttl`` seconds away."""
+    if ttl < 1:
+        raise ValueError("ttl must be at least one second")
+    return (math.floor(now) // ttl + 2) * ttl
+
+
+def download_path(
+    settings: Settings, file_id: int, user_id: int, now: float | None = None, ttl: int | None = None
+) -> str:
+    """``/download/<token>`` for the UI, with a bucketed expiry (see the module docstring).
+
+    ``ttl`` defaults to ``settings.link_ttl_seconds``; ``now`` (Unix seconds) to the current time.
+    """
+    ttl = settings.link_ttl_seconds if ttl is None else ttl
+    expires = bucketed_expiry(time.time() if now is None else now, ttl)
+    return ROUTE_PREFIX + make_token(settings, file_id, user_id, expires)
+
+
+def download_url(
+    settings: Settings, file_id: int, user_id: int, now: float | None = None, ttl: int | None = None
+) -> str:
+    """:func:`download_path` prefixed with ``settings.public_url`` (for e-mails, the CLI, scripts)."""
+    return settings.public_url + download_path(settings, file_id, user_id, now=now, ttl=ttl)
+
+
+@dataclass(frozen=True)
+class IssuedLink:
+    url: str
+    path: str
+    file_id: int
+    username: str
+    filename: str
+    expires_at: datetime
+
+
+def issue_link(
+    db: Database, settings: Settings, file_id: int, username: str, *, ttl: int | None = None,
+    now: float | None = None,
+) -> IssuedLink:
+    """A link for ``username`` to a stored file, after checking they may download it today.
+
+    With ``ttl`` the link expires exactly ``ttl`` seconds from now (the CLI's ``--ttl``); without it the
+    expiry is bucketed like the UI's. Raises :class:`NotFound` for an unknown user or a missing or removed
+    file, :class:`PermissionDenied` without ``exports.view``, ``ValueError`` for a bad ``ttl``. Making a
+    link is a read and writes nothing; a refusal writes one ``link`` audit event.
+    """
+    if ttl is not None and not 1 <= ttl <= MAX_TTL_SECONDS:
+        raise ValueError(f"ttl must be between 1 and {MAX_TTL_SECONDS} seconds")
+    slug: str | None = None
+    try:
+        with db.read() as s:
+            user = get_user(s, username)
+            row = s.get(File, file_id) if 0 <= file_id <= MAX_ID else None
+            job = s.get(Job, row.job_id) if row is not None else None
+            if row is None or job is None:
+                raise NotFound(f"Unknown file: {file_id}")
+            project = s.get(Project, row.project_id)
+            assert project is not None
+            slug = project.slug
+            if not has(s, user, project, Permission.VIEW):
+                raise PermissionDenied()
+            if row.deleted_at is not None or job.removed_at is not None:
+                raise NotFound(f"File {file_id} was removed")
+            user_id, filename = user.id, row.name
+    except ExporthubError as exc:
+        with db.write() as s:
+            audit.record(s, action="link", outcome=audit.Outcome.REFUSED, actor=username, project=slug,
+                         target=f"file:{file_id}", detail=exc.message)
+        raise
+    now = time.time() if now is None else now
+    expires = math.ceil(now) + ttl if ttl is not None else bucketed_expiry(now, settings.link_ttl_seconds)
+    path = ROUTE_PREFIX + make_token(settings, file_id, user_id, expires)
+    return IssuedLink(url=settings.public_url + path, path=path, file_id=file_id, username=username,
+                      filename=filename, expires_at=datetime.fromtimestamp(expires, UTC))
+
+
+# ---------------------------------------------------------------------- checking links
+
+
+def parse_token(settings: Settings, token: object) -> LinkClaims:
+    """The claims of a token whose signature is valid under the current secret.
+
+    Checks the shape and the signature only (constant-time), not the expiry or anything in the database.
+    Raises :class:`LinkRefused` (403) for anything else, whatever the input; never another exception
+    except ``SettingsError`` when the instance itself has no usable secret.
+    """
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        raise LinkRefused(403, "malformed token")
+    match = _TOKEN.match(token)
+    if match is None:
+        raise LinkRefused(403, "malformed token")
+    file_id, user_id, expires_at = (int(g) for g in match.groups()[:3])
+    if max(file_id, user_id, expires_at) > MAX_ID:
+        raise LinkRefused(403, "malformed token")
+    # Canonical form only: "007" and "7" must not both be valid spellings of one link.
+    if f"{file_id}.{user_id}.{expires_at}" != token.rsplit(".", 1)[0]:
+        raise LinkRefused(403, "malformed token")
+    expected = _signature(settings.resolved_secret_key(), file_id, user_id, expires_at)
+    if not hmac.compare_digest(expected.encode("ascii"), match.group(4).encode("ascii")):
+        raise LinkRefused(403, "bad signature")
+    return LinkClaims(file_id=file_id, user_id=user_id, expires_at=expires_at)
+
+
+def resolve_download(
+    db: Database,
+    settings: Settings,
+    token: object,
+    *,
+    session_username: str | None,
+    now: float | None = None,
+) -> DownloadGrant:
+    """Check a download token against the current state and count the download.
+
+    ``session_username`` is the user of a valid logged-in session carried by the request, or ``None``
+    when it carries none: a link used inside another user's session is refused. Raises
+    :class:`LinkRefused` (403: bad or expired token, wrong or unusable user, no permission; 404: file
+    or job removed, missing, outside the files folder or changed on disk). Success and refusal each
+    write exactly one ``download`` audit event; success also increments ``files.download_count``.
+    """
+    claims: LinkClaims | None = None
+    actor: str | None = None
+    slug: str | None = None
+    try:
+        claims = parse_token(settings, token)
+        with db.read() as s:
+            user = s.get(User, claims.user_id)
+            if user is None:
+                raise LinkRefused(403, "user no longer exists")
+            actor = user.username  # a signed token names its user: worth a name in the audit trail
+            if (time.time() if now is None else now) >= claims.expires_at:
+                raise LinkRefused(403, "link expired")
+            if not is_usable(user):
+                raise LinkRefused(403, "user is deactivated or deleted")
+            if session_username is not None and session_username != user.username:
+                raise LinkRefused(403, f"link used in a session of another user ({session_username[:64]})")
+            row = s.get(File, claims.file_id)
+            job = s.get(Job, row.job_id) if row is not None else None
+            if row is None or job is None:
+                raise LinkRefused(404, "unknown file")
+            project = s.get(Project, row.project_id)
+            assert project is not None
+            slug = project.slug
+            if not has(s, user, project, Permission.VIEW):
+                raise LinkRefused(403, "no exports.view on the project")
+            if row.deleted_at is not None or job.removed_at is not None:
+                raise LinkRefused(404, "file removed")
+            expected = (row.storage_key, row.size, row.mtime_ns, row.sha256)
+            grant_base = (row.name, row.content_type, row.id)
+        path, mtime_ns = _verify_on_disk(settings, *expected)
+    except LinkRefused as refused:
+        target = f"file:{claims.file_id}" if claims is not None else None
+        with db.write() as s:
+            audit.record(s, action=ACTION, outcome=audit.Outcome.REFUSED, actor=actor, project=slug,
+                         target=target, detail=refused.reason)
+        raise
+    name, content_type, file_id = grant_base
+    with db.write() as s:
+        changes: dict[str, object] = {"download_count": File.download_count + 1}
+        if mtime_ns != expected[2]:
+            # Same bytes (re-hashed) under a new mtime, e.g. after a restore: remember it, hash once.
+            changes["mtime_ns"] = mtime_ns
+        s.execute(update(File).where(File.id == file_id).values(**changes))
+        audit.record(s, action=ACTION, actor=actor, project=slug, target=f"file:{file_id}")
+    return DownloadGrant(path=path, filename=name, content_type=content_type, size=expected[1],
+                         file_id=file_id, sha256=expected[3], mtime_ns=mtime_ns)
+
+
+def stored_path(settings: Settings, storage_key: str) -> Path:
+    """The file a storage key names, resolved; raises :class:`LinkRefused` (404) when it would leave
+    the files folder (``..``, absolute keys, symlinks pointing elsewhere) or cannot be a path at all."""
+    root = settings.files_dir.resolve()
+    try:
+        if not storage_key or "\x00" in storage_key or os.path.isabs(storage_key):
+            raise ValueError("not a relative path")
+        path = (root / storage_key).resolve(strict=False)
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise LinkRefused(404, f"unusable storage key: {exc}") from None
+    if path == root or not path.is_relative_to(root):
+        raise LinkRefused(404, "storage key points outside the files folder")
+    return path
+
+
+def _verify_on_disk(settings: Settings, storage_key: str, size: int, mtime_ns: int, sha256: str) -> tuple[Path, int]:
+    """The stored file if it is the one recorded: same size and mtime, or the same sha256 when the
+    mtime moved (re-hashing a large file is slow, so only then). Returns its path and current mtime."""
+    path = stored_path(settings, storage_key)
+    try:
+        st = path.stat()
+    except (OSError, ValueError):
+        raise LinkRefused(404, "file missing on disk") from None
+    if not stat_mod.S_ISREG(st.st_mode):
+        raise LinkRefused(404, "not a regular file")
+    if st.st_size != size:
+        raise LinkRefused(404, f"file changed on disk (size {st.st_size} != {size})")
+    if st.st_mtime_ns != mtime_ns and _sha256(path) != sha256:
+        raise LinkRefused(404, "file changed on disk (sha256 differs)")
+    return path, st.st_mtime_ns
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
+                digest.update(chunk)
+    except OSError:
+        raise LinkRefused(404, "file unreadable") from None
+    return digest.hexdigest()
+
+
+__all__ = [
+    "DownloadGrant", "IssuedLink", "LinkClaims", "LinkRefused", "download_path", "download_url", "issue_link",
+    "make_token", "parse_token", "resolve_download", "stored_path",
+]

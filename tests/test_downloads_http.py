@@ -1,0 +1,345 @@
+"""``/download/{token}`` through real HTTP requests to a running ``streamlit run server.py``."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+from sqlalchemy import delete, select
+
+from exporthub import auth, links
+from exporthub.db import Database, forget_databases, get_database
+from exporthub.dispatch import RecordingDispatcher
+from exporthub.links import make_token
+from exporthub.models import AuditEvent, File, Membership, User, utcnow
+from exporthub.settings import Settings, reload_settings
+
+REPO = Path(__file__).resolve().parent.parent
+PUBLIC = set(links.PUBLIC_MESSAGES.values())
+
+
+@dataclass
+class Server:
+    base_port: int
+    settings: Settings
+    db: Database
+    proc: subprocess.Popen[bytes]
+
+    def get(self, path: str, *, cookie: str | None = None, method: str = "GET",
+            headers: dict[str, str] | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.base_port, timeout=60)
+        try:
+            all_headers = dict(headers or {})
+            if cookie:
+                all_headers["Cookie"] = cookie
+            conn.request(method, path, headers=all_headers)
+            resp = conn.getresponse()
+            return resp.status, resp.headers, resp.read()
+        finally:
+            conn.close()
+
+    def export(self, user: str, fmt: str, project: str = "demo-open") -> File:
+        from exporthub.jobs import JobService
+        from exporthub.runner import run_job
+
+        job = JobService(self.db, self.settings, RecordingDispatcher()).start(user, project, "scans", {"format": fmt})
+        run_job(self.db, self.settings, job.id, dispatcher=RecordingDispatcher())
+        with self.db.read() as s:
+            return s.scalars(select(File).where(File.job_id == job.id, File.name.endswith(f".{fmt}"))).one()
+
+    def user_id(self, username: str) -> int:
+        with self.db.read() as s:
+            return s.scalar(select(User.id).where(User.username == username))
+
+    def link(self, file_id: int, username: str, ttl: int = 600) -> str:
+        return links.ROUTE_PREFIX + make_token(self.settings, file_id, self.user_id(username), int(time.time()) + ttl)
+
+    def audit(self) -> list[tuple[str, str, str | None, str | None]]:
+        with self.db.read() as s:
+            rows = s.scalars(select(AuditEvent).where(AuditEvent.action == "download").order_by(AuditEvent.id))
+            return [(e.outcome, e.actor, e.target, e.detail) for e in rows]
+
+    def peak_rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmHWM")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    from exporthub.demo import create_demo
+
+    data = tmp_path_factory.mktemp("http") / "data"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EXPORTHUB_DATA_DIR", str(data))
+    for key in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY"):
+        mp.delenv(f"EXPORTHUB_{key}", raising=False)
+    forget_databases()
+    settings = reload_settings()
+    db = get_database(settings)
+    create_demo(db, settings, scans=3000, seed=5, anchor=date(2026, 11, 20))
+    settings.resolved_secret_key()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTHUB_")}
+    env["EXPORTHUB_DATA_DIR"] = str(data)
+    port = _free_port()
+    log = open(data.parent / "server.log", "wb")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "server.py"), "--server.port", str(port),
+         "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    srv = Server(port, settings, db, proc)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (data.parent / "server.log").read_text()
+            try:
+                if srv.get("/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+        yield srv
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        mp.undo()
+        forget_databases()
+        reload_settings()
+
+
+def assert_safe_headers(headers: http.client.HTTPMessage) -> None:
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Cache-Control"] == "private, no-store"
+
+
+def assert_refused(server: Server, path: str, status: int, *, cookie: str | None = None) -> None:
+    got, headers, body = server.get(path, cookie=cookie)
+    assert got == status, body
+    assert body.decode().strip() == links.PUBLIC_MESSAGES[status]  # the same fixed sentence, nothing more
+    assert_safe_headers(headers)
+
+
+# ----------------------------------------------------------------------------- downloads
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_download_bytes_match_the_recorded_sha256(server, fmt):
+    f = server.export("analyst", fmt)
+    before = len(server.audit())
+    status, headers, body = server.get(server.link(f.id, "analyst"))
+    assert status == 200
+    assert hashlib.sha256(body).hexdigest() == f.sha256 and len(body) == f.size
+    assert headers["Content-Length"] == str(f.size)
+    assert headers["Content-Type"].split(";")[0] == f.content_type
+    assert headers["Content-Disposition"] == f"attachment; filename=\"{f.name}\"; filename*=UTF-8''{f.name}"
+    assert "Content-Encoding" not in headers
+    assert_safe_headers(headers)
+    with server.db.read() as s:
+        assert s.get(File, f.id).download_count == 1
+    assert server.audit()[before:] == [("ok", "analyst", f"file:{f.id}", None)]
+    if fmt == "xlsx":  # and it is a real workbook
+        from python_calamine import CalamineWorkbook
+
+        assert "Scans" in CalamineWorkbook.from_filelike(__import__("io").BytesIO(body)).sheet_names
+
+
+def test_gzip_is_not_applied_to_files(server):
+    f = server.export("analyst", "csv")
+    status, headers, body = server.get(server.link(f.id, "analyst"), headers={"Accept-Encoding": "gzip"})
+    assert status == 200 and "Content-Encoding" not in headers
+    assert headers["Content-Length"] == str(f.size) and hashlib.sha256(body).hexdigest() == f.sha256
+
+
+def test_head_is_not_a_download(server):
+    f = server.export("manager", "csv", project="demo-closed")
+    before = len(server.audit())
+    status, headers, _ = server.get(server.link(f.id, "manager"), method="HEAD")
+    assert status == 405 and headers["Allow"] == "GET"
+    assert len(server.audit()) == before
+
+
+# ----------------------------------------------------------------------------- refusals
+
+
+def test_tampered_and_expired_links_are_refused(server):
+    f = server.export("analyst", "csv")
+    good = server.link(f.id, "analyst")
+    assert_refused(server, good[:-1] + ("A" if good[-1] != "A" else "B"), 403)
+    assert_refused(server, good.replace(f"/download/{f.id}.", f"/download/{f.id + 1}.", 1), 403)
+    assert_refused(server, "/download/not.a.token.at-all", 403)
+    # Encoded traversal does not even reach the route (Streamlit's path security answers 400).
+    status, _, body = server.get("/download/..%2F..%2Fsecret.key")
+    assert status in (400, 403) and server.settings.resolved_secret_key().encode() not in body
+    expired = links.ROUTE_PREFIX + make_token(server.settings, f.id, server.user_id("analyst"), int(time.time()) - 1)
+    assert_refused(server, expired, 403)
+    assert [e[0] for e in server.audit()[-4:]] == ["refused"] * 4
+    with server.db.read() as s:
+        assert s.get(File, f.id).download_count == 0
+
+
+def test_removed_file_is_refused(server):
+    from exporthub.jobs import JobService
+
+    f = server.export("manager", "csv")
+    path = server.link(f.id, "manager")
+    assert server.get(path)[0] == 200
+    JobService(server.db, server.settings, RecordingDispatcher()).remove("manager", f.job_id)
+    assert_refused(server, path, 404)
+    assert server.audit()[-1][:3] == ("refused", "manager", f"file:{f.id}")
+
+
+def test_revoked_membership_and_deactivated_user_are_refused(server):
+    f = server.export("analyst", "csv")
+    analyst, viewer = server.link(f.id, "analyst"), server.link(f.id, "viewer")
+    assert server.get(analyst)[0] == 200 and server.get(viewer)[0] == 200
+    with server.db.write() as s:
+        membership = s.scalar(select(Membership).where(Membership.user_id == server.user_id("analyst")))
+        saved = (membership.user_id, membership.project_id, membership.role)
+        s.delete(membership)
+        s.get(User, server.user_id("viewer")).active = False
+    try:
+        assert_refused(server, analyst, 403)
+        assert_refused(server, viewer, 403)
+        assert [e[3] for e in server.audit()[-2:]] == ["no exports.view on the project",
+                                                       "user is deactivated or deleted"]
+    finally:
+        with server.db.write() as s:
+            s.add(Membership(user_id=saved[0], project_id=saved[1], role=saved[2]))
+            s.get(User, server.user_id("viewer")).active = True
+    assert server.get(analyst)[0] == 200
+
+
+def test_rotated_secret_refuses_every_old_link(server):
+    f = server.export("analyst", "csv")
+    path = server.link(f.id, "analyst")
+    key_file = server.settings.data_dir / "secret.key"
+    old = key_file.read_text()
+    key_file.write_text("rotated-" + "s" * 40)
+    try:
+        assert_refused(server, path, 403)
+        assert server.audit()[-1][3] == "bad signature"
+        fresh = server.link(f.id, "analyst")  # signed with the new secret
+        assert server.get(fresh)[0] == 200
+    finally:
+        key_file.write_text(old)
+    assert server.get(path)[0] == 200
+
+
+def test_another_users_session_cookie_is_refused(server):
+    f = server.export("analyst", "csv")
+    path = server.link(f.id, "analyst")
+    manager = auth.issue_session(server.db, server.settings, server.user_id("manager"))
+    analyst = auth.issue_session(server.db, server.settings, server.user_id("analyst"))
+    assert_refused(server, path, 403, cookie=f"{auth.SESSION_COOKIE}={manager}")
+    assert "another user" in server.audit()[-1][3]
+    assert server.get(path, cookie=f"{auth.SESSION_COOKIE}={analyst}")[0] == 200
+    # A cookie that is no valid session is no session: the link stands on its own.
+    assert server.get(path, cookie=f"{auth.SESSION_COOKIE}=forged.cookie")[0] == 200
+
+
+# ----------------------------------------------------------------------------- names, paths, size
+
+
+def _copy_as(server: Server, f: File, *, name: str, storage_key: str | None = None) -> int:
+    src = server.settings.files_dir / f.storage_key
+    key = storage_key or str(Path(f.storage_key).parent / f"copy-{time.time_ns()}.csv")
+    if storage_key is None:
+        shutil.copy2(src, server.settings.files_dir / key)
+    st = (server.settings.files_dir / key).stat() if storage_key is None else src.stat()
+    with server.db.write() as s:
+        row = File(job_id=f.job_id, project_id=f.project_id, export_type=f.export_type, name=name,
+                   content_type="text/csv\r\nX-Evil: 1", size=st.st_size, sha256=f.sha256, storage_key=key,
+                   mtime_ns=st.st_mtime_ns, created_at=utcnow(), download_count=0)
+        s.add(row)
+        s.flush()
+        return row.id
+
+
+def test_odd_file_names_cannot_break_the_headers(server):
+    f = server.export("analyst", "csv")
+    name = 'Ré"sumé\r\nX-Evil: 1; ../../etc\\passwd\x00 李娜 =1+1.csv'
+    file_id = _copy_as(server, f, name=name)
+    status, headers, body = server.get(server.link(file_id, "analyst"))
+    assert status == 200 and hashlib.sha256(body).hexdigest() == f.sha256
+    assert "X-Evil" not in headers and headers["Content-Type"] == "application/octet-stream"
+    disposition = headers["Content-Disposition"]
+    assert "\r" not in disposition and "\n" not in disposition and disposition.isascii()
+    fallback = disposition.split('filename="', 1)[1].split('"', 1)[0]
+    assert fallback == "ResumeX-Evil: 1 .._.._etc_passwd  =1+1.csv"
+    encoded = disposition.split("filename*=UTF-8''", 1)[1]
+    assert unquote(encoded) == 'Ré"suméX-Evil: 1; .._.._etc_passwd 李娜 =1+1.csv'
+
+
+@pytest.mark.parametrize("key", ["../secret.key", "/etc/passwd", "demo-open/../../secret.key"])
+def test_storage_keys_outside_the_files_folder_are_not_served(server, key):
+    f = server.export("analyst", "csv")
+    file_id = _copy_as(server, f, name="x.csv", storage_key=key)
+    assert_refused(server, server.link(file_id, "analyst"), 404)
+    assert "outside the files folder" in server.audit()[-1][3] or "unusable" in server.audit()[-1][3]
+
+
+def test_large_file_is_streamed_not_loaded(server):
+    """A 256 MiB file goes out without the server's peak memory growing by anything like its size."""
+    f = server.export("analyst", "csv")
+    size = 256 * 1024 * 1024
+    key = str(Path(f.storage_key).parent / "big.bin")
+    path = server.settings.files_dir / key
+    with open(path, "wb") as fh:
+        fh.truncate(size)  # sparse: costs no disk
+    digest = hashlib.sha256()
+    zeros = bytes(1 << 20)
+    for _ in range(size >> 20):
+        digest.update(zeros)
+    st = path.stat()
+    with server.db.write() as s:
+        row = File(job_id=f.job_id, project_id=f.project_id, export_type=f.export_type, name="big.bin",
+                   content_type="application/octet-stream", size=size, sha256=digest.hexdigest(),
+                   storage_key=key, mtime_ns=st.st_mtime_ns, created_at=utcnow(), download_count=0)
+        s.add(row)
+        s.flush()
+        file_id = row.id
+    before = server.peak_rss_kib()
+    conn = http.client.HTTPConnection("127.0.0.1", server.base_port, timeout=120)
+    conn.request("GET", server.link(file_id, "analyst"))
+    resp = conn.getresponse()
+    got, received = hashlib.sha256(), 0
+    while chunk := resp.read(1 << 20):
+        got.update(chunk)
+        received += len(chunk)
+    conn.close()
+    assert resp.status == 200 and resp.headers["Content-Length"] == str(size)
+    assert received == size and got.hexdigest() == digest.hexdigest()
+    growth_mib = (server.peak_rss_kib() - before) / 1024
+    print(f"server peak RSS grew by {growth_mib:.1f} MiB while sending 256 MiB")
+    assert growth_mib < 64, f"server peak memory grew by {growth_mib:.0f} MiB for a 256 MiB file"
+    path.unlink()
+    with server.db.write() as s:
+        s.execute(delete(File).where(File.id == file_id))
+

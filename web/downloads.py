@@ -1,0 +1,175 @@
+"""``GET /download/{token}``: stream a stored export file to the user a link was made for.
+
+Every check lives in the domain (:func:`exporthub.links.resolve_download`); this handler only finds
+out whether the request carries a login session, streams the granted file in chunks (never the whole
+file in memory) and writes safe headers. A refusal answers 403 or 404 with a fixed sentence; why it
+was refused is in the audit trail, not in the answer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import unicodedata
+from collections.abc import AsyncIterator
+from typing import BinaryIO
+from urllib.parse import quote
+
+import anyio.to_thread
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from exporthub import auth
+from exporthub.db import get_database
+from exporthub.links import DownloadGrant, LinkRefused, resolve_download
+from exporthub.settings import get_settings
+
+CHUNK_BYTES = 256 * 1024
+# Sent with every answer of this route, files and refusals alike: never cached by a shared proxy or
+# kept in the browser cache, never sniffed into something executable, never rendered in a page.
+_COMMON_HEADERS = {
+    "Cache-Control": "private, no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "Referrer-Policy": "no-referrer",
+}
+_MEDIA_TYPE = re.compile(r"\A[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}\Z")
+# RFC 8187 attr-char minus nothing: what may stay unescaped in filename*.
+_ATTR_CHAR_SAFE = "!#$&+-.^_`|~"
+_FALLBACK_DROP = re.compile(r'[\x00-\x1f\x7f"\\;]')
+
+
+def session_username(request: Request) -> str | None:
+    """The user of a valid login session this request carries, or ``None``.
+
+    An expired, forged or foreign cookie is no session at all (``None``); the link then stands on its
+    own. Runs in a worker thread: validating a session reads the database.
+    """
+    token = request.cookies.get(auth.SESSION_COOKIE)
+    if not token:
+        return None
+    settings = get_settings()
+    user = auth.validate_session(get_database(settings), settings, token)
+    return None if user is None else user.username
+
+
+def content_disposition(filename: str) -> str:
+    """An RFC 6266 ``attachment`` header value for ``filename``.
+
+    ``filename*`` carries the real name, UTF-8 percent-encoded (RFC 8187); ``filename`` is a plain
+    ASCII fallback for old clients, with accents folded and quotes, backslashes, semicolons, control
+    characters (CR, LF, NUL) and anything non-ASCII removed. Both drop control and format characters
+    and turn unusual spaces into plain ones. Path separators become ``_`` in both, so
+    no name can point into a folder.
+    """
+    name = "".join(_clean_char(ch) for ch in filename)
+    name = name.replace("/", "_").replace("\\", "_").strip() or "download"
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    ascii_name = _FALLBACK_DROP.sub("", ascii_name).strip().lstrip(".") or "download"
+    encoded = quote(name, safe=_ATTR_CHAR_SAFE, encoding="utf-8", errors="strict")
+    return f"attachment; filename=\"{ascii_name[:150]}\"; filename*=UTF-8''{encoded}"
+
+
+def _clean_char(ch: str) -> str:
+    # Controls (NUL, CR, LF), format characters (e.g. the right-to-left override used to disguise
+    # ".exe" names), surrogates and line/paragraph separators go; other spaces become plain spaces.
+    category = unicodedata.category(ch)
+    if category[0] == "C" or category in ("Zl", "Zp"):
+        return ""
+    return " " if category == "Zs" else ch
+
+
+def media_type(content_type: str) -> str:
+    """The recorded content type if it is a plain ``type/subtype``, else ``application/octet-stream``."""
+    return content_type if _MEDIA_TYPE.match(content_type or "") else "application/octet-stream"
+
+
+def _open_granted(grant: DownloadGrant) -> BinaryIO | None:
+    """Open the granted file, or ``None`` if what is on disk now is not what was checked (a file
+    swapped for a symlink or another file between the check and the open)."""
+    try:
+        fd = os.open(grant.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size != grant.size or st.st_mtime_ns != grant.mtime_ns:
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
+
+
+async def _stream(fh: BinaryIO, size: int) -> AsyncIterator[bytes]:
+    """Read ``size`` bytes in chunks, off the event loop; closes the file however the send ends."""
+    try:
+        left = size
+        while left > 0:
+            chunk = await anyio.to_thread.run_sync(fh.read, min(CHUNK_BYTES, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+            yield chunk
+    finally:
+        fh.close()
+
+
+def _refusal(status: int, message: str) -> Response:
+    return PlainTextResponse(message + "\n", status_code=status, headers=_COMMON_HEADERS)
+
+
+async def download(request: Request) -> Response:
+    """``GET /download/{token}``: 200 with the file, or 403/404 with a fixed message."""
+    if request.method != "GET":  # Starlette adds HEAD to GET routes; a probe must not count a download
+        return Response(status_code=405, headers={**_COMMON_HEADERS, "Allow": "GET"})
+    settings = get_settings()
+    token = request.path_params.get("token", "")
+    username = await anyio.to_thread.run_sync(session_username, request)
+    try:
+        grant = await anyio.to_thread.run_sync(
+            lambda: resolve_download(get_database(settings), settings, token, session_username=username)
+        )
+    except LinkRefused as refused:
+        return _refusal(refused.status, refused.message)
+    fh = await anyio.to_thread.run_sync(_open_granted, grant)
+    if fh is None:
+        # Changed in the moment between the check and the open: rare, and never served.
+        return _refusal(404, LinkRefused(404, "changed while opening").message)
+    headers = {
+        **_COMMON_HEADERS,
+        "Content-Disposition": content_disposition(grant.filename),
+        "Content-Length": str(grant.size),
+    }
+    return StreamingResponse(_stream(fh, grant.size), media_type=media_type(grant.content_type), headers=headers)
+
+
+PATH_PREFIX = "/download/"
+ROUTES: list[Route] = [Route(PATH_PREFIX + "{token}", download, methods=["GET"])]
+
+
+class KeepDownloadsUncompressed:
+    """ASGI middleware: hide ``Accept-Encoding`` from the layers below for ``/download/`` requests.
+
+    Streamlit wraps every route, ours included, in a gzip middleware (level 9). For downloads that
+    would burn CPU recompressing xlsx, parquet and zip files that are compressed already, and it
+    would drop the ``Content-Length`` the browser shows progress with. Must wrap Streamlit's own
+    middleware, i.e. be passed to ``st.App(middleware=...)``.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path, root = scope.get("path", ""), scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root):]
+            if path.startswith(PATH_PREFIX):
+                headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"accept-encoding"]
+                scope = {**scope, "headers": headers}
+        await self.app(scope, receive, send)
+
+
+MIDDLEWARE: list[Middleware] = [Middleware(KeepDownloadsUncompressed)]
