@@ -16,13 +16,15 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-# System packages: Chromium for the browser tests, poppler for PDF checks. Needs root (CI runs as root).
+# System packages: Chromium for the browser tests, its emoji font (the status icons), poppler for PDF
+# checks. Needs root (CI runs as root).
+SYSTEM_PACKAGES := chromium fonts-noto-color-emoji poppler-utils
 system-deps:
-	@if ! command -v chromium >/dev/null || ! command -v pdftoppm >/dev/null; then \
+	@if ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	  else \
-	    echo "Please install chromium and poppler-utils (e.g. sudo apt-get install chromium poppler-utils)"; exit 1; \
+	    echo "Please install: sudo apt-get install $(SYSTEM_PACKAGES)"; exit 1; \
 	  fi; \
 	fi
 

@@ -1,12 +1,112 @@
-"""Exporthub web app (placeholder until the full UI lands)."""
+"""Exporthub in the browser: log in, pick a project, and use the pages you may use.
+
+``server.py`` serves this script with the session-cookie routes next to it (``exporthub up``).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-from exporthub.settings import get_settings
+from exporthub.context import ProjectInfo
+from exporthub.permissions import Permission
+from ui import login, session, style
 
-st.set_page_config(page_title="Exporthub", page_icon="📦")
-st.title("Exporthub")
-st.write("Reports & Exports hub. The worker is running; use the `exporthub` CLI to start exports.")
-st.caption(f"Data folder: {get_settings().data_dir}")
+PAGES = Path(__file__).resolve().parent / "pages"
+
+st.set_page_config(page_title="Exporthub · Reports & Exports", page_icon="📦", layout="wide")
+style.inject()
+
+
+def follow_redirect() -> None:
+    """Send the browser on when the session asked for it (sign-in ticket, logout, idle end)."""
+    url = session.pending_redirect()
+    if url:
+        session.redirect_browser(url)
+
+
+def no_projects() -> None:
+    st.title("Reports & Exports")
+    st.info("You are not a member of any project yet. Ask an administrator to add you to one.")
+
+
+def sidebar(user: session.auth.SessionUser, projects: list[ProjectInfo], project: ProjectInfo | None) -> None:
+    with st.sidebar:
+        if projects and project is not None:
+            slugs = [p.slug for p in projects]
+            names = {p.slug: p.name for p in projects}
+            st.selectbox(
+                "Project",
+                slugs,
+                index=slugs.index(project.slug),
+                key="_project_picker",
+                format_func=lambda slug: names[slug],
+                on_change=_project_picked,
+            )
+        st.divider()
+        role = " · Global admin" if user.is_admin else ""
+        st.markdown(f"**{user.display_name}**  \n:gray[{user.username}{role}]")
+        if st.button("Log out", key="logout", icon=":material/logout:"):
+            session.end_session("signed-out")
+            st.rerun()
+
+
+def _project_picked() -> None:
+    st.session_state[session.PROJECT_KEY] = st.session_state["_project_picker"]
+
+
+def pages_for(user: session.auth.SessionUser, project: ProjectInfo | None) -> list[st.Page]:
+    """Only the pages this user may use on the picked project."""
+    pages: list[st.Page] = []
+    if project is not None and Permission.VIEW in session.services().permissions(user.username, project.slug):
+        pages.append(
+            st.Page(
+                PAGES / "exports.py",
+                title="Reports & Exports",
+                icon=":material/download:",
+                url_path="exports",
+                default=True,
+            )
+        )
+        pages.append(
+            st.Page(PAGES / "job.py", title="Job Details", icon=":material/receipt_long:", url_path="job")
+        )
+        if (PAGES / "statistics.py").exists():
+            pages.append(
+                st.Page(
+                    PAGES / "statistics.py",
+                    title="Statistics",
+                    icon=":material/insights:",
+                    url_path="statistics",
+                )
+            )
+    if user.is_admin and (PAGES / "admin.py").exists():
+        pages.append(
+            st.Page(
+                PAGES / "admin.py",
+                title="Administration",
+                icon=":material/admin_panel_settings:",
+                url_path="admin",
+                default=not pages,
+            )
+        )
+    if not pages:
+        pages.append(st.Page(no_projects, title="Reports & Exports", url_path="welcome", default=True))
+    return pages
+
+
+session.housekeeping()
+user = session.ensure_session()
+follow_redirect()
+if user is None:
+    st.navigation(
+        [st.Page(login.page, title="Log in", url_path="login", default=True)], position="hidden"
+    ).run()
+    follow_redirect()
+    st.stop()
+
+projects = session.visible_projects()
+project = session.pick_project(projects)
+sidebar(user, projects, project)
+st.navigation(pages_for(user, project)).run()

@@ -1,6 +1,9 @@
 """The ASGI entry: the Streamlit app plus Exporthub's own HTTP routes, served by one server.
 
-``streamlit run server.py`` finds ``app`` below and serves it (Streamlit's ``st.App``).
+``streamlit run server.py`` finds ``app`` below and serves it (Streamlit's ``st.App``). Our routes
+are matched before Streamlit's own; paths under ``/_stcore/``, ``/media/``, ``/component/`` and
+``/static/`` are reserved by Streamlit, and ``/auth/login``, ``/auth/logout`` and
+``/oauth2callback`` belong to its OIDC login.
 """
 
 from __future__ import annotations
@@ -10,11 +13,21 @@ from pathlib import Path
 import streamlit as st
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
+
+from web import auth_routes, downloads
 
 
 async def health(_request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-app = st.App(str(Path(__file__).resolve().parent / "app.py"), routes=[Route("/healthz", health)])
+# ---- Exporthub's HTTP routes: add one line per route (or route list) here. ----
+ROUTES: list[BaseRoute] = [
+    Route("/healthz", health),
+    *auth_routes.ROUTES,  # /auth/session (sign in with a ticket), /auth/session/refresh, /auth/session/end
+    *downloads.ROUTES,  # /download/{token}: user-bound, expiring file links (exporthub.links)
+]
+
+# Files leave as stored: Streamlit's gzip layer would recompress them and drop their Content-Length.
+app = st.App(str(Path(__file__).resolve().parent / "app.py"), routes=ROUTES, middleware=downloads.MIDDLEWARE)

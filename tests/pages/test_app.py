@@ -1,0 +1,245 @@
+"""app.py: the login form, logout, idle end, deactivation, the project picker and the navigation,
+for each demo role. (The cookie round trip through a real browser is in tests/e2e.)"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import select, update
+from streamlit.testing.v1 import AppTest
+
+from exporthub.models import AuditEvent, User
+from tests.pages.conftest import APP, ROLES, TIMEOUT, labels, open_app, texts
+from ui import session as ui_session
+
+PICKER = {
+    "admin": ["demo-closed", "demo-open"],
+    "manager": ["demo-closed", "demo-open"],
+    "analyst": ["demo-open"],
+    "viewer": ["demo-open"],
+    "outsider": [],
+}
+
+
+def _login_events(hub) -> list[tuple[str | None, str]]:
+    with hub.db.read() as s:
+        return [
+            tuple(r)
+            for r in s.execute(
+                select(AuditEvent.actor, AuditEvent.outcome)
+                .where(AuditEvent.action == "login")
+                .order_by(AuditEvent.id)
+            ).all()
+        ]
+
+
+def _html(at: AppTest) -> str:
+    return "\n".join(h.value for h in at.html)
+
+
+def test_logged_out_visitors_see_only_the_login_form(app_hub):
+    at = open_app()
+    assert [w.label for w in at.text_input] == ["Username", "Password"]
+    assert at.text_input[1].proto.type == at.text_input[1].proto.PASSWORD
+    assert [b.label for b in at.button] == ["Log in"]
+    assert "Reports & Exports" not in [t.value for t in at.title]
+    assert not at.sidebar.selectbox
+    with pytest.raises(ValueError):  # the pages are not even registered
+        at.switch_page("pages/exports.py")
+
+
+def test_wrong_password_is_refused_in_plain_words_and_audited_once(app_hub):
+    at = open_app()
+    at.text_input[0].input("analyst")
+    at.text_input[1].input("not-the-password")
+    at.button[0].click().run()
+    assert [e.value for e in at.error] == ["Invalid username or password"]
+    assert "user" not in at.session_state
+    assert "/auth/session" not in _html(at)
+    assert _login_events(app_hub) == [("analyst", "refused")]
+
+
+def test_login_form_logs_in_and_hands_the_browser_a_ticket(app_hub):
+    at = open_app()
+    at.text_input[0].input("analyst")
+    at.text_input[1].input("demo")
+    at.button[0].click().run()
+    assert at.session_state["user"] == "analyst"
+    assert 'window.location.replace("/auth/session?ticket=' in _html(at)
+    assert _login_events(app_hub) == [("analyst", "ok")]
+    at.run()  # the same browser session, if the redirect had not happened yet
+    assert "Reports & Exports" in [t.value for t in at.title]
+    assert at.session_state["project"] == "demo-open"
+
+
+def test_empty_fields_are_not_sent(app_hub):
+    at = open_app()
+    at.button[0].click().run()
+    assert [e.value for e in at.error] == ["Enter your username and password."]
+    assert _login_events(app_hub) == []
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_project_picker_lists_only_member_projects(app_hub, role):
+    at = open_app(role)
+    pickers = at.sidebar.selectbox
+    if not PICKER[role]:
+        assert not pickers
+        assert "You are not a member of any project yet" in texts(at)
+        assert "Generate" not in labels(at)
+        return
+    assert sorted(pickers[0].options) == sorted(
+        {"demo-open": "Demo Warehouse (open)", "demo-closed": "Demo Store (closed)"}[s] for s in PICKER[role]
+    )
+    assert at.session_state["project"] in PICKER[role]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_navigation_holds_only_permitted_pages(app_hub, role):
+    at = open_app(role)
+    member = bool(PICKER[role])
+    for page in ("pages/exports.py", "pages/job.py"):
+        if member:
+            at.switch_page(page)  # registered: no error
+        else:
+            with pytest.raises(ValueError):
+                at.switch_page(page)
+    if (APP.parent / "pages" / "admin.py").exists():
+        if role == "admin":
+            at.switch_page("pages/admin.py")
+        else:
+            with pytest.raises(ValueError):
+                at.switch_page("pages/admin.py")
+    if (APP.parent / "pages" / "statistics.py").exists():
+        if member:
+            at.switch_page("pages/statistics.py")
+        else:
+            with pytest.raises(ValueError):
+                at.switch_page("pages/statistics.py")
+
+
+def test_picking_another_project_switches_the_hub(app_hub):
+    at = open_app("manager", project="demo-open")
+    assert "Demo Warehouse (open)" in texts(at)
+    at.sidebar.selectbox[0].select("demo-closed").run()
+    assert at.session_state["project"] == "demo-closed"
+    assert "Demo Store (closed)" in texts(at)
+
+
+def test_a_project_the_user_does_not_belong_to_is_never_picked(app_hub):
+    at = open_app("analyst", project="demo-closed")  # e.g. left over from another login
+    assert at.session_state["project"] == "demo-open"
+    assert "Demo Store (closed)" not in texts(at)
+
+
+def test_logout_returns_to_the_login_form_and_clears_the_cookie(app_hub):
+    at = open_app("viewer")
+    at.button(key="logout").click().run()
+    assert "user" not in at.session_state and "project" not in at.session_state
+    assert 'window.location.replace("/auth/session/end?reason=signed-out")' in _html(at)
+    assert [w.label for w in at.text_input] == ["Username", "Password"]
+
+
+def test_deactivated_user_is_sent_back_to_the_login_form_at_once(app_hub):
+    at = open_app("analyst")
+    assert "Generate" in labels(at)
+    with app_hub.db.write() as s:
+        s.execute(update(User).where(User.username == "analyst").values(active=False))
+    at.run()
+    assert "user" not in at.session_state
+    assert "Generate" not in labels(at)
+    assert "This account can no longer log in" in texts(at)
+
+
+def test_idle_session_ends_with_a_message(app_hub):
+    at = open_app("analyst")
+    at.session_state["_auth_seen"] = time.time() - app_hub.settings.session_idle_seconds - 5
+    at.run()
+    assert "user" not in at.session_state
+    assert "/auth/session/end?reason=idle" in _html(at)
+    assert "Your session ended after a period of inactivity" in texts(at)
+
+
+def test_active_session_stays_and_refreshes_the_cookie_now_and_then(app_hub):
+    at = open_app("analyst")
+    at.session_state["_auth_source"] = "cookie"
+    at.session_state["_auth_seen"] = time.time() - 60  # active a minute ago: fine
+    at.session_state["_auth_refreshed"] = time.time() - 3600
+    at.run()
+    assert at.session_state["user"] == "analyst"
+    assert 'fetch("/auth/session/refresh"' in _html(at)
+    at.run()  # refreshed a moment ago: no second request
+    assert "/auth/session/refresh" not in _html(at)
+
+
+# ---------------------------------------------------------------------------- OIDC
+
+
+OIDC_SECRETS = {
+    "auth": {
+        "redirect_uri": "http://localhost:8501/oauth2callback",
+        "cookie_secret": "a-long-random-cookie-secret-for-tests",
+        "client_id": "exporthub",
+        "client_secret": "secret",
+        "server_metadata_url": "https://idp.example/.well-known/openid-configuration",
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("secrets", "expected"),
+    [
+        (None, False),
+        ({}, False),
+        ({"auth": {"redirect_uri": "x", "cookie_secret": "y"}}, False),  # no provider
+        ({"auth": {"client_id": "c", "cookie_secret": "y"}}, False),  # no redirect URI
+        (OIDC_SECRETS, True),
+        ({"auth": {"redirect_uri": "x", "cookie_secret": "y", "google": {"client_id": "c"}}}, True),
+        ({"database": {"client_id": "c"}}, False),
+    ],
+)
+def test_oidc_is_used_only_when_auth_secrets_configure_a_provider(secrets, expected):
+    assert ui_session.oidc_configured(secrets) is expected
+
+
+def test_oidc_providers_are_named_for_the_login_buttons():
+    assert ui_session.oidc_providers(OIDC_SECRETS) == [None]
+    named = {
+        "auth": {
+            "redirect_uri": "x",
+            "cookie_secret": "y",
+            "google": {"client_id": "c"},
+            "okta": {"client_id": "d"},
+        }
+    }
+    assert ui_session.oidc_providers(named) == ["google", "okta"]
+
+
+def _oidc_app(user: dict) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.secrets = dict(OIDC_SECRETS)
+    at.user = user
+    return at.run()
+
+
+def test_oidc_login_replaces_the_password_form(app_hub):
+    at = _oidc_app({"is_logged_in": False})
+    assert not at.text_input  # no password form
+    assert labels(at) == ["Log in"]
+
+
+def test_oidc_user_is_mapped_to_an_account_by_email(app_hub):
+    with app_hub.db.write() as s:
+        s.execute(update(User).where(User.username == "analyst").values(email="anais@example.org"))
+    at = _oidc_app({"is_logged_in": True, "email": "Anais@example.org", "name": "Anaïs"})
+    assert at.session_state["user"] == "analyst"
+    assert "Reports & Exports" in [t.value for t in at.title]
+    assert _login_events(app_hub) == [("analyst", "ok")]
+
+
+def test_oidc_user_without_an_account_gets_no_access(app_hub):
+    at = _oidc_app({"is_logged_in": True, "email": "stranger@example.org", "name": "Stranger"})
+    assert "user" not in at.session_state
+    assert "no active Exporthub account matches it" in texts(at)
+    assert _login_events(app_hub) == [("stranger@example.org", "refused")]

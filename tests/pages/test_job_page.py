@@ -1,0 +1,136 @@
+"""Job details (pages/job.py): status and timings, variables, files, log, child jobs, the error, and
+the actions, for each demo role."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from exporthub.states import JobStatus
+from tests.pages.conftest import ROLES, labels, open_app, page_links, texts
+
+
+def _details(username: str, job_id: int | None, project: str = "demo-open"):
+    at = open_app(username, project=project)
+    if job_id is not None:
+        at.query_params["job"] = str(job_id)
+    return at.switch_page("pages/job.py").run()
+
+
+def _run(hub, user: str = "analyst", project: str = "demo-open", export_type: str = "scans", **variables):
+    service = hub.service()
+    job = service.start(user, project, export_type, variables)
+    hub.run_queued()
+    return service.get(user, job.id)
+
+
+def test_completed_job_shows_status_timings_variables_files_and_log(app_hub):
+    job = _run(app_hub, format="csv", includeDeleted=True)
+    assert job.status is JobStatus.COMPLETED
+    at = _details("viewer", job.id)
+    assert [t.value for t in at.title] == [f"Scans · job #{job.id}"]
+    assert ":green-badge[✅ Completed]" in [m.value for m in at.markdown]
+    tz = ZoneInfo("Europe/Berlin")
+    for label, value in (
+        ("Requested by", "analyst"),
+        ("Started", job.started.astimezone(tz).strftime("%d %b %Y, %H:%M:%S")),
+        ("Finished", job.finished.astimezone(tz).strftime("%d %b %Y, %H:%M:%S")),
+    ):
+        assert label in [c.value for c in at.caption]
+        assert f"**{value}**" in [m.value for m in at.markdown]
+    variables, log = at.dataframe
+    table = dict(zip(variables.value["Variable"], variables.value["Value"], strict=True))
+    assert table["Format"] == "CSV" and table["Zones (empty = all)"] == "all"
+    assert table["Date range"] == "All time" and table["Include deleted scans"] == "Yes"
+    assert list(log.value["Message"]) == [e.message for e in job.log]
+    assert set(log.value["Level"]) <= {"ℹ️ info", "⚠️ warning", "❌ error"}
+    files = "\n".join(m.value for m in at.markdown if "eh-files" in m.value)
+    for f in job.files:
+        assert f.name in files
+    assert "0 downloads" in files and 'href="/download/' in files
+    assert "Export sessions recorded for" in texts(at)
+    assert not at.error
+
+
+@pytest.mark.parametrize("role", [r for r in ROLES if r != "outsider"])
+def test_actions_on_the_details_page_follow_the_role(app_hub, role):
+    job = _run(app_hub)
+    at = _details(role, job.id)
+    keys = {b.key.rsplit("-", 1)[0] for b in at.button if b.key and b.key.startswith("details-")}
+    expected = {"details-remove", "details-reset_export_sessions"} if role in ("admin", "manager") else set()
+    assert keys == expected
+    assert ("Details", f"job={job.id}") not in page_links(at)  # no link to itself
+
+
+def test_running_job_can_be_cancelled_from_the_details_page(app_hub):
+    job = app_hub.service().start("analyst", "demo-open", "scans", {})
+    at = _details("analyst", job.id)
+    assert ":violet-badge[📥 Queued]" in [m.value for m in at.markdown]
+    assert "Files appear when the job completes." in texts(at)
+    at.button(key=f"details-cancel-{job.id}").click().run()
+    assert app_hub.service().get("analyst", job.id).status is JobStatus.CANCELLED
+    assert ":gray-badge[🚫 Cancelled]" in [m.value for m in at.markdown]
+
+
+def test_failed_job_shows_its_error_with_the_cause(app_hub):
+    service = app_hub.service()
+    job = service.start("analyst", "demo-open", "scans", {})
+    part = sorted((app_hub.settings.lake_dir / "demo-open" / "scans").glob("part-*.parquet"))[0]
+    part.write_bytes(b"this is not parquet")  # a lake file damaged after the start: the run fails for real
+    app_hub.run_queued()
+    job = service.get("analyst", job.id)
+    assert job.status is JobStatus.FAILED and job.error
+    at = _details("analyst", job.id)
+    assert ":red-badge[❌ Failed]" in [m.value for m in at.markdown]
+    (error,) = at.error
+    assert error.value.startswith("**Error:** ") and part.name.replace("-", "\\-") in error.value
+    assert f"details-retry-{job.id}" in [b.key for b in at.button]
+
+
+def test_parent_job_links_its_children_and_back(app_hub):
+    if "publish" not in app_hub.service().registry:
+        pytest.fail("the publish exporter should be registered")
+    service = app_hub.service()
+    parent = service.start("manager", "demo-closed", "publish", {"reports": ["scans", "zones"]})
+    parent = service.get("manager", parent.id)
+    assert len(parent.children) == 2
+    at = _details("manager", parent.id, project="demo-closed")
+    assert "Child jobs" in [s.value for s in at.subheader]
+    links = page_links(at)
+    for child in parent.children:
+        label = next(text for text, query in links if query == f"job={child.id}")
+        assert label.startswith(f"#{child.id} · {service.config[child.type].title} · 📥 Queued")
+    child = parent.children[0]
+    at = _details("manager", child.id, project="demo-closed")
+    assert (f"Part of job #{parent.id}", f"job={parent.id}") in page_links(at)
+
+
+def test_job_of_a_project_without_access_is_refused(app_hub):
+    job = _run(app_hub, user="manager", project="demo-closed")
+    at = _details("analyst", job.id)
+    assert [e.value for e in at.error] == ["Permission denied"]
+    assert "Generate" not in labels(at)
+
+
+def test_removed_job_is_gone(app_hub):
+    job = _run(app_hub)
+    app_hub.service().remove("manager", job.id)
+    at = _details("manager", job.id)
+    assert [e.value for e in at.error] == [f"Job {job.id} was removed"]
+
+
+def test_without_a_job_id_the_page_offers_recent_jobs(app_hub):
+    first = _run(app_hub)
+    second = _run(app_hub, export_type="zones")
+    at = _details("analyst", None)
+    (picker,) = at.main.selectbox
+    assert picker.label == "Job" and picker.value == second.id
+    assert picker.options[1].startswith(f"#{first.id} · Scans · ✅ Completed")
+    picker.select(first.id).run()
+    assert [t.value for t in at.title] == ["Job Details", f"Scans · job #{first.id}"]
+
+
+def test_no_jobs_yet(app_hub):
+    at = _details("viewer", None)
+    assert "This project has no jobs yet." in texts(at)

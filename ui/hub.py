@@ -1,0 +1,301 @@
+"""The Reports & Exports hub: header, export cards by group, the "Export Variables" dialog, and
+the live part of the page (cards' latest status and the job list) that refreshes itself.
+
+The dialog is opened from the full script run, never from inside the refreshing fragment: a
+fragment rerun would otherwise close it every few seconds. "Generate" (inside the fragment) only
+notes which type to open and reruns the app.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import streamlit as st
+
+from exporthub.errors import ExporthubError, InvalidVariable
+from exporthub.export_config import ExportDefinition
+from exporthub.permissions import Permission
+from exporthub.states import ACTIVE_STATUSES, CLOSED_PROJECT_STATUSES, JobStatus
+from ui import forms, jobs_view
+from ui.format import local_time
+from ui.session import PageContext, page_context
+
+GROUP_ORDER = ("System", "Data Exports", "Financial Reports")
+PUBLISH_TYPE = "publish"
+REFRESH_SECONDS = 2.0
+OPEN_EXPORT_KEY = "_open_export"
+_ESTIMATE_TTL = 30.0
+
+# One line under each card's title, for the built-in types (a deployment's own types show none).
+BLURBS: dict[str, str] = {
+    "backup": "Zip of the project's lake and metadata with a checksummed manifest.",
+    "publish": "Generates the configured reports and publishes their files.",
+    "scans": "Every scan with its zone, user and session.",
+    "users": "Accounts with their scans, sessions, hours and activity.",
+    "zones": "Zone configuration with scans, sessions and completion.",
+    "sessions": "Zone sessions with duration and scans per hour.",
+    "cost": "Costs by category, user, zone and day, with totals.",
+    "statistics": "Performance and efficiency metrics with charts.",
+}
+
+
+# ---------------------------------------------------------------------------- structure
+
+
+def grouped_types(
+    config: Mapping[str, ExportDefinition], registered: Any = None
+) -> dict[str, list[ExportDefinition]]:
+    """Visible export types by group, the three standard groups first, in config order within a group.
+
+    Hidden types are skipped, and so is the publish type (it has its own button in the header).
+    """
+    groups: dict[str, list[ExportDefinition]] = {g: [] for g in GROUP_ORDER}
+    for definition in config.values():
+        if definition.is_hidden or definition.type == PUBLISH_TYPE:
+            continue
+        if registered is not None and definition.type not in registered:
+            continue
+        groups.setdefault(definition.group, []).append(definition)
+    return {group: items for group, items in groups.items() if items}
+
+
+def can_publish(ctx: PageContext) -> bool:
+    """The "Publish Project Files" button is for those who may start exports, when publish exists."""
+    return (
+        ctx.can(Permission.START)
+        and PUBLISH_TYPE in ctx.service.config
+        and PUBLISH_TYPE in ctx.service.registry
+    )
+
+
+def titles(ctx: PageContext) -> dict[str, str]:
+    return {t: d.title for t, d in ctx.service.config.items()}
+
+
+def list_context(ctx: PageContext) -> jobs_view.ListContext:
+    return jobs_view.ListContext(
+        service=ctx.service,
+        settings=ctx.settings,
+        username=ctx.user.username,
+        user_id=ctx.user.id,
+        project=ctx.project.slug,
+        permissions=ctx.permissions,
+        timezone=ctx.project.timezone,
+        titles=titles(ctx),
+    )
+
+
+# ---------------------------------------------------------------------------- header
+
+
+def header(ctx: PageContext) -> None:
+    """Page title, project line and, for those allowed, "Project Management" with the publish button."""
+    main, side = st.columns([3, 1], vertical_alignment="bottom")
+    with main:
+        st.title("Reports & Exports")
+        status = ctx.project.status.capitalize()
+        st.caption(f"{ctx.project.name} · {status} · times in {ctx.project.timezone}")
+    if can_publish(ctx):
+        with side, st.container(key="project-management"):
+            st.markdown("**Project Management**")
+            if st.button("Publish Project Files", key="publish", icon=":material/publish:", width="stretch"):
+                export_dialog(PUBLISH_TYPE)
+
+
+def open_requested_dialog() -> None:
+    """Open the dialog a "Generate" button asked for on the previous (fragment) run."""
+    export_type = st.session_state.pop(OPEN_EXPORT_KEY, None)
+    if export_type:
+        export_dialog(export_type)
+
+
+# ---------------------------------------------------------------------------- live part
+
+
+def live_section(ctx: PageContext) -> None:
+    """Cards and job list, refreshed every :data:`REFRESH_SECONDS` as one fragment."""
+    st.fragment(_live, run_every=REFRESH_SECONDS)()
+
+
+def _live() -> None:
+    from ui import session
+
+    if not session.still_active():
+        st.rerun()  # the whole app then shows the login form
+    session.housekeeping()  # this refresh may be the only thing running while a worker is down
+    ctx = page_context()
+    jobs_view.show_flash()
+    latest = ctx.service.latest_by_type(ctx.user.username, ctx.project.slug)
+    cards(ctx, latest)
+    st.subheader("Jobs", anchor="jobs")
+    jobs_view.render_job_list(list_context(ctx))
+
+
+def cards(ctx: PageContext, latest: Mapping[str, Any]) -> None:
+    """One card per visible export type, grouped, with the latest job's status and "Generate"."""
+    groups = grouped_types(ctx.service.config, ctx.service.registry)
+    if not groups:
+        st.info("No export types are configured for this hub.")
+    for group, definitions in groups.items():
+        st.subheader(group, anchor=group.lower().replace(" ", "-"))
+        for start in range(0, len(definitions), 3):
+            row = definitions[start : start + 3]
+            columns = st.columns(3)
+            for column, definition in zip(columns, row, strict=False):
+                with column:
+                    card(ctx, definition, latest.get(definition.type))
+
+
+def card(ctx: PageContext, definition: ExportDefinition, job: Any) -> None:
+    with st.container(border=True, key=f"card-{definition.type}"):
+        st.markdown(f"#### {jobs_view.md_escape(definition.title)}")
+        if definition.type in BLURBS:
+            st.caption(BLURBS[definition.type])
+        if job is None:
+            st.markdown(":gray-badge[Not run yet]")
+        else:
+            when = job.finished or job.started or job.created
+            st.markdown(
+                f"{jobs_view.status_badge(job)} &nbsp; "
+                f"<span class='eh-muted'>#{job.id} · {local_time(when, ctx.project.timezone)}</span>",
+                unsafe_allow_html=True,
+            )
+            if job.status is JobStatus.RUNNING:
+                st.progress(max(0, min(100, job.progress)) / 100)
+        if ctx.can(Permission.START):
+            if st.button(
+                "Generate",
+                key=f"generate-{definition.type}",
+                type="primary",
+                icon=":material/play_arrow:",
+                width="stretch",
+            ):
+                st.session_state[OPEN_EXPORT_KEY] = definition.type
+                st.rerun()
+
+
+# ---------------------------------------------------------------------------- the dialog
+
+
+@st.dialog("Export Variables", width="medium")
+def export_dialog(export_type: str) -> None:
+    dialog_body(export_type)
+
+
+def dialog_body(export_type: str) -> None:
+    """The dialog's content as a plain function (the tests run it without ``st.dialog``)."""
+    ctx = page_context()
+    try:
+        definition = ctx.service.definition(export_type)
+    except ExporthubError as exc:
+        st.error(exc.message)
+        return
+    tz = ZoneInfo(ctx.project.timezone)
+    st.markdown(f"<div class='eh-dialog-title'>{html.escape(definition.title)}</div>", unsafe_allow_html=True)
+    st.caption(" · ".join(filter(None, (definition.group, ctx.project.name, BLURBS.get(definition.type)))))
+    _warn_up_front(ctx, definition)
+    prefix = f"export-{export_type}"
+    values = forms.variable_form(
+        definition,
+        dynamic_options=_dynamic_options(ctx, export_type),
+        key_prefix=prefix,
+        today=datetime.now(tz).date(),
+        option_labels={"reports": titles(ctx)},
+    )
+    if definition.variables:
+        _estimate_box(ctx, definition, values)
+    schedule = forms.schedule_input(ctx.project.timezone, key_prefix=f"{prefix}-schedule")
+    if schedule.error:
+        st.warning(schedule.error)
+    problem = st.empty()
+    cancel, generate = st.columns(2)
+    with cancel:
+        if st.button("Cancel", key=f"{prefix}-cancel", width="stretch"):
+            st.rerun()
+    with generate:
+        clicked = st.button(
+            "Generate Export",
+            key=f"{prefix}-generate",
+            type="primary",
+            width="stretch",
+            disabled=schedule.error is not None,
+        )
+    if clicked:
+        result = forms.submit_export(
+            ctx.service, ctx.user.username, ctx.project.slug, export_type, values, run_at=schedule.run_at
+        )
+        if result.error:
+            problem.error(result.error, icon="⛔")
+            return
+        job = result.job
+        assert job is not None
+        when = (
+            f"scheduled for {local_time(schedule.run_at, ctx.project.timezone)}"
+            if schedule.run_at
+            else "queued"
+        )
+        st.session_state[jobs_view.FLASH_KEY] = ("✅", f"{definition.title}: job #{job.id} {when}")
+        st.rerun()
+
+
+def _warn_up_front(ctx: PageContext, definition: ExportDefinition) -> None:
+    if not definition.allow_when_project_not_closed and ctx.project.status not in CLOSED_PROJECT_STATUSES:
+        st.warning("Project must be closed before this export can run. A global admin can close it.")
+    latest = ctx.service.latest_by_type(ctx.user.username, ctx.project.slug).get(definition.type)
+    if latest is not None and latest.status in ACTIVE_STATUSES:
+        st.info(
+            f"A {definition.title} job is already {jobs_view.status_label(latest).split(' ', 1)[1].lower()} "
+            f"(#{latest.id}). Another one can start when it has finished."
+        )
+
+
+def _dynamic_options(ctx: PageContext, export_type: str) -> dict[str, list[str]]:
+    key = f"_options-{ctx.project.slug}-{export_type}"
+    cached = st.session_state.get(key)
+    if cached is None or time.monotonic() - cached[0] > 60:
+        cached = (time.monotonic(), ctx.service.dynamic_options(ctx.project.slug, export_type))
+        st.session_state[key] = cached
+    return cached[1]
+
+
+def _estimate_box(ctx: PageContext, definition: ExportDefinition, values: dict[str, Any]) -> None:
+    """Rows and size for the chosen filters; nothing at all for types without an estimate."""
+    problem: str | None = None
+    text = None
+    try:
+        text = forms.describe_estimate(_cached_estimate(ctx, definition.type, values), values)
+    except InvalidVariable as exc:
+        problem = forms.plain_refusal(exc, definition)
+    except ExporthubError as exc:
+        problem = exc.message
+    if text is None and problem is None:
+        return
+    with st.container(border=True, key="estimate"):
+        st.markdown("**Estimate**")
+        if problem is not None:
+            st.warning(problem)
+            return
+        assert text is not None
+        st.markdown(text.summary)
+        for warning in text.warnings:
+            st.warning(warning, icon="⚠️")
+
+
+def _cached_estimate(ctx: PageContext, export_type: str, values: dict[str, Any]) -> Any:
+    # The dialog reruns on every widget change; count again only when the filters changed.
+    key = json.dumps([ctx.project.slug, export_type, values], default=str, sort_keys=True)
+    cache: dict[str, tuple[float, Any]] = st.session_state.setdefault("_estimates", {})
+    hit = cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < _ESTIMATE_TTL:
+        return hit[1]
+    estimate = ctx.service.estimate(ctx.user.username, ctx.project.slug, export_type, values)
+    if len(cache) > 50:
+        cache.clear()
+    cache[key] = (time.monotonic(), estimate)
+    return estimate

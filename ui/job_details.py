@@ -1,0 +1,166 @@
+"""The job details page: status and timings, variables, files, child jobs, the error, and the log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from exporthub.errors import ExporthubError
+from exporthub.states import ACTIVE_STATUSES, JobStatus
+from exporthub.views import JobView
+from ui import format as fmt
+from ui import hub, jobs_view
+from ui.session import PageContext, page_context
+
+JOB_PAGE = "pages/job.py"
+RECENT = 50
+
+
+def requested_job_id() -> int | None:
+    """The ``?job=<id>`` of the URL, if it is a number."""
+    raw = st.query_params.get("job")
+    return int(raw) if raw and raw.isdigit() else None
+
+
+def pick_job(ctx: PageContext) -> int | None:
+    """The job to show: from the URL, else chosen from the project's recent jobs."""
+    job_id = requested_job_id()
+    if job_id is not None:
+        return job_id
+    st.title("Job Details")
+    recent = ctx.service.list(ctx.user.username, ctx.project.slug, limit=RECENT)
+    if not recent:
+        st.info("This project has no jobs yet.")
+        return None
+    names = hub.titles(ctx)
+    chosen = st.selectbox(
+        "Job",
+        [j.id for j in recent],
+        format_func=lambda i: _job_label(next(j for j in recent if j.id == i), names, ctx.project.timezone),
+    )
+    return int(chosen)
+
+
+def _job_label(job: JobView, names: dict[str, str], timezone: str) -> str:
+    return (
+        f"#{job.id} · {names.get(job.type, job.type)} · {jobs_view.status_label(job)} · "
+        f"{fmt.local_time(job.created, timezone)}"
+    )
+
+
+def show(ctx: PageContext, job_id: int) -> None:
+    """The details of one job; refreshes itself while the job is active."""
+    try:
+        job = ctx.service.get(ctx.user.username, job_id)
+    except ExporthubError as exc:
+        st.title("Job Details")
+        st.error(exc.message)
+        st.page_link("pages/exports.py", label="Back to Reports & Exports", icon=":material/arrow_back:")
+        return
+    if job.project != ctx.project.slug:
+        st.info(f"Job #{job.id} belongs to another project ({job.project}).")
+    active = job.status in ACTIVE_STATUSES
+    st.fragment(_body, run_every=hub.REFRESH_SECONDS if active else None)(job_id)
+
+
+def _body(job_id: int) -> None:
+    ctx = page_context()
+    try:
+        job = ctx.service.get(ctx.user.username, job_id)
+    except ExporthubError as exc:  # removed meanwhile
+        st.error(exc.message)
+        return
+    jobs_view.show_flash()
+    names = hub.titles(ctx)
+    tz = ctx.project.timezone
+    st.page_link("pages/exports.py", label="Reports & Exports", icon=":material/arrow_back:")
+    st.title(f"{names.get(job.type, job.type)} · job #{job.id}")
+    st.markdown(jobs_view.status_badge(job))
+    if job.status is JobStatus.RUNNING:
+        st.progress(max(0, min(100, job.progress)) / 100)
+    _timings(job, tz)
+    if job.error:
+        st.error(f"**Error:** {jobs_view.md_escape(job.error)}", icon="❌")
+    for warning in job.warnings:
+        st.warning(jobs_view.md_escape(warning), icon="⚠️")
+    jobs_view.render_actions(job, hub.list_context(ctx), key_prefix="details", with_details=False)
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Variables")
+        _variables(ctx, job)
+    with right:
+        st.subheader("Files")
+        block = jobs_view.files_html(ctx.settings, job, ctx.user.id, show_downloads=True)
+        if block:
+            st.markdown(block, unsafe_allow_html=True)
+        else:
+            st.caption(
+                "No files." if job.status not in ACTIVE_STATUSES else "Files appear when the job completes."
+            )
+        if job.export_session_count or job.export_sessions_reset:
+            reset = " (reset)" if job.export_sessions_reset else ""
+            st.caption(f"Export sessions recorded for {job.export_session_count} zones{reset}.")
+    if job.children:
+        st.subheader("Child jobs")
+        for child in job.children:
+            st.page_link(JOB_PAGE, label=_job_label(child, names, tz), query_params={"job": str(child.id)})
+    if job.parent_id is not None:
+        st.page_link(
+            JOB_PAGE,
+            label=f"Part of job #{job.parent_id}",
+            icon=":material/account_tree:",
+            query_params={"job": str(job.parent_id)},
+        )
+    st.subheader("Log")
+    _log(job, tz)
+
+
+def _timings(job: JobView, tz: str) -> None:
+    cells = [
+        ("Requested by", jobs_view.md_escape(job.user)),
+        ("Created", fmt.local_time(job.created, tz)),
+        ("Started", fmt.local_time(job.started, tz)),
+        ("Finished", fmt.local_time(job.finished, tz)),
+        ("Duration", fmt.duration(job.started, job.finished)),
+    ]
+    if job.run_at is not None:
+        cells.insert(2, ("Scheduled for", fmt.local_time(job.run_at, tz)))
+    with st.container(horizontal=True, gap="large", key="job-timings"):
+        for label, value in cells:
+            with st.container(width="content"):
+                st.caption(label)
+                st.markdown(f"**{value}**")
+
+
+def _variables(ctx: PageContext, job: JobView) -> None:
+    if not job.variables:
+        st.caption("This export type has no variables.")
+        return
+    definition: Any = ctx.service.config.get(job.type)
+    rows = []
+    for key, value in job.variables.items():
+        var = definition.variable(key) if definition is not None else None
+        rows.append({"Variable": var.title if var else key, "Value": fmt.variable_value(key, value)})
+    st.dataframe(rows, hide_index=True, width="stretch")
+
+
+def _log(job: JobView, tz: str) -> None:
+    if not job.log:
+        st.caption("Nothing logged yet.")
+        return
+    icons = {"info": "ℹ️ info", "warning": "⚠️ warning", "error": "❌ error"}
+    frame = [
+        {
+            "Time": fmt.local_time(e.time, tz),
+            "Level": icons.get(str(e.level), str(e.level)),
+            "Message": e.message,
+        }
+        for e in job.log
+    ]
+    st.dataframe(
+        frame,
+        hide_index=True,
+        width="stretch",
+        column_config={"Message": st.column_config.TextColumn(width="large")},
+    )

@@ -1,0 +1,66 @@
+"""The login page: the password form, or the OIDC button when Streamlit's ``[auth]`` is configured."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from exporthub.auth import LoginRefused
+from ui import session
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # reason: (kind, sentence)
+    "signed-out": ("success", "You have been logged out."),
+    "idle": ("info", "Your session ended after a period of inactivity. Please log in again."),
+    "ended": ("info", "Your session has ended. Please log in again."),
+    "disabled": ("warning", "This account can no longer log in. Ask an administrator if that is a mistake."),
+    "expired-ticket": ("warning", "That sign-in link has expired. Please log in again."),
+    "no-account": (
+        "warning",
+        "Your identity provider signed you in, but no active Exporthub account matches it.",
+    ),
+}
+
+
+def page() -> None:
+    """The whole page for visitors who are not logged in."""
+    with st.container(key="login-card", border=True):
+        st.markdown("## 📦 Exporthub")
+        st.caption("Reports & Exports for inventory-scanning projects")
+        reason = session.ended_reason()
+        if reason in MESSAGES:
+            kind, sentence = MESSAGES[reason]
+            getattr(st, kind)(sentence)
+        if session.auth_mode() == "oidc":
+            _oidc_buttons()
+        else:
+            _password_form()
+
+
+def _password_form() -> None:
+    with st.form("login", border=False):
+        username = st.text_input("Username", autocomplete="username", max_chars=64)
+        password = st.text_input("Password", type="password", autocomplete="current-password")
+        submitted = st.form_submit_button("Log in", type="primary", width="stretch")
+    if not submitted:
+        return
+    if not username.strip() or not password:
+        st.error("Enter your username and password.")
+        return
+    try:
+        with st.spinner("Checking…"):
+            user = session.login(username, password)
+    except LoginRefused as exc:
+        st.error(exc.message)
+        return
+    st.success(f"Welcome, {user.display_name}. Opening the hub…")
+
+
+def _oidc_buttons() -> None:
+    providers = session.oidc_providers(session.streamlit_secrets() or {})
+    for provider in providers:
+        label = "Log in" if provider is None else f"Log in with {provider.replace('_', ' ').title()}"
+        if st.button(label, key=f"oidc-{provider or 'default'}", type="primary", width="stretch"):
+            st.login(provider) if provider else st.login()
+    if st.session_state.get("_auth_source") is None and st.user.is_logged_in:
+        if st.button("Log out of the identity provider", width="stretch"):
+            st.logout()
