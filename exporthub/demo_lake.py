@@ -247,7 +247,9 @@ def _validate(
 
 def _clear_project(settings: Settings, slug: str) -> None:
     for table in lake.TABLES:
-        for part in lake.list_parts(settings, slug, table):
+        # all_parts, not list_parts: superseded parts (compaction, replace) must go too, with the sidecars.
+        for part in lake.all_parts(settings, slug, table):
+            lake.replaces_path(part).unlink(missing_ok=True)
             part.unlink()
 
 

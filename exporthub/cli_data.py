@@ -1,0 +1,73 @@
+"""Data commands: ``import`` files into a project's lake and ``compact`` its part files.
+
+Both run as the system actor (see :mod:`exporthub.cli_admin`). A refused import prints every problem
+found (up to 50), one per line, on stderr, and exits 2 with nothing changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from exporthub.accounts import cli_actor
+from exporthub.compaction import compact
+from exporthub.db import get_database
+from exporthub.importer import CONTRACT, ImportFile, ImportRefused, import_files
+from exporthub.settings import Settings
+
+EXIT_OK, EXIT_REFUSED = 0, 2
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        report = import_files(
+            get_database(settings),
+            settings,
+            cli_actor(),
+            args.project,
+            args.table,
+            [ImportFile.from_path(f) for f in args.files],
+            replace=args.replace,
+            skip_duplicates=args.skip_duplicates,
+        )
+    except ImportRefused as exc:
+        print("error: import refused, nothing was changed:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(json.dumps({"import": report.to_json()}) if args.json else report.summary())
+    return EXIT_OK
+
+
+def cmd_compact(args: argparse.Namespace, settings: Settings) -> int:
+    report = compact(get_database(settings), settings, cli_actor(), args.project)
+    if args.json:
+        print(json.dumps({"compact": report.to_json()}))
+    else:
+        print(f"{report.project}: {report.summary()}; {report.purged} retired part files purged")
+    return EXIT_OK
+
+
+def register(sub: Any) -> None:
+    """Add ``import`` and ``compact`` to the ``exporthub`` parser's sub-commands."""
+    p = sub.add_parser("import", help="import csv or parquet files into a project's lake table")
+    p.add_argument("project")
+    p.add_argument("table", choices=sorted(CONTRACT))
+    p.add_argument(
+        "files", nargs="+", metavar="FILE", help=".csv or .parquet files (the README lists the columns)"
+    )
+    p.add_argument("--replace", action="store_true", help="replace the whole table (zones and costs only)")
+    p.add_argument(
+        "--skip-duplicates",
+        action="store_true",
+        help="leave out rows that were imported already instead of refusing the import",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("compact", help="merge a project's small lake part files (safe while jobs run)")
+    p.add_argument("project")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_compact)

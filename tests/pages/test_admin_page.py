@@ -1,0 +1,205 @@
+"""The admin page in AppTest: who sees it, and what each form does to the real instance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from exporthub import lake
+from exporthub.models import AuditEvent, Project, User
+from exporthub.passwords import verify_password
+from exporthub.permissions import ROLES
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "admin.py")
+SLUG = "demo-open"
+
+
+def page(user: str | None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    if user is not None:
+        at.session_state["user"] = user
+    return at.run()
+
+
+def button(at: AppTest, label: str):  # type: ignore[no-untyped-def]
+    matches = [b for b in at.button if b.label == label]
+    assert len(matches) == 1, [b.label for b in at.button]
+    return matches[0]
+
+
+def project(hub, slug: str) -> Project | None:  # type: ignore[no-untyped-def]
+    with hub.db.read() as s:
+        return s.scalar(select(Project).where(Project.slug == slug))
+
+
+def scan_count(hub) -> int:  # type: ignore[no-untyped-def]
+    files = [str(p) for p in lake.list_parts(hub.settings, SLUG, "scans")]
+    return int(duckdb.sql(f"SELECT count(*) FROM read_parquet({files!r})").fetchall()[0][0])
+
+
+@pytest.mark.parametrize("user", ["manager", "analyst", "viewer", "outsider", "nobody", None])
+def test_anyone_but_a_global_admin_gets_permission_denied_and_nothing_else(demo_hub, user):
+    at = page(user)
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Permission denied"]
+    assert not at.title and not at.tabs and not at.dataframe and not at.button and not at.text_input
+    assert not at.selectbox and not at.get("file_uploader") and not at.code
+
+
+def test_admin_sees_projects_users_import_and_audit(demo_hub):
+    at = page("admin")
+    assert not at.exception and not at.error
+    assert at.title[0].value == "Administration"
+    assert [t.label for t in at.tabs] == ["Projects", "Users & roles", "Import data", "Audit trail"]
+    projects = at.dataframe[0].value
+    assert sorted(projects["Slug"]) == ["demo-closed", SLUG]
+    users = at.dataframe[1].value.set_index("Username")
+    assert users.loc["analyst", "Project roles"] == "demo-open: analyst"
+    assert bool(users.loc["admin", "Admin"]) and not bool(users.loc["staff01", "Can log in"])
+
+
+def test_admin_creates_a_project_and_sees_refusals_in_plain_words(demo_hub):
+    at = page("admin")
+    at.text_input(key="new_project_slug").input("north-2026")
+    at.text_input(key="new_project_name").input("North warehouse")
+    at.selectbox(key="new_project_tz").set_value("Europe/Paris")
+    button(at, "Create project").click()
+    at.run()
+    assert not at.exception and not at.error
+    assert "Project north-2026 created." in [s.value for s in at.success]
+    created = project(demo_hub, "north-2026")
+    assert (created.name, created.timezone, created.status) == ("North warehouse", "Europe/Paris", "open")
+    assert "north-2026" in list(at.dataframe[0].value["Slug"])
+    at.text_input(key="new_project_slug").input("Bad Slug")
+    button(at, "Create project").click()
+    at.run()
+    assert any("Invalid project slug" in e.value for e in at.error)
+
+
+def test_admin_grants_and_revokes_a_role(demo_hub):
+    at = page("admin")
+    at.selectbox(key="grant_user").set_value("outsider")
+    at.selectbox(key="grant_project").set_value(SLUG)
+    at.selectbox(key="grant_role_name").set_value("analyst")
+    button(at, "Grant role").click()
+    at.run()
+    assert "outsider is now analyst on demo-open." in [s.value for s in at.success]
+    assert demo_hub.service().permissions("outsider", SLUG) == ROLES["analyst"]
+    button(at, "Revoke role").click()
+    at.run()
+    assert demo_hub.service().permissions("outsider", SLUG) == frozenset()
+    button(at, "Revoke role").click()
+    at.run()
+    assert [e.value for e in at.error] == ["outsider has no role on demo-open"]
+
+
+def test_admin_adds_a_user_with_a_temporary_password(demo_hub):
+    at = page("admin")
+    at.text_input(key="new_user_name").input("lena")
+    at.text_input(key="new_user_display").input("Lena Lindqvist")
+    button(at, "Add user").click()
+    at.run()
+    assert "User lena added with a temporary password:" in [s.value for s in at.success]
+    (secret,) = [c.value for c in at.code if c.value and "," not in c.value]
+    with demo_hub.db.read() as s:
+        stored = s.scalar(select(User).where(User.username == "lena"))
+    assert stored.display_name == "Lena Lindqvist" and verify_password(stored.password_hash, secret)
+    at.run()  # the password is shown once
+    assert secret not in [c.value for c in at.code]
+
+
+def test_closing_a_project_asks_for_confirmation(demo_hub):
+    at = page("admin")
+    at.selectbox(key="status_project").set_value(SLUG)
+    at.run()
+    button(at, "Close project…").click()
+    at.run()
+    assert any("Close **demo-open**?" in w.value for w in at.warning)
+    assert project(demo_hub, SLUG).status == "open"
+    button(at, "Cancel").click()
+    at.run()
+    assert project(demo_hub, SLUG).status == "open" and not at.warning
+    button(at, "Close project…").click()
+    at.run()
+    button(at, "Yes, close demo-open").click()
+    at.run()
+    assert project(demo_hub, SLUG).status == "closed"
+    assert "Project demo-open is now closed." in [s.value for s in at.success]
+    with demo_hub.db.read() as s:
+        closes = s.scalars(select(AuditEvent.actor).where(AuditEvent.action == "project-close")).all()
+    assert closes == ["admin"]
+
+
+def _scans_csv(hub, rows: int) -> bytes:  # type: ignore[no-untyped-def]
+    files = [str(p) for p in lake.list_parts(hub.settings, SLUG, "zone_sessions")]
+    sid, zone, user_id = duckdb.sql(
+        f"SELECT session_id, zone_id, user_id FROM read_parquet({files!r}) "
+        "WHERE NOT deleted ORDER BY session_id LIMIT 1"
+    ).fetchall()[0]
+    lines = ["zone_id,session_id,user_id,barcode,quantity,scanned_at,device"]
+    lines += [f"{zone},{sid},{user_id},UP-{i},2,2026-11-19T09:{i:02d}:00+01:00,DEV-U" for i in range(rows)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_admin_imports_an_uploaded_file_and_gets_a_report(demo_hub):
+    before = scan_count(demo_hub)
+    at = page("admin")
+    at.selectbox(key="import_project").set_value(SLUG)
+    at.selectbox(key="import_table").set_value("scans")
+    at.run()
+    at.file_uploader(key="import_files").set_value(("upload.csv", _scans_csv(demo_hub, 12), "text/csv"))
+    at.run()
+    button(at, "Import").click()
+    at.run()
+    assert not at.exception and not at.error
+    (message,) = [s.value for s in at.success]
+    assert message.startswith("12 of 12 rows imported into demo-open/scans")
+    assert scan_count(demo_hub) == before + 12
+    with demo_hub.db.read() as s:
+        event = s.scalars(select(AuditEvent).where(AuditEvent.action == "import")).one()
+    assert (event.actor, event.outcome, event.project, event.target) == ("admin", "ok", SLUG, "scans")
+
+
+def test_a_refused_upload_shows_each_problem_and_changes_nothing(demo_hub):
+    before = sorted(p.name for p in (demo_hub.settings.lake_dir / SLUG / "scans").iterdir())
+    bad = (
+        _scans_csv(demo_hub, 3)
+        .replace(b",2,2026-11-19T09:01", b",two,2026-11-19T09:01")
+        .replace(b"UP-2,2,2026-11-19T09:02:00+01:00", b"UP-2,2,2026-11-19 09:02")
+    )
+    at = page("admin")
+    at.selectbox(key="import_table").set_value("scans")
+    at.selectbox(key="import_project").set_value(SLUG)
+    at.run()
+    at.file_uploader(key="import_files").set_value(("bad.csv", bad, "text/csv"))
+    at.run()
+    button(at, "Import").click()
+    at.run()
+    assert [e.value for e in at.error] == ["Import refused, nothing was changed. 2 problem(s) found:"]
+    (problems,) = [d.value for d in at.dataframe if "Problem" in d.value.columns]
+    assert list(zip(problems["File"], problems["Row"], problems["Column"], strict=True)) == [
+        ("bad.csv", 2, "quantity"),
+        ("bad.csv", 3, "scanned_at"),
+    ]
+    assert sorted(p.name for p in (demo_hub.settings.lake_dir / SLUG / "scans").iterdir()) == before
+
+
+def test_the_audit_trail_filters_by_action_and_user(demo_hub):
+    at = page("admin")
+    at.text_input(key="new_project_slug").input("south")
+    at.text_input(key="new_project_name").input("South")
+    button(at, "Create project").click()
+    at.run()
+    at.selectbox(key="audit_action").set_value("project-add")
+    at.run()
+    trail = at.dataframe[-1].value
+    assert list(trail["Action"]) == ["project-add"] and list(trail["User"]) == ["admin"]
+    assert list(trail["Project"]) == ["south"]
+    at.selectbox(key="audit_action").set_value("All")
+    at.selectbox(key="audit_user").set_value("admin")
+    at.run()
+    assert set(at.dataframe[-1].value["User"]) == {"admin"}
