@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
@@ -113,38 +112,65 @@ def test_twenty_simultaneous_starts_give_one_job(demo_hub):
         assert len(s.scalars(select(Job).where(Job.status == JobStatus.READY)).all()) == 1
 
 
-def _start_in_process(data_dir: str, database_url: str, barrier, queue) -> None:
-    import os
+_RACER = """
+import json, os, sys, time
+from pathlib import Path
+from exporthub.db import get_database
+from exporthub.dispatch import RecordingDispatcher
+from exporthub.errors import JobAlreadyRunning
+from exporthub.jobs import JobService
+from exporthub.settings import get_settings
 
-    os.environ["EXPORTHUB_DATA_DIR"] = data_dir
-    if database_url:
-        os.environ["EXPORTHUB_DATABASE_URL"] = database_url
-    from exporthub.db import get_database
-    from exporthub.dispatch import RecordingDispatcher
-    from exporthub.jobs import JobService
-    from exporthub.settings import get_settings
-
-    settings = get_settings()
-    service = JobService(get_database(settings, migrate=False), settings, RecordingDispatcher())
-    barrier.wait()
-    try:
-        job = service.start("manager", "demo-open", "scans", {"format": "csv"})
-        queue.put(("ok", job.id))
-    except JobAlreadyRunning:
-        queue.put(("refused", None))
-    except Exception as exc:  # anything else (e.g. "database is locked") fails the test
-        queue.put(("error", repr(exc)))
+settings = get_settings()
+service = JobService(get_database(settings, migrate=False), settings, RecordingDispatcher())
+go = Path(sys.argv[1])
+Path(sys.argv[2]).touch()  # ready
+while not go.exists():
+    time.sleep(0.005)
+try:
+    job = service.start("manager", "demo-open", "scans", {"format": "csv"})
+    print(json.dumps(["ok", job.id]))
+except JobAlreadyRunning:
+    print(json.dumps(["refused", None]))
+except Exception as exc:  # anything else (e.g. "database is locked") fails the test
+    print(json.dumps(["error", repr(exc)]))
+"""
 
 
 def _process_race(data_dir: str, database_url: str = "", n: int = 20) -> list[tuple[str, object]]:
-    ctx = multiprocessing.get_context("spawn")
-    barrier, queue = ctx.Barrier(n), ctx.Queue()
-    procs = [ctx.Process(target=_start_in_process, args=(data_dir, database_url, barrier, queue)) for _ in range(n)]
-    for p in procs:
-        p.start()
-    results = [queue.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
+    """Start ``n`` processes that all call start() at the same moment (plain subprocesses: AppTest
+    rewrites ``__main__``, which multiprocessing's spawn would re-run)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTHUB_")}
+    env["EXPORTHUB_DATA_DIR"] = data_dir
+    if database_url:
+        env["EXPORTHUB_DATABASE_URL"] = database_url
+        env["EXPORTHUB_SECRET_KEY"] = "x" * 32
+    with tempfile.TemporaryDirectory() as tmp:
+        go = Path(tmp) / "go"
+        ready = [Path(tmp) / f"ready-{i}" for i in range(n)]
+        procs = [
+            subprocess.Popen([sys.executable, "-c", _RACER, str(go), str(r)], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+            for r in ready
+        ]
+        deadline = time.monotonic() + 180
+        while not all(r.exists() for r in ready):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "a racer died"
+            time.sleep(0.05)
+        go.touch()
+        results = []
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            lines = out.strip().splitlines()
+            results.append(tuple(json.loads(lines[-1])) if lines else ("error", err[-500:]))
     return results
 
 
@@ -157,7 +183,7 @@ def test_twenty_processes_race_on_sqlite_without_lock_errors(demo_hub):
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_twenty_processes_race_on_postgresql(tmp_path, monkeypatch, pg_url):
-    from conftest import make_hub
+    from tests._hubs import make_hub
 
     from exporthub.demo import create_demo
 
