@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from pathlib import Path
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -273,65 +273,68 @@ class JobService:
         return self.start(username, slug, export_type, variables, action="retry")
 
     # ------------------------------------------------------------------ cancel / remove / reset
-    def cancel(self, username: str, job_id: int) -> JobView:
-        """Cancel a waiting, ready or running job (running ones stop cooperatively, within seconds)."""
+    def _act_on_job(
+        self, username: str, job_id: int, *, action: str, permission: Permission,
+        apply: Callable[[Session, Job], str | None],
+    ) -> None:
+        """Load the job, check ``permission`` on its project, ``apply`` the change and audit it, in one
+        write transaction. Any refusal is audited too and re-raised."""
         slug = None
         try:
             with self.db.write() as s:
                 job = self._job(s, job_id)
                 slug = job.project.slug
-                require(s, get_user(s, username), job.project, Permission.CANCEL)
-                if JobStatus(job.status) not in CANCELLABLE_STATUSES:
-                    raise InvalidTransition(f"Job {job_id} is {job.status} and can no longer be cancelled")
-                cancel_tree(s, job, reason=f"Cancelled by {username}")
-                audit.record(s, action="cancel", actor=username, project=slug, target=f"job:{job_id}")
+                require(s, get_user(s, username), job.project, permission)
+                detail = apply(s, job)
+                audit.record(s, action=action, actor=username, project=slug, target=f"job:{job_id}", detail=detail)
         except ExporthubError as exc:
-            raise self._refuse(exc, action="cancel", actor=username, project=slug, target=f"job:{job_id}")
+            raise self._refuse(exc, action=action, actor=username, project=slug, target=f"job:{job_id}")
+
+    def cancel(self, username: str, job_id: int) -> JobView:
+        """Cancel a waiting, ready or running job (running ones stop cooperatively, within seconds)."""
+
+        def apply(s: Session, job: Job) -> None:
+            if JobStatus(job.status) not in CANCELLABLE_STATUSES:
+                raise InvalidTransition(f"Job {job_id} is {job.status} and can no longer be cancelled")
+            cancel_tree(s, job, reason=f"Cancelled by {username}")
+
+        self._act_on_job(username, job_id, action="cancel", permission=Permission.CANCEL, apply=apply)
         return self.get(username, job_id)
 
     def remove(self, username: str, job_id: int) -> JobView:
         """Delete a finished job's files and hide it; the row stays for the audit trail."""
-        slug = None
-        try:
-            with self.db.write() as s:
-                job = self._job(s, job_id)
-                slug = job.project.slug
-                require(s, get_user(s, username), job.project, Permission.REMOVE)
-                if job.removed_at is not None:
-                    raise InvalidTransition(f"Job {job_id} was already removed")
-                if JobStatus(job.status) not in REMOVABLE_STATUSES:
-                    raise InvalidTransition(f"Job {job_id} is {job.status}; cancel it before removing it")
-                if job.parent_id is not None:
-                    raise InvalidTransition(f"Job {job_id} belongs to job {job.parent_id}; remove that one")
-                for target in [job, *self._children(s, job.id)]:
-                    delete_job_files(s, self.settings, target)
-                    target.removed_at = utcnow()
-                audit.record(s, action="remove", actor=username, project=slug, target=f"job:{job_id}")
-        except ExporthubError as exc:
-            raise self._refuse(exc, action="remove", actor=username, project=slug, target=f"job:{job_id}")
+
+        def apply(s: Session, job: Job) -> None:
+            if job.removed_at is not None:
+                raise InvalidTransition(f"Job {job_id} was already removed")
+            if JobStatus(job.status) not in REMOVABLE_STATUSES:
+                raise InvalidTransition(f"Job {job_id} is {job.status}; cancel it before removing it")
+            if job.parent_id is not None:
+                raise InvalidTransition(f"Job {job_id} belongs to job {job.parent_id}; remove that one")
+            for target in [job, *self._children(s, job.id)]:
+                delete_job_files(s, self.settings, target)
+                target.removed_at = utcnow()
+
+        self._act_on_job(username, job_id, action="remove", permission=Permission.REMOVE, apply=apply)
         return self._view(job_id, with_log=True)
 
     def reset_export_sessions(self, username: str, job_id: int) -> JobView:
         """Forget the export sessions a job recorded, so "only new since last export" sees its rows again."""
-        slug = None
-        try:
-            with self.db.write() as s:
-                job = self._job(s, job_id)
-                slug = job.project.slug
-                require(s, get_user(s, username), job.project, Permission.RESET_EXPORT_SESSIONS)
-                if job.export_sessions_reset:
-                    raise InvalidTransition(f"Job {job_id}'s export sessions were already reset")
-                count = s.scalar(select(func.count()).select_from(ExportSession).where(ExportSession.job_id == job.id))
-                if not count:
-                    raise InvalidTransition(f"Job {job_id} recorded no export sessions")
-                s.query(ExportSession).filter(ExportSession.job_id == job.id).delete()
-                job.export_sessions_reset = True
-                s.add(JobLog(job_id=job.id, time=utcnow(), level=LogLevel.INFO,
-                             message=f"Export sessions reset by {username} ({count} zones)"))
-                audit.record(s, action="reset-sessions", actor=username, project=slug, target=f"job:{job_id}",
-                             detail=f"{count} export sessions deleted")
-        except ExporthubError as exc:
-            raise self._refuse(exc, action="reset-sessions", actor=username, project=slug, target=f"job:{job_id}")
+
+        def apply(s: Session, job: Job) -> str:
+            if job.export_sessions_reset:
+                raise InvalidTransition(f"Job {job_id}'s export sessions were already reset")
+            count = s.scalar(select(func.count()).select_from(ExportSession).where(ExportSession.job_id == job.id))
+            if not count:
+                raise InvalidTransition(f"Job {job_id} recorded no export sessions")
+            s.query(ExportSession).filter(ExportSession.job_id == job.id).delete()
+            job.export_sessions_reset = True
+            s.add(JobLog(job_id=job.id, time=utcnow(), level=LogLevel.INFO,
+                         message=f"Export sessions reset by {username} ({count} zones)"))
+            return f"{count} export sessions deleted"
+
+        self._act_on_job(username, job_id, action="reset-sessions", permission=Permission.RESET_EXPORT_SESSIONS,
+                         apply=apply)
         return self.get(username, job_id)
 
     # ------------------------------------------------------------------ reads
