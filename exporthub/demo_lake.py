@@ -199,7 +199,7 @@ def generate_project_lake(
     )
     first_day = anchor - timedelta(days=DAYS - 1)
 
-    zones = _make_zones(zone_rng, n_zones)
+    zones = _make_zones(zone_rng, n_zones, n_scans)
     workers = _pick_working_staff(staff_rng, staff)
     sessions = _make_sessions(session_rng, zones, workers, n_scans, first_day, tz)
     devices = _device_names(len(workers.user_ids))
@@ -260,7 +260,7 @@ def _part_name(index: int) -> str:
 # --- zones -----------------------------------------------------------------------------------------
 
 
-def _make_zones(rng: np.random.Generator, n: int) -> _Zones:
+def _make_zones(rng: np.random.Generator, n: int, n_scans: int) -> _Zones:
     names, special = _zone_names(rng, n)
     n_top = max(1, n // 5)
     parent = np.zeros(n, dtype=np.int32)  # 0 = no parent
@@ -285,7 +285,14 @@ def _make_zones(rng: np.random.Generator, n: int) -> _Zones:
     deleted = np.zeros(n, dtype=bool)
     deleted[rng.choice(deletable, n_deleted, replace=False)] = True
 
-    expected = rng.integers(40, 2500, n).astype(np.int32)
+    # Relative zone sizes decide how often a zone is counted; expected items then follow the scans the
+    # zone will get, so completion lands around 60-115% (recounts push a few past 100%) at any size.
+    size = rng.integers(40, 2500, n).astype(np.float64)
+    share = np.sqrt(size) * ~empty
+    share /= share.sum() or 1.0
+    mean_quantity = 1 + MULTI_QUANTITY_SHARE * 6.5
+    planned = n_scans * mean_quantity * share / rng.uniform(0.6, 1.15, n)
+    expected = np.where(empty, size, np.maximum(planned, 10)).round().astype(np.int32)
     zone_id = np.arange(1, n + 1, dtype=np.int32)
     table = pa.table(
         {
@@ -301,7 +308,7 @@ def _make_zones(rng: np.random.Generator, n: int) -> _Zones:
     )
     scannable = ~empty
     # Bigger zones are counted more often, but not proportionally more.
-    weights = np.sqrt(expected[scannable].astype(np.float64))
+    weights = np.sqrt(size[scannable])
     return _Zones(table=table, scannable_ids=zone_id[scannable], scannable_weights=weights / weights.sum())
 
 
