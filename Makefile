@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test install install-test system-deps
+.PHONY: up test install system-deps report-fonts
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 # System packages: Chromium for the browser tests, its emoji font (the status icons), poppler for PDF
-# checks. Needs root (CI runs as root).
-SYSTEM_PACKAGES := chromium fonts-noto-color-emoji poppler-utils
+# checks, and a CJK fallback font for names in PDF reports. Needs root (CI runs as root).
+SYSTEM_PACKAGES := chromium fonts-noto-color-emoji poppler-utils fonts-droid-fallback
 system-deps:
 	@if ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \
@@ -29,8 +29,14 @@ system-deps:
 	fi
 
 ## Install everything and start the web app with its worker (demo data made on first run).
-up: install
+up: install report-fonts
 	$(VENV)/bin/exporthub up
+
+# PDFs print CJK names with Droid Sans Fallback when it is installed; without it they show boxes.
+report-fonts:
+	@dpkg -s fonts-droid-fallback >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-droid-fallback >/dev/null; } || \
+	  echo "note: install fonts-droid-fallback for CJK names in PDF reports"
 
 ## Install everything and run the whole test suite.
 test: install system-deps

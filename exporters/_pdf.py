@@ -11,6 +11,7 @@ import decimal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import groupby
 from pathlib import Path
 from typing import Any, Literal
 from xml.sax.saxutils import escape
@@ -177,8 +178,38 @@ class _Styles:
         self.head_right = ParagraphStyle("head_right", parent=self.head, alignment=TA_RIGHT)
 
 
+# DejaVu has no CJK glyphs; where Droid Sans Fallback is installed (Debian's fonts-droid-fallback), runs
+# of characters DejaVu lacks are set in it, so names like "李娜" print instead of empty boxes.
+_FALLBACK_FONT_FILE = Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf")
+_FALLBACK = "ExporthubFallback"
+
+
+@cache
+def _coverage() -> tuple[frozenset[int], frozenset[int]]:
+    """Code points of the main font and of the fallback font (empty sets when not available)."""
+    font, _bold = _fonts()
+    main = getattr(getattr(pdfmetrics.getFont(font), "face", None), "charToGlyph", None)
+    if main is None or not _FALLBACK_FONT_FILE.is_file():
+        return frozenset(), frozenset()
+    fallback = TTFont(_FALLBACK, str(_FALLBACK_FONT_FILE))
+    pdfmetrics.registerFont(fallback)
+    return frozenset(main), frozenset(fallback.face.charToGlyph)
+
+
+def _needs_fallback(text: str) -> bool:
+    main, fallback = _coverage()
+    return bool(fallback) and any(ord(c) not in main and ord(c) in fallback for c in text)
+
+
 def _markup(text: str) -> str:
-    return escape(text).replace("\n", "<br/>")
+    if not _needs_fallback(text):
+        return escape(text).replace("\n", "<br/>")
+    main, fallback = _coverage()
+    parts: list[str] = []
+    for use_fallback, run in groupby(text, key=lambda c: ord(c) not in main and ord(c) in fallback):
+        chunk = escape("".join(run)).replace("\n", "<br/>")
+        parts.append(f'<font name="{_FALLBACK}">{chunk}</font>' if use_fallback else chunk)
+    return "".join(parts)
 
 
 def _title_block(about: About, styles: _Styles, width: float) -> list[Flowable]:
@@ -238,7 +269,7 @@ def _cell(text: str, width: float, numeric: bool, bold: bool, styles: _Styles) -
     # Plain strings draw fast but never wrap; only cells too wide for their column pay for a
     # Paragraph, so a 5,000-row table stays quick to lay out.
     font = styles.bold if bold else styles.font
-    if pdfmetrics.stringWidth(text, font, _CELL_SIZE) + _CELL_PAD <= width:
+    if pdfmetrics.stringWidth(text, font, _CELL_SIZE) + _CELL_PAD <= width and not _needs_fallback(text):
         return text
     markup = f"<b>{_markup(text)}</b>" if bold else _markup(text)
     return Paragraph(markup, styles.cell_right if numeric else styles.cell)

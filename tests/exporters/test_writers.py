@@ -531,3 +531,19 @@ def test_zip_if_large(tmp_path: Path) -> None:
         assert info.compress_type == zipfile.ZIP_DEFLATED and info.compress_size < len(content)
         assert archive.read("scans_export.csv") == content
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scans_export.csv.zip"]  # no partial left
+
+
+def test_pdf_prints_cjk_names_with_the_fallback_font(tmp_path):
+    """Where Debian's fonts-droid-fallback is installed (make test installs it), CJK text is real text."""
+    from pathlib import Path
+
+    from pypdf import PdfReader
+
+    from exporters._pdf import DataTable, write_pdf
+
+    assert Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf").is_file(), "run make system-deps"
+    table = pa.table({"name": ["李娜", "Zoë Łukasz", "倉庫 A"], "scans": [1, 2, 3]})
+    path = tmp_path / "cjk.pdf"
+    write_pdf(path, about=make_about(), blocks=[DataTable(table)])
+    text = "".join(page.extract_text() for page in PdfReader(path).pages)
+    assert "李娜" in text and "倉庫" in text and "Zoë Łukasz" in text
