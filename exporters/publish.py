@@ -31,10 +31,10 @@ from exporters.registry import BaseExporter
 from exporthub import audit
 from exporthub.context import ChildSpec, JobContext
 from exporthub.db import get_database
-from exporthub.errors import InvalidVariable
+from exporthub.errors import InvalidVariable, ProjectNotClosed
 from exporthub.lake import fsync_dir
 from exporthub.models import Project, utcnow
-from exporthub.states import JobStatus, ProjectStatus
+from exporthub.states import CLOSED_PROJECT_STATUSES, JobStatus, ProjectStatus
 
 _CHUNK = 1 << 20
 
@@ -65,6 +65,9 @@ def _mark_published(ctx: JobContext, folder: Path, files: int) -> None:
         project = s.get(Project, ctx.project.id)
         assert project is not None
         before = project.status
+        if before not in CLOSED_PROJECT_STATUSES:
+            # Reopened while the reports ran: its data may have changed since they were made.
+            raise ProjectNotClosed("Project must be closed (it was reopened while publishing)")
         project.status = str(ProjectStatus.PUBLISHED)
         project.published_at = utcnow()
         audit.record(s, action="publish", actor=ctx.user, project=project.slug,
@@ -119,6 +122,8 @@ class PublishExporter(BaseExporter):
             raise
         try:
             ctx.output_path("json").write_text(manifest + "\n", encoding="utf-8")
+            # Once the project is marked published a cancel can no longer undo it, so stop honouring one.
+            ctx.point_of_no_return()
             _mark_published(ctx, folder, len(index))
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)

@@ -90,6 +90,7 @@ class JobContext:
     export_session_history: list[PastExportSession] = field(default_factory=list)
     export_sessions: list[ExportSessionRecord] = field(default_factory=list)
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    committed: bool = False  # past the point of no return: a cancel is no longer honoured
     _last_progress: int = -1
     _last_progress_at: float = 0.0
 
@@ -105,8 +106,14 @@ class JobContext:
 
     def check_cancelled(self) -> None:
         """Raise :class:`Cancelled` if the job was cancelled (the watcher thread sets the event)."""
-        if self.cancel_event.is_set():
+        if self.cancel_event.is_set() and not self.committed:
             raise Cancelled()
+
+    def point_of_no_return(self) -> None:
+        """Call just before a side effect outside the job's own files (e.g. marking a project published):
+        from here on the job completes or fails, but a cancel request can no longer undo it."""
+        self.check_cancelled()
+        self.committed = True
 
     def info(self, message: str) -> None:
         self.reporter.log(LogLevel.INFO, message)

@@ -32,6 +32,7 @@ DATE_PRESETS = ("all", "last7days", "last30days", "custom")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 MAX_STRING_LENGTH = 500
+MIN_YEAR, MAX_YEAR = 1900, 2200
 
 
 class ConfigError(ValueError):
@@ -189,14 +190,17 @@ def _as_date(key: str, value: Any) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        return value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
+        value = value.date()
     if isinstance(value, str):
         try:
-            return date.fromisoformat(value.strip()).isoformat()
+            value = date.fromisoformat(value.strip())
         except ValueError:
-            pass
+            raise InvalidVariable(key, f"expected a date as YYYY-MM-DD, got {value!r}") from None
+    if isinstance(value, date):
+        # Far-off dates are typos, and day arithmetic on them overflows.
+        if not MIN_YEAR <= value.year <= MAX_YEAR:
+            raise InvalidVariable(key, f"must be between {MIN_YEAR} and {MAX_YEAR}")
+        return value.isoformat()
     raise InvalidVariable(key, f"expected a date as YYYY-MM-DD, got {value!r}")
 
 

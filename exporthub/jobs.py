@@ -215,9 +215,11 @@ class JobService:
                     status=JobStatus.WAITING if children or scheduled else JobStatus.READY,
                     run_at=run_at if scheduled else None,
                 )
+                # A scheduled parent's children wait for the same time, so nothing runs early.
                 child_jobs = [
-                    self._insert_job(s, project, user, c.export_type, c.variables, status=JobStatus.READY,
-                                     parent_id=parent.id)
+                    self._insert_job(s, project, user, c.export_type, c.variables,
+                                     status=JobStatus.WAITING if scheduled else JobStatus.READY,
+                                     run_at=run_at if scheduled else None, parent_id=parent.id)
                     for c in children
                 ]
                 audit.record(
@@ -231,7 +233,7 @@ class JobService:
         if not child_ids:
             self.dispatcher.enqueue(job_id, eta=run_at if scheduled else None)
         for child_id in child_ids:
-            self.dispatcher.enqueue(child_id)
+            self.dispatcher.enqueue(child_id, eta=run_at if scheduled else None)
         return self.get(username, job_id)
 
     def _insert_job(
@@ -264,9 +266,13 @@ class JobService:
 
     def retry(self, username: str, job_id: int) -> JobView:
         """Start a new job with the same type and variables as a failed or cancelled one."""
-        with self.db.read() as s:
-            job = self._job(s, job_id)
-            slug, export_type, variables, status = job.project.slug, job.export_type, dict(job.variables), job.status
+        try:
+            with self.db.read() as s:
+                job = self._job(s, job_id)
+                slug, export_type, variables, status = job.project.slug, job.export_type, dict(job.variables), job.status
+                require(s, get_user(s, username), job.project, Permission.START)
+        except ExporthubError as exc:
+            raise self._refuse(exc, action="retry", actor=username, project=None, target=f"job:{job_id}")
         if JobStatus(status) not in RETRYABLE_STATUSES:
             exc = InvalidTransition(f"Only failed or cancelled jobs can be retried; job {job_id} is {status}")
             raise self._refuse(exc, action="retry", actor=username, project=slug, target=f"job:{job_id}")
@@ -297,6 +303,11 @@ class JobService:
             if JobStatus(job.status) not in CANCELLABLE_STATUSES:
                 raise InvalidTransition(f"Job {job_id} is {job.status} and can no longer be cancelled")
             cancel_tree(s, job, reason=f"Cancelled by {username}")
+            if job.parent_id is not None:
+                # A cancelled child ends its parent now; nobody else would wake it.
+                parent = s.get(Job, job.parent_id)
+                if parent is not None:
+                    settle_parent(s, parent)
 
         self._act_on_job(username, job_id, action="cancel", permission=Permission.CANCEL, apply=apply)
         return self.get(username, job_id)
@@ -465,6 +476,37 @@ def cancel_tree(s: Session, job: Job, *, reason: str) -> None:
         if status is not JobStatus.RUNNING:
             finish(s, target, JobStatus.CANCELLED)
         s.add(JobLog(job_id=target.id, time=utcnow(), level=LogLevel.INFO, message=reason))
+
+
+def settle_parent(s: Session, parent: Job) -> int | None:
+    """Decide a waiting parent once none of its children is active any more.
+
+    A child that failed or was cancelled fails the parent (and cancels any sibling still active); when
+    all completed the parent becomes ready, unless it is scheduled for later. Returns the parent's id
+    when it should be handed to the queue now.
+    """
+    if parent.status != JobStatus.WAITING:
+        return None
+    children = list(s.scalars(select(Job).where(Job.parent_id == parent.id).order_by(Job.id)))
+    if not children:
+        return None
+    bad = [c for c in children if c.status in (JobStatus.FAILED, JobStatus.CANCELLED)]
+    if bad:
+        first = bad[0]
+        reason = f"Child job {first.id} ({first.export_type}) {first.status}"
+        if first.error:
+            reason += f": {first.error}"
+        for child in children:
+            cancel_tree(s, child, reason=f"Cancelled because {reason.lower()}")
+        finish(s, parent, JobStatus.FAILED, error=reason)
+        s.add(JobLog(job_id=parent.id, time=utcnow(), level=LogLevel.ERROR, message=reason))
+        return None
+    if any(JobStatus(c.status) in ACTIVE_STATUSES for c in children):
+        return None
+    if parent.run_at is not None and parent.run_at > utcnow():
+        return None  # the scheduled time will promote it (maintenance.promote_due)
+    parent.status = str(JobStatus.READY)
+    return parent.id
 
 
 def delete_job_files(s: Session, settings: Settings, job: Job) -> int:

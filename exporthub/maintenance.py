@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import aliased
 
 from exporthub import audit
 from exporthub.db import Database
 from exporthub.dispatch import Dispatcher
-from exporthub.jobs import finish, job_folder
+from exporthub.jobs import finish, job_folder, settle_parent
 from exporthub.models import Job, JobLog, utcnow
 from exporthub.runner import after_job_finished
 from exporthub.settings import Settings
@@ -72,11 +73,34 @@ def promote_due(db: Database, dispatcher: Dispatcher) -> list[int]:
         ).all()
         ids = []
         for job in due:
+            if s.scalar(select(Job.id).where(Job.parent_id == job.id).limit(1)) is not None:
+                wake = settle_parent(s, job)  # a parent also needs its children done
+                if wake is not None:
+                    ids.append(wake)
+                continue
             job.status = str(JobStatus.READY)
             ids.append(job.id)
     for job_id in ids:
         dispatcher.enqueue(job_id)
     return ids
+
+
+def settle_stranded_parents(db: Database, dispatcher: Dispatcher) -> list[int]:
+    """Parents still waiting although none of their children is active (a worker died between a child's
+    end and waking its parent): fail them or hand them to the queue, as their children decide."""
+    woken: list[int] = []
+    with db.write() as s:
+        child = aliased(Job)
+        parents = s.scalars(
+            select(Job).where(Job.status == JobStatus.WAITING, select(child.id).where(child.parent_id == Job.id).exists())
+        ).all()
+        for parent in parents:
+            wake = settle_parent(s, parent)
+            if wake is not None:
+                woken.append(wake)
+    for job_id in woken:
+        dispatcher.enqueue(job_id)
+    return woken
 
 
 def requeue_stale_ready(db: Database, dispatcher: Dispatcher) -> list[int]:
@@ -100,7 +124,7 @@ def tick(db: Database, settings: Settings, dispatcher: Dispatcher) -> TickResult
     """One round of housekeeping."""
     return TickResult(
         reaped=reap_stale(db, settings, dispatcher),
-        promoted=promote_due(db, dispatcher),
+        promoted=promote_due(db, dispatcher) + settle_stranded_parents(db, dispatcher),
         requeued=requeue_stale_ready(db, dispatcher),
     )
 

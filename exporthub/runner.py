@@ -28,7 +28,7 @@ from exporthub.db import Database
 from exporthub.dispatch import Dispatcher
 from exporthub.errors import Cancelled
 from exporthub.export_config import ExportDefinition, load_config, resolve_date_window
-from exporthub.jobs import build_view, cancel_tree, finish, job_folder
+from exporthub.jobs import build_view, finish, job_folder, settle_parent
 from exporthub.lake import fsync_dir
 from exporthub.models import ExportSession, File, Job, JobLog, User, utcnow
 from exporthub.settings import Settings
@@ -218,49 +218,66 @@ def run_job(
     _promote_if_due(db, job_id)
     if not _claim(db, job_id, worker_id):
         return None
-    ctx, users = _build_context(db, settings, job_id, lambda t: config[t])
-    exporter = registry.get(ctx.export_type)
+    try:
+        ctx, users = _build_context(db, settings, job_id, lambda t: config[t])
+        exporter = registry.get(ctx.export_type)
+    except Exception as exc:  # e.g. a config entry removed since the job was queued
+        log.warning("job %s could not start:\n%s", job_id, traceback.format_exc())
+        return _fail_claimed(db, job_id, worker_id, f"Could not start: {_describe(exc)}", dispatcher)
     watch = _Watch(ctx=ctx, stop=threading.Event())
     shutil.rmtree(ctx.workdir, ignore_errors=True)
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     status, error = JobStatus.FAILED, None
+    with _running_lock:
+        _running[job_id] = watch
+    # The watcher heartbeats until the job's final commit, hashing of large outputs included.
+    threading.Thread(target=_watch, args=(db, settings, job_id, worker_id, watch), daemon=True,
+                     name=f"job-{job_id}-watch").start()
     try:
-        if exporter.uses_lake:
-            ctx.con, ctx.snapshot = lake.open_project(settings, ctx.project.slug)
-            ctx.con.register("_users_arrow", users_table(users))
-            ctx.con.execute("CREATE OR REPLACE VIEW users AS SELECT * FROM _users_arrow")
-        with _running_lock:
-            _running[job_id] = watch
-        threading.Thread(target=_watch, args=(db, settings, job_id, worker_id, watch), daemon=True,
-                         name=f"job-{job_id}-watch").start()
-        ctx.info(f"Started on {worker_id}")
-        exporter.run(ctx)
-        ctx.check_cancelled()
-        status = JobStatus.COMPLETED
-    except (Cancelled, duckdb.InterruptException) as exc:
-        if watch.shutdown_reason:
-            status, error = JobStatus.FAILED, watch.shutdown_reason
-        elif ctx.cancel_event.is_set():
-            status = JobStatus.CANCELLED
-        else:
-            status, error = JobStatus.FAILED, f"Interrupted: {exc}"
-    except Exception as exc:
-        if watch.shutdown_reason:
-            status, error = JobStatus.FAILED, watch.shutdown_reason
-        elif ctx.cancel_event.is_set():
-            # An interrupted query can surface as another error (e.g. from Arrow while a writer
-            # pulls batches); after a cancel request it is the cancellation, not a failure.
-            status = JobStatus.CANCELLED
-        else:
-            status, error = JobStatus.FAILED, _describe(exc)
-            log.warning("job %s failed:\n%s", job_id, traceback.format_exc())
+        try:
+            if exporter.uses_lake:
+                ctx.con, ctx.snapshot = lake.open_project(settings, ctx.project.slug)
+                ctx.con.register("_users_arrow", users_table(users))
+                ctx.con.execute("CREATE OR REPLACE VIEW users AS SELECT * FROM _users_arrow")
+            ctx.info(f"Started on {worker_id}")
+            exporter.run(ctx)
+            ctx.check_cancelled()
+            status = JobStatus.COMPLETED
+        except (Cancelled, duckdb.InterruptException) as exc:
+            if watch.shutdown_reason:
+                status, error = JobStatus.FAILED, watch.shutdown_reason
+            elif ctx.cancel_event.is_set():
+                status = JobStatus.CANCELLED
+            else:
+                status, error = JobStatus.FAILED, f"Interrupted: {exc}"
+        except Exception as exc:
+            if watch.shutdown_reason:
+                status, error = JobStatus.FAILED, watch.shutdown_reason
+            elif ctx.cancel_event.is_set() and not ctx.committed:
+                # An interrupted query can surface as another error (e.g. from Arrow while a writer
+                # pulls batches); after a cancel request it is the cancellation, not a failure.
+                status = JobStatus.CANCELLED
+            else:
+                status, error = JobStatus.FAILED, _describe(exc)
+                log.warning("job %s failed:\n%s", job_id, traceback.format_exc())
+        finally:
+            if ctx.con is not None:
+                ctx.con.close()
+        return _conclude(db, settings, ctx, worker_id, status, error, dispatcher)
     finally:
         watch.stop.set()
         with _running_lock:
             _running.pop(job_id, None)
-        if ctx.con is not None:
-            ctx.con.close()
-    return _conclude(db, settings, ctx, worker_id, status, error, dispatcher)
+
+
+def _fail_claimed(db: Database, job_id: int, worker_id: str, error: str, dispatcher: Dispatcher) -> JobStatus:
+    with db.write() as s:
+        job = s.get(Job, job_id)
+        if job is not None and job.status == JobStatus.RUNNING and job.worker_id == worker_id:
+            s.add(JobLog(job_id=job_id, time=utcnow(), level=LogLevel.ERROR, message=error))
+            finish(s, job, JobStatus.FAILED, error=error)
+    after_job_finished(db, job_id, dispatcher)
+    return JobStatus.FAILED
 
 
 def _describe(exc: Exception) -> str:
@@ -270,11 +287,17 @@ def _describe(exc: Exception) -> str:
 
 def _conclude(db: Database, settings: Settings, ctx: JobContext, worker_id: str, status: JobStatus,
               error: str | None, dispatcher: Dispatcher) -> JobStatus:
-    published: list[Path] = []
+    stored: list[_Stored] = []
+
+    def discard() -> None:
+        for item in stored:
+            item.path.unlink(missing_ok=True)
+        stored.clear()
+
     try:
         if status is JobStatus.COMPLETED:
             try:
-                published = _publish_files(ctx)
+                stored = _publish_files(ctx)
             except OSError as exc:
                 status, error = JobStatus.FAILED, f"Could not store the files: {exc}"
         with db.write() as s:
@@ -283,32 +306,28 @@ def _conclude(db: Database, settings: Settings, ctx: JobContext, worker_id: str,
             if job.status != JobStatus.RUNNING or job.worker_id != worker_id:
                 # The reaper (or a shutdown) already finished it: our output must not appear.
                 status = JobStatus(job.status)
-                for path in published:
-                    path.unlink(missing_ok=True)
-                published = []
+                discard()
             else:
-                if status is JobStatus.COMPLETED and job.cancel_requested:
+                if status is JobStatus.COMPLETED and job.cancel_requested and not ctx.committed:
                     # Cancelled after the exporter's last check but before the job ended: honour it.
                     status = JobStatus.CANCELLED
-                    for path in published:
-                        path.unlink(missing_ok=True)
-                    published = []
+                    discard()
                 if status is JobStatus.COMPLETED:
-                    _record_files(s, settings, job, published)
+                    _record_files(s, settings, job, stored)
                     for rec in ctx.export_sessions:
                         s.add(ExportSession(job_id=job.id, project_id=job.project_id, export_type=job.export_type,
                                             zone_id=rec.zone_id, watermark_scan_id=rec.watermark_scan_id,
                                             scan_count=rec.scan_count, created_at=utcnow()))
-                    message = "Completed" + (f" with {len(published)} file(s)" if published else "")
+                    message = "Completed" + (f" with {len(stored)} file(s)" if stored else "")
                     s.add(JobLog(job_id=job.id, time=utcnow(), level=LogLevel.INFO, message=message))
                 elif status is JobStatus.CANCELLED:
-                    s.add(JobLog(job_id=job.id, time=utcnow(), level=LogLevel.INFO, message="Cancelled while running; partial output deleted"))
+                    s.add(JobLog(job_id=job.id, time=utcnow(), level=LogLevel.INFO,
+                                 message="Cancelled while running; partial output deleted"))
                 else:
                     s.add(JobLog(job_id=job.id, time=utcnow(), level=LogLevel.ERROR, message=error or "Failed"))
                 finish(s, job, status, error=error if status is JobStatus.FAILED else None)
     except Exception:
-        for path in published:
-            path.unlink(missing_ok=True)
+        discard()
         raise
     finally:
         shutil.rmtree(ctx.workdir, ignore_errors=True)
@@ -316,34 +335,47 @@ def _conclude(db: Database, settings: Settings, ctx: JobContext, worker_id: str,
     return status
 
 
-def _publish_files(ctx: JobContext) -> list[Path]:
-    """fsync each output in the work folder and rename it into the job folder."""
+@dataclass(frozen=True)
+class _Stored:
+    """An output renamed into the job folder, with what the files table records about it."""
+
+    path: Path
+    size: int
+    sha256: str
+    mtime_ns: int
+
+
+def _publish_files(ctx: JobContext) -> list[_Stored]:
+    """Hash and fsync each output in the work folder, then rename it into the job folder.
+
+    Runs before the final transaction, so hashing a large file never holds the database's write lock.
+    """
     target = ctx.workdir.parent
-    published: list[Path] = []
+    stored: list[_Stored] = []
     for path in sorted(ctx.workdir.iterdir()):
         if path.name.startswith(".") or not path.is_file():
             continue
+        digest = hashlib.sha256()
         with open(path, "rb+") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
             os.fsync(fh.fileno())
         final = target / path.name
         os.replace(path, final)
-        published.append(final)
+        st = final.stat()
+        stored.append(_Stored(final, st.st_size, digest.hexdigest(), st.st_mtime_ns))
     fsync_dir(target)
-    return published
+    return stored
 
 
-def _record_files(s: Any, settings: Settings, job: Job, paths: list[Path]) -> None:
-    for path in paths:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        st = path.stat()
+def _record_files(s: Any, settings: Settings, job: Job, stored: list[_Stored]) -> None:
+    for item in stored:
+        path = item.path
         s.add(File(
             job_id=job.id, project_id=job.project_id, export_type=job.export_type, name=path.name,
             content_type=CONTENT_TYPES.get(path.suffix, mimetypes.guess_type(path.name)[0] or "application/octet-stream"),
-            size=st.st_size, sha256=digest.hexdigest(), storage_key=str(path.relative_to(settings.files_dir)),
-            mtime_ns=st.st_mtime_ns, created_at=utcnow(), download_count=0,
+            size=item.size, sha256=item.sha256, storage_key=str(path.relative_to(settings.files_dir)),
+            mtime_ns=item.mtime_ns, created_at=utcnow(), download_count=0,
         ))
 
 
@@ -351,30 +383,10 @@ def after_job_finished(db: Database, job_id: int, dispatcher: Dispatcher) -> Non
     """Wake the parent when its last child ends: ready if all completed, failed if one did not."""
     with db.write() as s:
         job = s.get(Job, job_id)
-        if job is None or job.parent_id is None:
-            return
-        parent = s.get(Job, job.parent_id)
-        if parent is None or parent.status != JobStatus.WAITING:
-            return
-        children = list(s.scalars(select(Job).where(Job.parent_id == parent.id)))
-        bad = [c for c in children if c.status in (JobStatus.FAILED, JobStatus.CANCELLED)]
-        if bad:
-            first = bad[0]
-            reason = f"Child job {first.id} ({first.export_type}) {first.status}"
-            if first.error:
-                reason += f": {first.error}"
-            for child in children:
-                cancel_tree(s, child, reason=f"Cancelled because {reason.lower()}")
-            finish(s, parent, JobStatus.FAILED, error=reason)
-            s.add(JobLog(job_id=parent.id, time=utcnow(), level=LogLevel.ERROR, message=reason))
-            return
-        if all(c.status == JobStatus.COMPLETED for c in children):
-            parent.status = str(JobStatus.READY)
-            parent_id = parent.id
-        else:
-            return
-    dispatcher.enqueue(parent_id)
-
+        parent = s.get(Job, job.parent_id) if job is not None and job.parent_id is not None else None
+        wake = settle_parent(s, parent) if parent is not None else None
+    if wake is not None:
+        dispatcher.enqueue(wake)
 
 
 def running_job_ids() -> list[int]:

@@ -268,3 +268,17 @@ def test_audit_matches_a_scripted_sequence(demo_hub):
         ("start", "ok"), ("start", "refused"), ("reset-sessions", "ok"), ("reset-sessions", "refused"),
         ("remove", "refused"), ("remove", "ok"), ("cancel", "refused"),
     ]
+
+
+def test_retry_checks_permission_before_revealing_anything(demo_hub):
+    service = demo_hub.service()
+    job = service.start("analyst", "demo-open", "scans", CSV)
+    demo_hub.run(job.id)
+    with pytest.raises(PermissionDenied):
+        service.retry("outsider", job.id)
+
+
+def test_far_off_dates_are_refused_not_overflowed(demo_hub):
+    with pytest.raises(InvalidVariable, match="'dateTo'"):
+        demo_hub.service().start("analyst", "demo-open", "scans",
+                                 {"dateRange": "custom", "dateFrom": "2026-01-01", "dateTo": "9999-12-31"})

@@ -190,3 +190,91 @@ def test_the_default_set_publishes_or_refuses_loudly(demo_hub):
     assert done.status is JobStatus.COMPLETED, done.error
     index = json.loads(done.files[0].path.read_text())
     assert {e["export_type"] for e in index["files"]} == set(default)
+
+
+# ------------------------------------------------------------------ found in review: no stranded parents
+
+
+def test_cancelling_the_last_unfinished_child_fails_the_parent_at_once(demo_hub):
+    from exporthub.runner import run_job
+
+    service = demo_hub.service()
+    parent = service.start("manager", "demo-closed", "publish", {"reports": REPORTS})
+    children = [c.id for c in service.get("manager", parent.id).children]
+    for child_id in children[:-1]:
+        run_job(demo_hub.db, demo_hub.settings, child_id, dispatcher=demo_hub.dispatcher)
+    service.cancel("manager", children[-1])
+    after = service.get("manager", parent.id)
+    assert after.status is JobStatus.FAILED and "cancelled" in after.error
+    # The type is free again: a new publish starts.
+    assert service.start("manager", "demo-closed", "publish", {"reports": REPORTS}).status is JobStatus.WAITING
+
+
+def test_housekeeping_settles_a_parent_whose_wake_up_was_lost(demo_hub):
+    from exporthub.maintenance import tick
+
+    service = demo_hub.service()
+    parent = service.start("manager", "demo-closed", "publish", {"reports": ["users"]})
+    (child,) = service.get("manager", parent.id).children
+    with demo_hub.db.write() as s:  # as if the worker died right after the child's final commit
+        s.get(Job, child.id).status = "completed"
+    demo_hub.dispatcher.enqueued.clear()
+    result = tick(demo_hub.db, demo_hub.settings, demo_hub.dispatcher)
+    assert parent.id in result.promoted
+    assert service.get("manager", parent.id).status is JobStatus.READY
+    assert (parent.id, None) in demo_hub.dispatcher.enqueued
+
+
+def test_a_scheduled_publish_runs_nothing_before_its_time(demo_hub):
+    from datetime import timedelta
+
+    from exporthub.maintenance import promote_due
+    from exporthub.models import utcnow
+
+    service = demo_hub.service()
+    at = utcnow() + timedelta(hours=2)
+    parent = service.start("manager", "demo-closed", "publish", {"reports": ["users"]}, run_at=at)
+    (child,) = service.get("manager", parent.id).children
+    assert child.status is JobStatus.WAITING and child.run_at is not None
+    assert demo_hub.run(child.id) is None  # a worker that gets it early leaves it waiting
+    with demo_hub.db.write() as s:  # time passes
+        for job in s.scalars(select(Job)):
+            job.run_at = utcnow() - timedelta(seconds=1)
+    assert promote_due(demo_hub.db, demo_hub.dispatcher) == [child.id]  # the parent still waits for it
+    assert service.get("manager", parent.id).status is JobStatus.WAITING
+    demo_hub.run_queued()
+    assert service.get("manager", parent.id).status is JobStatus.COMPLETED
+    assert project(demo_hub).status == "published"
+
+
+def test_a_project_reopened_while_publishing_is_not_marked_published(demo_hub):
+    service = demo_hub.service()
+    parent = service.start("manager", "demo-closed", "publish", {"reports": ["users"]})
+    with demo_hub.db.write() as s:
+        s.scalar(select(Project).where(Project.slug == "demo-closed")).status = "open"
+    demo_hub.run_queued()
+    after = service.get("manager", parent.id)
+    assert after.status is JobStatus.FAILED and "Project must be closed" in after.error
+    assert project(demo_hub).status == "open"
+    folder = demo_hub.settings.publish_dir / "demo-closed"
+    assert not folder.exists() or not any(folder.iterdir())  # nothing half-published is left
+
+
+def test_a_cancel_after_the_point_of_no_return_still_completes(demo_hub, monkeypatch):
+    from exporters import publish
+
+    service = demo_hub.service()
+    parent = service.start("manager", "demo-closed", "publish", {"reports": ["users"]})
+    original = publish._mark_published
+
+    def cancel_then_mark(ctx, folder, files):
+        service.cancel("manager", parent.id)  # lands while the project is being marked
+        ctx.cancel_event.set()
+        original(ctx, folder, files)
+
+    monkeypatch.setattr(publish, "_mark_published", cancel_then_mark)
+    demo_hub.run_queued()
+    # The project is published, so the job says so: completed, with its files.
+    assert project(demo_hub).status == "published"
+    after = service.get("manager", parent.id)
+    assert after.status is JobStatus.COMPLETED and after.files
