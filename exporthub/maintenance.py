@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import aliased
 
 from exporthub import audit
@@ -104,15 +104,24 @@ def settle_stranded_parents(db: Database, dispatcher: Dispatcher) -> list[int]:
 
 
 def requeue_stale_ready(db: Database, dispatcher: Dispatcher) -> list[int]:
-    """Hand ready jobs that nobody claimed back to the queue; claiming is atomic, so twice is harmless."""
-    cutoff = utcnow() - REQUEUE_AFTER
-    with db.read() as s:
+    """Hand ready jobs that nobody claimed back to the queue (the queue may have lost them).
+
+    Each job is handed back at most once per ``REQUEUE_AFTER`` across all processes: the conditional
+    update on ``requeued_at`` lets one process win. Claiming is atomic, so a duplicate is harmless.
+    """
+    now = utcnow()
+    cutoff = now - REQUEUE_AFTER
+    with db.write() as s:
         ids = list(
             s.scalars(
-                select(Job.id).where(
+                update(Job)
+                .where(
                     Job.status == JobStatus.READY, Job.created_at < cutoff,
                     (Job.run_at.is_(None)) | (Job.run_at < cutoff),
+                    (Job.requeued_at.is_(None)) | (Job.requeued_at < cutoff),
                 )
+                .values(requeued_at=now)
+                .returning(Job.id)
             )
         )
     for job_id in ids:
