@@ -35,7 +35,10 @@ def sidebar(user: session.auth.SessionUser, projects: list[ProjectInfo], project
     with st.sidebar:
         if projects and project is not None:
             slugs = [p.slug for p in projects]
-            names = {p.slug: p.name for p in projects}
+            # The browser sends the label back, so two projects with one name would collapse into one:
+            # a name shared by several projects shows its slug too.
+            counts = {name: sum(p.name == name for p in projects) for name in {p.name for p in projects}}
+            names = {p.slug: p.name if counts[p.name] == 1 else f"{p.name} ({p.slug})" for p in projects}
             st.selectbox(
                 "Project",
                 slugs,

@@ -86,6 +86,20 @@ def _query(ctx: JobContext) -> tuple[str, list[object]]:
     return sql, [*scans.params, *sessions.params]
 
 
+def _warn_about_hidden_deleted_users(ctx: JobContext, params: list[object]) -> None:
+    """Totals over this file then fall short of the scans export and the statistics: say so."""
+    scans = activity_filters(ctx, alias="s", time_column="scanned_at", zone_alias="z")
+    hidden = ctx.sql().execute(
+        f"""SELECT count(DISTINCT s.user_id), count(*) FROM scans s
+            LEFT JOIN zones z ON z.zone_id = s.zone_id JOIN users u ON u.user_id = s.user_id
+            WHERE u.deleted_at IS NOT NULL AND {scans.sql()}""",
+        scans.params,
+    ).fetchall()[0]
+    if hidden[0]:
+        ctx.warn(f"{hidden[0]:,} deleted user(s) with {hidden[1]:,} scans are left out; tick "
+                 "'Include deleted' to list them, so the totals match the scans export")
+
+
 class UsersExporter(BaseExporter):
     export_type = "users"
     formats = FORMATS
@@ -98,6 +112,8 @@ class UsersExporter(BaseExporter):
         ctx.check_cancelled()
         idle = int(table.filter(pc.equal(table["scans"], 0)).num_rows) if table.num_rows else 0
         ctx.info(f"{table.num_rows:,} users; {idle:,} without scans in the chosen window and zones")
+        if not ctx.variables.get("includeDeleted"):
+            _warn_about_hidden_deleted_users(ctx, params)
         ctx.progress(5)
         result = write_table(
             ctx, table, sheet_name="Users",

@@ -247,6 +247,10 @@ def dialog_body(export_type: str) -> None:
 def _warn_up_front(ctx: PageContext, definition: ExportDefinition) -> None:
     if not definition.allow_when_project_not_closed and ctx.project.status not in CLOSED_PROJECT_STATUSES:
         st.warning("Project must be closed before this export can run. A global admin can close it.")
+    if definition.type == PUBLISH_TYPE:
+        already = " It was published before; this adds a new publication." if ctx.project.status == "published" else ""
+        st.warning("Publishing copies the chosen reports to the publish folder and marks the project "
+                   f"published. This cannot be undone from here.{already}")
     latest = ctx.service.latest_by_type(ctx.user.username, ctx.project.slug).get(definition.type)
     if latest is not None and latest.status in ACTIVE_STATUSES:
         st.info(

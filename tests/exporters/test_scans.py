@@ -159,3 +159,14 @@ def test_date_presets_are_whole_local_days(demo_hub):
     assert (window.first_day.isoformat(), window.last_day.isoformat()) == ("2026-11-15", "2026-11-21")
     assert window.start_utc == datetime(2026, 11, 14, 23, 0, tzinfo=ZoneInfo("UTC"))
     assert window.end_utc - window.start_utc == timedelta(days=7)
+
+
+def test_a_date_limited_export_does_not_hide_older_scans_from_only_new(demo_hub):
+    """Found in QA: a watermark from a date-limited export made 'only new' skip never-exported scans."""
+    limited = run_export(demo_hub, {"format": "csv", "dateRange": "custom", "dateFrom": "2026-11-01",
+                                    "dateTo": "2026-11-15"}, user="manager")
+    assert limited.export_session_count == 0
+    assert any("records no export sessions" in e.message for e in demo_hub.service().get("manager", limited.id).log)
+    later = run_export(demo_hub, {"format": "parquet", "onlyNewSinceLastExport": True}, user="manager")
+    rows = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{data_file(later, 'parquet')}')").fetchone()[0]
+    assert rows == expected(demo_hub)[0]  # nothing was skipped

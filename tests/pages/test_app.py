@@ -243,3 +243,16 @@ def test_oidc_user_without_an_account_gets_no_access(app_hub):
     assert "user" not in at.session_state
     assert "no active Exporthub account matches it" in texts(at)
     assert _login_events(app_hub) == [("stranger@example.org", "refused")]
+
+
+def test_projects_sharing_a_name_get_distinct_picker_labels(app_hub):
+    """Found in QA: the browser sends the label back, so equal labels collapsed onto one project."""
+    from exporthub.models import Project
+
+    with app_hub.db.write() as s:
+        s.scalar(select(Project).where(Project.slug == "demo-closed")).name = "Demo Warehouse (open)"
+    at = open_app("manager", project="demo-open")
+    options = at.sidebar.selectbox[0].options
+    assert sorted(options) == ["Demo Warehouse (open) (demo-closed)", "Demo Warehouse (open) (demo-open)"]
+    at.sidebar.selectbox[0].select("demo-closed").run()
+    assert at.session_state["project"] == "demo-closed"
