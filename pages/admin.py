@@ -383,8 +383,9 @@ st.title("Administration")
 show_flash()
 projects = accounts.list_projects(admin)
 users = accounts.list_users(admin)
+# Keyed, stateful tabs: after an action reruns the page the admin stays on the tab they were using.
 tab_projects, tab_users, tab_import, tab_audit = st.tabs(
-    ["Projects", "Users & roles", "Import data", "Audit trail"]
+    ["Projects", "Users & roles", "Import data", "Audit trail"], key="_admin_tab", on_change="rerun"
 )
 with tab_projects:
     projects_tab(accounts, admin, projects)
