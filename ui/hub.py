@@ -161,9 +161,12 @@ def card(ctx: PageContext, definition: ExportDefinition, job: Any) -> None:
             st.markdown(":gray-badge[Not run yet]")
         else:
             when = job.finished or job.started or job.created
+            moment = local_time(when, ctx.project.timezone)
+            if job.status is JobStatus.WAITING and job.run_at is not None:
+                moment = f"runs {local_time(job.run_at, ctx.project.timezone)}"  # what a scheduled job waits for
             st.markdown(
                 f"{jobs_view.status_badge(job)} &nbsp; "
-                f"<span class='eh-muted'>#{job.id} · {local_time(when, ctx.project.timezone)}</span>",
+                f"<span class='eh-muted'>#{job.id} · {moment}</span>",
                 unsafe_allow_html=True,
             )
             if job.status is JobStatus.RUNNING:

@@ -87,6 +87,16 @@ def test_card_shows_the_latest_job_status(app_hub):
     assert ":gray-badge[Not run yet]" in [m.value for m in at.markdown]  # the other cards
 
 
+def test_card_of_a_scheduled_job_says_when_it_runs(app_hub):
+    at_time = datetime(2099, 1, 2, 7, 30, tzinfo=UTC)
+    JobService(app_hub.db, app_hub.settings, app_hub.dispatcher).start(
+        "analyst", "demo-open", "scans", {"format": "csv"}, run_at=at_time
+    )
+    at = open_app("viewer", project="demo-open")
+    card = [m.value for m in at.markdown if "#1 ·" in m.value and "badge" in m.value]
+    assert card and "Waiting" in card[0] and "runs 02 Jan 2099, 08:30:00" in card[0]  # Berlin time
+
+
 def test_generate_opens_the_export_variables_dialog(app_hub):
     at = open_app("analyst", project="demo-open")
     at.button(key="generate-scans").click().run()
