@@ -430,3 +430,14 @@ def projects_for(db: Database, username: str) -> list[ProjectInfo]:
         if user is None:
             return []
         return [ProjectInfo(p.id, p.slug, p.name, p.timezone, p.status) for p in visible_projects(s, user)]
+
+
+def end_session(db: Database, settings: Settings, token: str | None, *, reason: str = "signed-out") -> bool:
+    """Record that a live session ended (one ``logout`` audit event). The cookie itself is cleared by
+    the caller; a missing or already dead session records nothing. Returns whether one was recorded."""
+    user = validate_session(db, settings, token)
+    if user is None:
+        return False
+    with db.write() as s:
+        audit.record(s, action="logout", actor=user.username, target=f"user:{user.username}", detail=reason)
+    return True

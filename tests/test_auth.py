@@ -322,3 +322,21 @@ def test_login_attempts_table_stays_small(demo_hub):
     with demo_hub.db.read() as s:
         assert s.scalar(select(func.count()).select_from(LoginAttempt)) == 1
         assert s.get(LoginAttempt, "analyst").failures == 3
+
+
+def test_logging_out_a_live_session_writes_one_logout_event(demo_hub):
+    db, s = demo_hub.db, demo_hub.settings
+    token = auth.issue_session(db, s, auth.current_user(db, "viewer").id)
+
+    def logouts() -> list[tuple[str | None, str | None]]:
+        with db.read() as session:
+            return session.execute(
+                select(AuditEvent.actor, AuditEvent.detail).where(AuditEvent.action == "logout")
+            ).all()
+
+    auth_routes.end_session(_request("GET", "/auth/session/end", cookie=token))
+    assert logouts() == [("viewer", "signed-out")]
+    # Without a live session (no cookie, or a forged one) nothing is recorded.
+    auth_routes.end_session(_request("GET", "/auth/session/end"))
+    auth_routes.end_session(_request("GET", "/auth/session/end", cookie="forged.token"))
+    assert len(logouts()) == 1

@@ -75,7 +75,9 @@ def end_session(request: Request) -> Response:
     """``GET /auth/session/end[?reason=idle]``: clear the cookie and show the login form."""
     settings = get_settings()
     reason = request.query_params.get("reason", "signed-out")
-    response = _home(reason if reason in END_REASONS else "signed-out")
+    reason = reason if reason in END_REASONS else "signed-out"
+    auth.end_session(get_database(settings), settings, request.cookies.get(auth.SESSION_COOKIE), reason=reason)
+    response = _home(reason)
     clear_session_cookie(response, request, settings)
     return _no_store(response)
 
