@@ -126,7 +126,9 @@ def headline(preview: Preview) -> None:
     cols[1].metric("Items", f"{h['items']:,}")
     cols[2].metric("Active users", f"{h['active_users']:,}")
     cols[3].metric("Hours", f"{h['hours']:,.1f}")
-    cols[4].metric("Cost", f"{h['cost']:,.2f}")
+    # Six metrics share one row: from 10,000 on, cents would push the figure past its column.
+    cost = h["cost"]
+    cols[4].metric("Cost", f"{cost:,.0f}" if abs(cost) >= 10_000 else f"{cost:,.2f}", help=f"{cost:,.2f}")
     cols[5].metric("Cost per scan", "—" if h["cost_per_scan"] is None else f"{h['cost_per_scan']:,.3f}")
 
 
