@@ -260,17 +260,9 @@ class AccountService:
     def _refused(
         self, exc: ExporthubError, *, action: str, actor: Actor, project: str | None, target: str | None
     ) -> ExporthubError:
-        with self.db.write() as s:
-            audit.record(
-                s,
-                action=action,
-                outcome=audit.Outcome.REFUSED,
-                actor=actor_name(actor),
-                project=project,
-                target=target,
-                detail=exc.message,
-            )
-        return exc
+        return audit.record_refusal(
+            self.db, exc, action=action, actor=actor_name(actor), project=project, target=target
+        )
 
     def _change(
         self,

@@ -9,6 +9,8 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from exporthub.db import Database
+from exporthub.errors import ExporthubError
 from exporthub.models import AuditEvent, utcnow
 
 
@@ -40,6 +42,24 @@ def record(
             detail=detail[:2000] if detail else None,
         )
     )
+
+
+def record_refusal(
+    db: Database,
+    refusal: ExporthubError,
+    *,
+    action: str,
+    actor: str | None,
+    project: str | None = None,
+    target: str | None = None,
+) -> ExporthubError:
+    """Append one ``refused`` event in a transaction of its own (the refused action's transaction was
+    rolled back), with the refusal's message as detail. Returns ``refusal`` so callers can
+    ``raise audit.record_refusal(...)``."""
+    with db.write() as s:
+        record(s, action=action, outcome=Outcome.REFUSED, actor=actor, project=project, target=target,
+               detail=refusal.message)
+    return refusal
 
 
 def query(

@@ -255,15 +255,7 @@ def compact(
             project=slug, tables=tuple(tables), purged=purged, merged_parts=tuple(merged)
         )
     except ExporthubError as exc:
-        with db.write() as s:
-            audit.record(
-                s,
-                action="compact",
-                outcome=audit.Outcome.REFUSED,
-                actor=actor_name(actor),
-                project=slug,
-                detail=exc.message,
-            )
+        audit.record_refusal(db, exc, action="compact", actor=actor_name(actor), project=slug)
         raise
     with db.write() as s:
         audit.record(

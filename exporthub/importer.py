@@ -290,16 +290,7 @@ def import_files(
                 settings, project_slug, table, files, users, replace=replace, skip_duplicates=skip_duplicates
             ).run()
     except ExporthubError as exc:
-        with db.write() as s:
-            audit.record(
-                s,
-                action="import",
-                outcome=audit.Outcome.REFUSED,
-                actor=actor_name(actor),
-                project=project_slug,
-                target=table,
-                detail=exc.message,
-            )
+        audit.record_refusal(db, exc, action="import", actor=actor_name(actor), project=project_slug, target=table)
         raise
     with db.write() as s:
         audit.record(

@@ -76,13 +76,10 @@ class JobService:
             raise NotFound(f"Unknown export type: {export_type}")
         return self.config[export_type]
 
-    def _refuse(self, exc: ExporthubError, *, action: str, actor: str, project: str | None, target: str | None):
-        with self.db.write() as s:
-            audit.record(
-                s, action=action, outcome=audit.Outcome.REFUSED, actor=actor, project=project,
-                target=target, detail=exc.message,
-            )
-        return exc
+    def _refuse(
+        self, exc: ExporthubError, *, action: str, actor: str, project: str | None, target: str | None
+    ) -> ExporthubError:
+        return audit.record_refusal(self.db, exc, action=action, actor=actor, project=project, target=target)
 
     def zone_codes(self, project_slug: str) -> list[str]:
         """The project's live zone codes, the options of the ``zones`` variable."""

@@ -200,9 +200,7 @@ def issue_link(
                 raise NotFound(f"File {file_id} was removed")
             user_id, filename = user.id, row.name
     except ExporthubError as exc:
-        with db.write() as s:
-            audit.record(s, action="link", outcome=audit.Outcome.REFUSED, actor=username, project=slug,
-                         target=f"file:{file_id}", detail=exc.message)
+        audit.record_refusal(db, exc, action="link", actor=username, project=slug, target=f"file:{file_id}")
         raise
     now = time.time() if now is None else now
     expires = math.ceil(now) + ttl if ttl is not None else bucketed_expiry(now, settings.link_ttl_seconds)

@@ -105,9 +105,8 @@ def restore_backup(
         manifest = verify_backup(path)
         return _restore(db, settings, Path(path), manifest, project_slug, username, name)
     except ExporthubError as exc:
-        with db.write() as s:
-            audit.record(s, action="restore", outcome=audit.Outcome.REFUSED, actor=username,
-                         project=project_slug, target=f"project:{project_slug}", detail=exc.message)
+        audit.record_refusal(db, exc, action="restore", actor=username, project=project_slug,
+                             target=f"project:{project_slug}")
         raise
 
 
