@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,8 +19,8 @@ from exporthub.jobs import JobService
 from exporthub.models import File, Job
 from exporthub.runner import run_job
 from exporthub.states import JobStatus
+from tests._processes import cli, start_worker, stop
 
-REPO = Path(__file__).resolve().parent.parent
 CONFIG = parse_config({t: {"title": t, "group": "Test", "exportVariables": []}
                        for t in ("longquery", "lastmoment", "brokenpipe")})
 # Tens of billions of hashed rows: minutes of work for DuckDB on two threads, in one single query.
@@ -170,33 +167,12 @@ def test_cancelled_queued_job_never_starts_in_process(demo_hub):
 # ----------------------------------------------------------------------------- real worker processes
 
 
-def cli(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "exporthub.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout, cwd=REPO)
-
-
 def worker_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTHUB_")}
     (tmp_path / "tmp").mkdir(exist_ok=True)
     env.update({"EXPORTHUB_DATA_DIR": str(tmp_path / "data"), "EXPORTHUB_HEARTBEAT_SECONDS": "0.5",
                 "TMPDIR": str(tmp_path / "tmp")})
     return env
-
-
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "exporthub.cli", "worker"], env=env, cwd=REPO,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def export(env: dict[str, str], fmt: str, *extra: str) -> dict:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
@@ -20,31 +18,10 @@ from exporthub.db import Database
 from exporthub.dispatch import NullDispatcher
 from exporthub.models import AuditEvent, File, Job, utcnow
 from exporthub.states import JobStatus
+from tests._processes import cli, start_worker, stop
 
-REPO = Path(__file__).resolve().parent.parent
 LEASE, HEARTBEAT, REAPER = 3, 0.5, 1.0
 BIG_DEMO = "300000"  # an xlsx of this many scans takes tens of seconds: long enough to kill mid-way
-
-
-def cli(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "exporthub.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout, cwd=REPO)
-
-
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "exporthub.cli", "worker"], env=env, cwd=REPO,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def crash_env(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -14,28 +12,8 @@ from pathlib import Path
 import pytest
 
 from exporthub.states import FINISHED_STATUSES, JobStatus
+from tests._processes import cli, start_worker, stop
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "exporthub.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout, cwd=REPO)
-
-
-def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "exporthub.cli", "worker"], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def wait_for(env: dict[str, str], job_id: int, user: str = "analyst", timeout: float = 60) -> dict:

@@ -9,7 +9,7 @@ from pypdf import PdfReader
 from python_calamine import CalamineWorkbook
 
 from exporthub.errors import PermissionDenied
-from exporthub.states import JobStatus
+from tests.exporters._support import completed_job
 
 CATEGORIES = ("labor", "travel", "equipment", "other")
 
@@ -36,10 +36,7 @@ def lake_costs(
 
 
 def run(hub, variables: dict, user: str = "analyst", slug: str = "demo-open"):
-    service = hub.service()
-    job = service.start(user, slug, "cost", variables)
-    assert hub.run(job.id) is JobStatus.COMPLETED, service.get(user, job.id).error
-    job = service.get(user, job.id)
+    job = completed_job(hub, "cost", variables, user=user, slug=slug)
     (path,) = [f.path for f in job.files]
     return job, path
 

@@ -10,8 +10,8 @@ import pytest
 
 from exporthub.errors import InvalidVariable, PermissionDenied
 from exporthub.models import AuditEvent
-from exporthub.states import JobStatus
 from exporthub.stats import ExploreSpec, ResultCache, StatsFilter, StatsService
+from tests.exporters._support import completed_job
 
 
 def lake(hub, table: str) -> str:
@@ -19,10 +19,7 @@ def lake(hub, table: str) -> str:
 
 
 def run(hub, variables: dict, user: str = "analyst"):
-    service = hub.service()
-    job = service.start(user, "demo-open", "explore", variables)
-    assert hub.run(job.id) is JobStatus.COMPLETED, service.get(user, job.id).error
-    return service.get(user, job.id)
+    return completed_job(hub, "explore", variables, user=user)
 
 
 def test_csv_is_the_view_and_adds_up_to_the_lake(demo_hub):

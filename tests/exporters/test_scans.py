@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from exporthub.models import ExportSession
-from exporthub.states import JobStatus
+from tests.exporters._support import completed_job, data_file
 
 
 def lake_glob(hub, table: str) -> str:
@@ -30,15 +30,7 @@ def expected(hub, where: str = "NOT deleted", params: list | None = None) -> tup
 
 
 def run_export(hub, variables: dict, user: str = "analyst"):
-    service = hub.service()
-    job = service.start(user, "demo-open", "scans", variables)
-    assert hub.run(job.id) is JobStatus.COMPLETED, service.get(user, job.id).error
-    return service.get(user, job.id)
-
-
-def data_file(job, ext: str):
-    (path,) = [f.path for f in job.files if f.name.endswith(ext) and not f.name.endswith(".about.json")]
-    return path
+    return completed_job(hub, "scans", variables, user=user)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])

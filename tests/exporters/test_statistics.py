@@ -9,8 +9,8 @@ from pypdf import PdfReader
 
 from exporthub import charts
 from exporthub.errors import PermissionDenied
-from exporthub.states import JobStatus
 from exporthub.stats import ResultCache, StatsFilter, StatsService
+from tests.exporters._support import completed_job
 
 
 def lake(hub, table: str, slug: str = "demo-open") -> str:
@@ -18,10 +18,7 @@ def lake(hub, table: str, slug: str = "demo-open") -> str:
 
 
 def run(hub, variables: dict, user: str = "analyst", slug: str = "demo-open"):
-    service = hub.service()
-    job = service.start(user, slug, "statistics", variables)
-    assert hub.run(job.id) is JobStatus.COMPLETED, service.get(user, job.id).error
-    job = service.get(user, job.id)
+    job = completed_job(hub, "statistics", variables, user=user, slug=slug)
     (path,) = [f.path for f in job.files]
     return job, path
 

@@ -13,23 +13,11 @@ from sqlalchemy import select
 
 from exporthub.cli import main
 from exporthub.models import Membership, Project, User
-from exporthub.states import JobStatus
-
-
-def parts(hub, slug: str, table: str) -> str:
-    return f"read_parquet('{hub.settings.lake_dir / slug / table / 'part-*.parquet'}')"
+from tests.exporters._support import completed_job, data_file, parts
 
 
 def run_export(hub, variables: dict, *, user: str = "analyst", slug: str = "demo-open"):
-    service = hub.service()
-    job = service.start(user, slug, "users", variables)
-    assert hub.run(job.id) is JobStatus.COMPLETED, service.get(user, job.id).error
-    return service.get(user, job.id)
-
-
-def data_file(job, ext: str):
-    (path,) = [f.path for f in job.files if f.name.endswith("." + ext)]
-    return path
+    return completed_job(hub, "users", variables, user=user, slug=slug)
 
 
 def accounts(hub, slug: str) -> tuple[dict[int, User], set[int]]:

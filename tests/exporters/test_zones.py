@@ -13,23 +13,10 @@ from sqlalchemy import select
 
 from exporthub.cli import main
 from exporthub.models import ExportSession
-from exporthub.states import JobStatus
+from tests.exporters._support import completed_job, data_file, parts
 
 
-def parts(hub, slug: str, table: str) -> str:
-    return f"read_parquet('{hub.settings.lake_dir / slug / table / 'part-*.parquet'}')"
-
-
-def run_export(hub, export_type: str, variables: dict, *, user: str = "analyst", slug: str = "demo-open"):
-    service = hub.service()
-    job = service.start(user, slug, export_type, variables)
-    assert hub.run(job.id) is JobStatus.COMPLETED, service.get(user, job.id).error
-    return service.get(user, job.id)
-
-
-def data_file(job, ext: str):
-    (path,) = [f.path for f in job.files if f.name.endswith("." + ext)]
-    return path
+run_export = completed_job
 
 
 def rows_of(path, reader: str = "read_parquet") -> dict[str, dict]:
