@@ -373,7 +373,7 @@ class JobService:
             if top_level_only:
                 stmt = stmt.where(Job.parent_id.is_(None))
             jobs = s.scalars(stmt).all()
-            return [self._build_view(s, job) for job in jobs]
+            return build_views(s, self.settings, jobs)
 
     def count(self, username: str, project_slug: str, *, types: Sequence[str] | None = None,
               statuses: Sequence[str] | None = None, top_level_only: bool = False) -> int:
@@ -427,7 +427,7 @@ class JobService:
                 .group_by(Job.export_type)
             )
             jobs = s.scalars(select(Job).where(Job.id.in_(newest))).all()
-            return {job.export_type: self._build_view(s, job) for job in jobs}
+            return {view.type: view for view in build_views(s, self.settings, jobs)}
 
     def permissions(self, username: str, project_slug: str) -> frozenset[Permission]:
         from exporthub.access import permissions_on
@@ -441,16 +441,44 @@ class JobService:
 
 def build_view(s: Session, settings: Settings, job: Job, *, with_log: bool = False) -> JobView:
     """A detached snapshot of a job (with its log and children when ``with_log``); no permission check."""
-    files = list(s.scalars(select(File).where(File.job_id == job.id).order_by(File.id)))
-    logs = list(s.scalars(select(JobLog).where(JobLog.job_id == job.id).order_by(JobLog.id)))
-    children: tuple[JobView, ...] = ()
-    if with_log:
-        kids = s.scalars(select(Job).where(Job.parent_id == job.id).order_by(Job.id))
-        children = tuple(build_view(s, settings, c) for c in kids)
-    sessions = s.scalar(select(func.count()).select_from(ExportSession).where(ExportSession.job_id == job.id))
-    return job_view(job, files=files, logs=logs, files_dir=settings.files_dir, with_log=with_log,
-                    children=children, export_session_count=int(sessions or 0))
+    return build_views(s, settings, [job], with_log=with_log)[0]
 
+
+def build_views(s: Session, settings: Settings, jobs: Sequence[Job], *, with_log: bool = False) -> list[JobView]:
+    """Snapshots of many jobs with one query each for their files, log lines and export sessions.
+
+    The live job list asks for a page of jobs every few seconds per open browser, so it must not cost
+    three queries per job. Without ``with_log`` only warnings are read (they make "Completed with
+    warnings").
+    """
+    ids = [job.id for job in jobs]
+    if not ids:
+        return []
+    files: dict[int, list[File]] = {i: [] for i in ids}
+    for f in s.scalars(select(File).where(File.job_id.in_(ids)).order_by(File.id)):
+        files[f.job_id].append(f)
+    logs: dict[int, list[JobLog]] = {i: [] for i in ids}
+    log_query = select(JobLog).where(JobLog.job_id.in_(ids)).order_by(JobLog.id)
+    if not with_log:
+        log_query = log_query.where(JobLog.level == str(LogLevel.WARNING))
+    for entry in s.scalars(log_query):
+        logs[entry.job_id].append(entry)
+    sessions = dict(
+        s.execute(
+            select(ExportSession.job_id, func.count()).where(ExportSession.job_id.in_(ids))
+            .group_by(ExportSession.job_id)
+        ).all()
+    )
+    views = []
+    for job in jobs:
+        children: tuple[JobView, ...] = ()
+        if with_log:
+            kids = list(s.scalars(select(Job).where(Job.parent_id == job.id).order_by(Job.id)))
+            children = tuple(build_views(s, settings, kids))
+        views.append(job_view(job, files=files[job.id], logs=logs[job.id], files_dir=settings.files_dir,
+                              with_log=with_log, children=children,
+                              export_session_count=int(sessions.get(job.id, 0))))
+    return views
 
 
 def finish(s: Session, job: Job, status: JobStatus, *, error: str | None = None) -> None:
