@@ -12,15 +12,41 @@ from pathlib import Path
 from exporthub.db import get_database
 from exporthub.settings import Settings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# server.py sits next to the exporthub package, in a checkout and in site-packages alike.
+APP_ROOT = Path(__file__).resolve().parent.parent
+# The app's Streamlit settings (theme, toolbar) ship with the package and are passed as flags, so the
+# app looks the same from a checkout and from an installed wheel, whatever the working directory.
+STREAMLIT_CONFIG = APP_ROOT / "ui" / "streamlit_config.toml"
+
+
+def streamlit_flags(config_path: Path = STREAMLIT_CONFIG) -> list[str]:
+    """``--section.option value`` flags for every setting in ``config_path`` (lists repeat the flag)."""
+    import tomllib
+
+    flags: list[str] = []
+
+    def walk(prefix: str, table: dict[str, object]) -> None:
+        for key, value in table.items():
+            name = f"{prefix}.{key}" if prefix else key
+            if isinstance(value, dict):
+                walk(name, value)
+            elif isinstance(value, list):
+                for item in value:
+                    flags.extend([f"--{name}", str(item)])
+            else:
+                flags.extend([f"--{name}", str(value).lower() if isinstance(value, bool) else str(value)])
+
+    walk("", tomllib.loads(config_path.read_text(encoding="utf-8")))
+    return flags
 
 
 def web_command(port: int) -> list[str]:
     """The Streamlit server for the app, with the download routes (``server.py`` wraps ``app.py``)."""
     return [
-        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "server.py"),
+        sys.executable, "-m", "streamlit", "run", str(APP_ROOT / "server.py"),
         "--server.port", str(port), "--server.headless", "true",
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+        *streamlit_flags(),
     ]
 
 
@@ -41,7 +67,7 @@ def up(settings: Settings, *, port: int, demo_scans: int) -> int:
     env = dict(os.environ, EXPORTHUB_DATA_DIR=str(settings.data_dir))
     children = [
         subprocess.Popen([sys.executable, "-m", "exporthub.cli", "worker"], env=env),
-        subprocess.Popen(web_command(port), env=env, cwd=REPO_ROOT),
+        subprocess.Popen(web_command(port), env=env),
     ]
     print(f"Exporthub is up on http://localhost:{port}", flush=True)
     stopping = False

@@ -130,7 +130,9 @@ class Settings:
 
 
 def _load() -> Settings:
-    data_dir = Path(_env("DATA_DIR", str(_REPO_ROOT / "data"))).expanduser().resolve()  # type: ignore[arg-type]
+    # ./data of the working directory, as the README says: the same folder as before for a checkout
+    # (make up runs at its root), and never a folder inside site-packages for an installed wheel.
+    data_dir = Path(_env("DATA_DIR", "data")).expanduser().resolve()  # type: ignore[arg-type]
     database_url = _env("DATABASE_URL") or f"sqlite:///{data_dir / 'exporthub.db'}"
     return Settings(
         data_dir=data_dir,

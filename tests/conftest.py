@@ -5,6 +5,7 @@ Settings come from the environment, as in production: fixtures set ``EXPORTHUB_*
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -26,13 +27,34 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
     forget_databases()
 
 
-@pytest.fixture
-def demo_hub(hub: Hub) -> Hub:
-    """An instance with the demo projects and users, with a small deterministic lake."""
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo instance's data folder, made once per test session (hashing the demo password and
+    writing the lake cost seconds; 150+ tests use it)."""
     from exporthub.demo import create_demo
 
-    create_demo(hub.db, hub.settings, scans=DEMO_SCANS, seed=7, anchor=ANCHOR)
-    return hub
+    root = tmp_path_factory.mktemp("demo-template")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        template = make_hub(root, monkeypatch)
+        create_demo(template.db, template.settings, scans=DEMO_SCANS, seed=7, anchor=ANCHOR)
+    forget_databases()
+    return root / "data"
+
+
+@pytest.fixture
+def demo_hub(demo_template: Path, tmp_path_factory: pytest.TempPathFactory,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
+    """An instance with the demo projects and users, with a small deterministic lake: a fresh copy of
+    :func:`demo_template` for each test.
+
+    Every copy lives at the same path (tests run one at a time), so anything that records absolute
+    paths inside the data folder stays valid in the copy.
+    """
+    base = tmp_path_factory.getbasetemp() / "demo-instance"
+    shutil.rmtree(base, ignore_errors=True)
+    shutil.copytree(demo_template, base / "data")
+    yield make_hub(base, monkeypatch)
+    forget_databases()
 
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
