@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test install system-deps report-fonts
+.PHONY: up test install system-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,14 +29,8 @@ system-deps:
 	fi
 
 ## Install everything and start the web app with its worker (demo data made on first run).
-up: install report-fonts
+up: install
 	$(VENV)/bin/exporthub up
-
-# PDFs print CJK names with Droid Sans Fallback when it is installed; without it they show boxes.
-report-fonts:
-	@dpkg -s fonts-droid-fallback >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-droid-fallback >/dev/null; } || \
-	  echo "note: install fonts-droid-fallback for CJK names in PDF reports"
 
 ## Install everything and run the whole test suite.
 test: install system-deps

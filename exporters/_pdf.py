@@ -44,7 +44,7 @@ from exporters._result import WriteResult, removing_on_error
 # DejaVu Sans covers Latin, Greek and Cyrillic, so names like "Zoë Łukasz Ærøskøbing" print. Helvetica
 # (built in) is the fallback; it cannot draw those glyphs but does not fail on them. Neither has CJK:
 # such characters come out as empty boxes rather than an error.
-_FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
+_FONT_DIR = Path(__file__).resolve().parent / "fonts"  # DejaVu Sans, shipped with the package
 _HEADER_FILL = colors.HexColor("#DCE6F1")
 _GRID = colors.HexColor("#B4C6E7")
 _ZEBRA = colors.HexColor("#F5F8FC")

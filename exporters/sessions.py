@@ -21,6 +21,7 @@ from exporters._filters import Where, tz_literal
 from exporters._tabular import FORMATS, write_table
 from exporters._xlsx import INTEGER
 from exporters.registry import BaseExporter, Estimate
+from exporthub import figures
 from exporthub.context import JobContext
 
 # Overlaps are decided over every live session of the project, so a session just outside the window
@@ -68,15 +69,15 @@ def _from(where: Where) -> str:
 
 def _select(ctx: JobContext, where: Where) -> str:
     tz = tz_literal(ctx)
-    hours = "epoch(zs.ended_at - zs.started_at) / 3600.0"
     deleted = ", zs.deleted" if ctx.variables.get("includeDeleted") else ""
     return f"""{_WITH}
         SELECT zs.session_id, z.code AS zone_code, z.name AS zone_name, z.area,
                u.username, u.display_name AS user_name, zs.kind,
                timezone({tz}, zs.started_at) AS started_at, timezone({tz}, zs.ended_at) AS ended_at,
-               round(epoch(zs.ended_at - zs.started_at) / 60.0, 2) AS duration_minutes,
+               round({figures.session_minutes("zs")}, 2) AS duration_minutes,
                coalesce(sc.scans, 0)::BIGINT AS scans, coalesce(sc.quantity, 0)::BIGINT AS quantity,
-               round(coalesce(sc.scans, 0) / nullif({hours}, 0), 2) AS scans_per_hour,
+               round({figures.scans_per_hour("coalesce(sc.scans, 0)", figures.session_hours("zs"))}, 2)
+                   AS scans_per_hour,
                zs.ended_at IS NULL AS unclosed, coalesce(f.overlapping, FALSE) AS overlapping{deleted}
         {_from(where)}
         ORDER BY zs.started_at, zs.session_id

@@ -13,7 +13,8 @@ Figures count live (non-deleted) rows only (see :mod:`exporters._activity`):
 - ``hours_worked``: the summed length of those sessions that are closed;
 - ``first_activity`` / ``last_activity``: earliest scan or session start, latest scan or session end
   (an unclosed session counts with its start), in project-local time;
-- ``scans_per_hour``: ``scans / hours_worked``, empty when no hours were worked.
+- ``scans_per_hour``: scans in those closed sessions ÷ ``hours_worked`` (:mod:`exporthub.figures`, the
+  statistics' definition), empty when no hours were worked.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from exporters._filters import tz_literal
 from exporters._tabular import FORMATS, write_table
 from exporters._xlsx import CURRENCY, INTEGER
 from exporters.registry import BaseExporter
+from exporthub import figures
 from exporthub.context import JobContext
 from exporthub.db import get_database
 from exporthub.models import Membership, User
@@ -49,6 +51,7 @@ def _query(ctx: JobContext) -> tuple[str, list[object]]:
     sessions = activity_filters(ctx, alias="zs", time_column="started_at", zone_alias="z")
     tz = tz_literal(ctx)
     include_deleted = bool(ctx.variables.get("includeDeleted"))
+    hours = figures.session_hours("zs")
     deleted_column = f", timezone({tz}, u.deleted_at) AS deleted_at" if include_deleted else ""
     deleted_filter = "TRUE" if include_deleted else "u.deleted_at IS NULL"
     sql = f"""
@@ -58,12 +61,15 @@ def _query(ctx: JobContext) -> tuple[str, list[object]]:
             FROM scans s LEFT JOIN zones z ON z.zone_id = s.zone_id
             WHERE {scans.sql()} GROUP BY s.user_id
         ), se AS (
-            SELECT zs.user_id, count(*) AS sessions,
-                   coalesce(sum(epoch(zs.ended_at - zs.started_at)) FILTER (WHERE zs.ended_at IS NOT NULL), 0)
-                       / 3600.0 AS hours,
+            SELECT zs.user_id, count(*) AS sessions, coalesce(sum({hours}), 0) AS hours,
                    min(zs.started_at) AS first_start, max(coalesce(zs.ended_at, zs.started_at)) AS last_end
             FROM zone_sessions zs LEFT JOIN zones z ON z.zone_id = zs.zone_id
             WHERE {sessions.sql()} GROUP BY zs.user_id
+        ), closed AS (  -- scans in the closed sessions counted above, for scans per hour
+            SELECT zs.user_id, count(*) AS scans
+            FROM scans s JOIN zone_sessions zs ON zs.session_id = s.session_id
+            LEFT JOIN zones z ON z.zone_id = zs.zone_id
+            WHERE {scans.sql()} AND {sessions.sql()} AND zs.ended_at IS NOT NULL GROUP BY zs.user_id
         ), listed AS (
             SELECT user_id FROM scans UNION SELECT user_id FROM zone_sessions UNION SELECT user_id FROM _roles
         )
@@ -74,16 +80,18 @@ def _query(ctx: JobContext) -> tuple[str, list[object]]:
                round(coalesce(se.hours, 0), 4)::DOUBLE AS hours_worked,
                timezone({tz}, least(sc.first_scan, se.first_start)) AS first_activity,
                timezone({tz}, greatest(sc.last_scan, se.last_end)) AS last_activity,
-               round(coalesce(sc.scans, 0) / nullif(se.hours, 0), 2) AS scans_per_hour{deleted_column}
+               round({figures.scans_per_hour("coalesce(cl.scans, 0)", "se.hours")}, 2)
+                   AS scans_per_hour{deleted_column}
         FROM users u
         JOIN listed l ON l.user_id = u.user_id
         LEFT JOIN _roles r ON r.user_id = u.user_id
         LEFT JOIN sc ON sc.user_id = u.user_id
         LEFT JOIN se ON se.user_id = u.user_id
+        LEFT JOIN closed cl ON cl.user_id = u.user_id
         WHERE {deleted_filter}
         ORDER BY u.username
     """
-    return sql, [*scans.params, *sessions.params]
+    return sql, [*scans.params, *sessions.params, *scans.params, *sessions.params]
 
 
 def _warn_about_hidden_deleted_users(ctx: JobContext, params: list[object]) -> None:

@@ -22,6 +22,7 @@ from exporters._filters import tz_literal
 from exporters._tabular import FORMATS, write_table
 from exporters._xlsx import INTEGER, PERCENT
 from exporters.registry import BaseExporter
+from exporthub import figures
 from exporthub.context import JobContext, PastExportSession
 
 
@@ -66,7 +67,7 @@ def _query(ctx: JobContext) -> tuple[str, list[object]]:
                coalesce(sc.scans, 0)::BIGINT AS scans, coalesce(sc.items, 0)::BIGINT AS items,
                coalesce(sc.distinct_barcodes, 0)::BIGINT AS distinct_barcodes,
                coalesce(se.sessions, 0)::BIGINT AS sessions,
-               round(coalesce(sc.items, 0) / nullif(z.expected_items, 0)::DOUBLE, 4) AS completion,
+               round({figures.completion("coalesce(sc.items, 0)", "z.expected_items")}, 4) AS completion,
                ever.zone_id IS NULL AS never_scanned,
                x.export_type AS last_export_type, x.job_id AS last_export_job_id,
                timezone({tz}, x.created_at) AS last_export_at, x.watermark_scan_id AS last_export_watermark

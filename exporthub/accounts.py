@@ -135,6 +135,7 @@ class UserView:
     deleted: bool
     can_log_in: bool
     roles: dict[str, str] = field(default_factory=dict)  # project slug -> role
+    hourly_rate: float = 0.0  # the users export's labour figures use it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,6 +147,7 @@ class UserView:
             "deleted": self.deleted,
             "can_log_in": self.can_log_in,
             "roles": dict(self.roles),
+            "hourly_rate": self.hourly_rate,
         }
 
 
@@ -182,6 +184,7 @@ def _user_view(u: User, roles: dict[str, str] | None = None) -> UserView:
         deleted=u.deleted_at is not None,
         can_log_in=u.password_hash is not None,
         roles=dict(roles or {}),
+        hourly_rate=float(u.hourly_rate or 0.0),
     )
 
 
@@ -230,6 +233,16 @@ def validate_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH or not password.strip():
         raise InvalidValue(f"The password must have at least {MIN_PASSWORD_LENGTH} characters")
     return password
+
+
+MAX_HOURLY_RATE = 100_000.0
+
+
+def validate_hourly_rate(rate: float) -> float:
+    """A rate per hour in the project's currency: a finite number from 0 up to a sane maximum."""
+    if not (0.0 <= rate <= MAX_HOURLY_RATE):  # also refuses NaN
+        raise InvalidValue(f"The hourly rate must be between 0 and {MAX_HOURLY_RATE:,.0f}, got {rate}")
+    return round(float(rate), 4)
 
 
 def validate_role(role: str) -> str:
@@ -402,6 +415,7 @@ class AccountService:
         display_name: str | None = None,
         email: str | None = None,
         admin: bool = False,
+        hourly_rate: float = 0.0,
     ) -> UserView:
         """Create an active user. ``password=None`` makes an account that cannot log in (field staff).
 
@@ -416,6 +430,7 @@ class AccountService:
                 raise InvalidValue("A global admin must be able to log in: give a password")
             if email and not EMAIL_RE.match(email):
                 raise InvalidValue(f"Invalid email address {email!r}")
+            rate = validate_hourly_rate(hourly_rate)
             # Usernames are matched exactly at login; refusing case variants avoids "Ann" next to "ann".
             if s.scalar(select(User.id).where(func.lower(User.username) == username.lower())) is not None:
                 raise AlreadyExists(f"A user named {username!r} exists already")
@@ -426,7 +441,7 @@ class AccountService:
                 password_hash=hash_password(password) if password else None,
                 active=True,
                 is_admin=admin,
-                hourly_rate=0.0,
+                hourly_rate=rate,
                 created_at=utcnow(),
             )
             s.add(user)
@@ -454,6 +469,18 @@ class AccountService:
             return _user_view(user), None
 
         return self._change(actor, "user-password", work, target=f"user:{username}")
+
+    def set_hourly_rate(self, actor: Actor, username: str, rate: float) -> UserView:
+        """Set a user's hourly rate (used by the users export's labour figures)."""
+
+        def work(s: Session) -> tuple[UserView, str | None]:
+            value = validate_hourly_rate(rate)
+            user = get_user(s, username)
+            before = user.hourly_rate
+            user.hourly_rate = value
+            return _user_view(user), f"{before} -> {value}"
+
+        return self._change(actor, "user-rate", work, target=f"user:{username}")
 
     def set_active(self, actor: Actor, username: str, active: bool) -> UserView:
         """Activate or deactivate an account. A deactivated account holds no permission, at once.

@@ -183,7 +183,13 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from exporthub.launcher import up
 
-    return up(settings, port=args.port, demo_scans=args.demo_scans)
+    return up(settings, port=args.port, address=args.address or settings.address, demo_scans=args.demo_scans)
+
+
+def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
+    from exporthub.launcher import web
+
+    return web(settings, port=args.port, address=args.address or settings.address)
 
 
 def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
@@ -251,10 +257,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run the background worker")
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("up", help="start the web app and a worker (makes the demo on first run)")
-    p.add_argument("--port", type=int, default=8501)
-    p.add_argument("--demo-scans", type=int, default=200_000)
+    p = sub.add_parser("up", help="start the web app and a worker on this machine (the demo in an empty data folder)")
+    p.add_argument("--port", type=int, default=8501, help="the web app's port (default 8501)")
+    p.add_argument("--address", help="the address to listen on (default EXPORTHUB_ADDRESS, else 127.0.0.1)")
+    p.add_argument("--demo-scans", type=int, default=200_000,
+                   help="scans in the demo, when the data folder is empty (default 200,000)")
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("web", help="start the web app only (replicas behind a load balancer)")
+    p.add_argument("--port", type=int, default=8501, help="the web app's port (default 8501)")
+    p.add_argument("--address", help="the address to listen on (default EXPORTHUB_ADDRESS, else 127.0.0.1)")
+    p.set_defaults(func=cmd_web)
 
     p = sub.add_parser("cleanup", help="apply retention now")
     p.add_argument("--user", default=None, help="recorded as the actor in the audit trail")

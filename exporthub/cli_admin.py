@@ -110,6 +110,7 @@ def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
         display_name=args.name,
         email=args.email,
         admin=args.admin,
+        hourly_rate=args.hourly_rate,
     )
     kind = "global admin" if user.is_admin else ("user" if user.can_log_in else "user without login")
     print(f"Created {kind} {user.username}")
@@ -123,6 +124,12 @@ def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
     else:
         for u in users:
             _print_user(u)
+    return EXIT_OK
+
+
+def cmd_users_rate(args: argparse.Namespace, settings: Settings) -> int:
+    user = _service(settings).set_hourly_rate(cli_actor(), args.username, args.rate)
+    print(f"Hourly rate of {user.username} set to {user.hourly_rate:g}")
     return EXIT_OK
 
 
@@ -200,7 +207,13 @@ def register(sub: Any) -> None:
     p.add_argument("--email", default=None)
     p.add_argument("--admin", action="store_true", help="a global admin: every permission everywhere")
     p.add_argument("--no-login", action="store_true", help="field staff who never log in: no password")
+    p.add_argument("--hourly-rate", type=float, default=0.0, metavar="RATE",
+                   help="cost of one hour of this person's work, for the users export (default 0)")
     p.set_defaults(func=cmd_users_add)
+    p = users.add_parser("rate", help="set a user's hourly rate (the users export's labour figures)")
+    p.add_argument("username")
+    p.add_argument("rate", type=float, help="cost of one hour of work, e.g. 21.50")
+    p.set_defaults(func=cmd_users_rate)
     p = users.add_parser("list", help="list users with their roles")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_users_list)

@@ -10,10 +10,11 @@ import shutil
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from exporthub.db import Database
 from exporthub.demo_lake import StaffMember, generate_project_lake
+from exporthub.errors import InstanceNotEmpty
 from exporthub.models import Job, Membership, Project, User, utcnow
 from exporthub.passwords import hash_password
 from exporthub.settings import Settings
@@ -99,8 +100,17 @@ def _drop_project(db: Database, settings: Settings, slug: str) -> None:
 
 
 def demo_exists(db: Database) -> bool:
+    """Whether this is the demo instance (``demo-`` slugs are reserved for it)."""
     with db.read() as s:
         return s.scalar(select(Project.id).where(Project.slug == OPEN_SLUG)) is not None
+
+
+def instance_is_empty(db: Database) -> bool:
+    """No users and no projects yet: the only data folder the demo may be made in."""
+    with db.read() as s:
+        users = s.scalar(select(func.count()).select_from(User)) or 0
+        projects = s.scalar(select(func.count()).select_from(Project)) or 0
+    return users == 0 and projects == 0
 
 
 def create_demo(
@@ -116,10 +126,18 @@ def create_demo(
 
     Does nothing when the demo already exists, unless ``force`` (which drops the demo projects, their
     jobs, files and lake, and makes them again). Deterministic for a given seed and anchor date.
+    Raises :class:`InstanceNotEmpty` on an instance with people or projects of its own: the demo's
+    accounts all have the password ``demo``, which must never reach a real instance.
     """
     started = datetime.now()
-    if demo_exists(db) and not force:
+    exists = demo_exists(db)
+    if exists and not force:
         return DemoSummary(created=False, projects={}, seconds=0.0)
+    if not exists and not instance_is_empty(db):
+        raise InstanceNotEmpty(
+            "This data folder holds an instance with its own users or projects; the demo is only made in "
+            "an empty one (point EXPORTHUB_DATA_DIR at a new folder to try the demo)"
+        )
     anchor = anchor or date.today()
     for slug in (OPEN_SLUG, CLOSED_SLUG):
         _drop_project(db, settings, slug)

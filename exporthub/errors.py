@@ -44,5 +44,9 @@ class InvalidTransition(ExporthubError):
     """The job is not in a state that allows the action (e.g. cancelling a completed job)."""
 
 
+class InstanceNotEmpty(ExporthubError):
+    """The demo was asked for in a data folder that holds a real instance."""
+
+
 class Cancelled(Exception):
     """Raised inside a running export when its job was cancelled. Not a refusal."""

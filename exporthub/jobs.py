@@ -310,40 +310,49 @@ class JobService:
         return self.get(username, job_id)
 
     def remove(self, username: str, job_id: int) -> JobView:
-        """Delete a finished job's files and hide it; the row stays for the audit trail."""
+        """Delete a finished job's files and hide it; the row stays for the audit trail.
 
-        def apply(s: Session, job: Job) -> None:
+        The export sessions it recorded are released with it: its files are gone, so "only new since
+        last export" must see its rows again (and a hidden job's sessions could never be reset).
+        """
+
+        def apply(s: Session, job: Job) -> str | None:
             if job.removed_at is not None:
                 raise InvalidTransition(f"Job {job_id} was already removed")
             if JobStatus(job.status) not in REMOVABLE_STATUSES:
                 raise InvalidTransition(f"Job {job_id} is {job.status}; cancel it before removing it")
             if job.parent_id is not None:
                 raise InvalidTransition(f"Job {job_id} belongs to job {job.parent_id}; remove that one")
+            released = 0
             for target in [job, *self._children(s, job.id)]:
                 delete_job_files(s, self.settings, target)
+                released += _release_export_sessions(s, target, reason=f"removed by {username}")
                 target.removed_at = utcnow()
+            return f"{released} export sessions released" if released else None
 
         self._act_on_job(username, job_id, action="remove", permission=Permission.REMOVE, apply=apply)
         return self._view(job_id, with_log=True)
 
     def reset_export_sessions(self, username: str, job_id: int) -> JobView:
-        """Forget the export sessions a job recorded, so "only new since last export" sees its rows again."""
+        """Forget the export sessions a job recorded, so "only new since last export" sees its rows again.
+
+        A removed job released its sessions when it was removed: resetting it then changes nothing and
+        says so, rather than failing.
+        """
 
         def apply(s: Session, job: Job) -> str:
+            if job.removed_at is not None and job.export_sessions_reset:
+                return "released already when the job was removed"
             if job.export_sessions_reset:
                 raise InvalidTransition(f"Job {job_id}'s export sessions were already reset")
-            count = s.scalar(select(func.count()).select_from(ExportSession).where(ExportSession.job_id == job.id))
+            count = _release_export_sessions(s, job, reason=f"reset by {username}")
             if not count:
                 raise InvalidTransition(f"Job {job_id} recorded no export sessions")
-            s.query(ExportSession).filter(ExportSession.job_id == job.id).delete()
-            job.export_sessions_reset = True
-            s.add(JobLog(job_id=job.id, time=utcnow(), level=LogLevel.INFO,
-                         message=f"Export sessions reset by {username} ({count} zones)"))
             return f"{count} export sessions deleted"
 
         self._act_on_job(username, job_id, action="reset-sessions", permission=Permission.RESET_EXPORT_SESSIONS,
                          apply=apply)
-        return self.get(username, job_id)
+        return self._view(job_id, with_log=True)
 
     # ------------------------------------------------------------------ reads
     def list(
@@ -532,6 +541,19 @@ def settle_parent(s: Session, parent: Job) -> int | None:
         return None  # the scheduled time will promote it (maintenance.promote_due)
     parent.status = str(JobStatus.READY)
     return parent.id
+
+
+def _release_export_sessions(s: Session, job: Job, *, reason: str) -> int:
+    """Delete the export sessions ``job`` recorded and flag it; returns how many zones they covered."""
+    count = int(s.scalar(select(func.count()).select_from(ExportSession).where(ExportSession.job_id == job.id)) or 0)
+    if not count:
+        return 0
+    s.query(ExportSession).filter(ExportSession.job_id == job.id).delete()
+    job.export_sessions_reset = True
+    s.add(JobLog(job_id=job.id, time=utcnow(), level=LogLevel.INFO,
+                 message=f"Export sessions {reason} ({count} zones): 'only new since last export' "
+                         "includes this job's scans again"))
+    return count
 
 
 def delete_job_files(s: Session, settings: Settings, job: Job) -> int:

@@ -1,4 +1,9 @@
-"""``exporthub up``: one command that runs the web app and a worker together on this machine."""
+"""Starting the processes: ``exporthub web``, ``exporthub worker`` and ``exporthub up`` (both).
+
+A deployment places ``web`` and ``worker`` processes where it likes; ``up`` is the one-machine
+command: it supervises one web server and one worker, restarting the worker if it dies (a crashed
+worker must not take the web app down with it), and makes the demo only in an empty data folder.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from exporthub.db import get_database
@@ -17,6 +24,7 @@ APP_ROOT = Path(__file__).resolve().parent.parent
 # The app's Streamlit settings (theme, toolbar) ship with the package and are passed as flags, so the
 # app looks the same from a checkout and from an installed wheel, whatever the working directory.
 STREAMLIT_CONFIG = APP_ROOT / "ui" / "streamlit_config.toml"
+WORKER_RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds, then 30 s for every further restart
 
 
 def streamlit_flags(config_path: Path = STREAMLIT_CONFIG) -> list[str]:
@@ -40,36 +48,72 @@ def streamlit_flags(config_path: Path = STREAMLIT_CONFIG) -> list[str]:
     return flags
 
 
-def web_command(port: int) -> list[str]:
+def web_command(port: int, address: str) -> list[str]:
     """The Streamlit server for the app, with the download routes (``server.py`` wraps ``app.py``)."""
     return [
         sys.executable, "-m", "streamlit", "run", str(APP_ROOT / "server.py"),
-        "--server.port", str(port), "--server.headless", "true",
+        "--server.port", str(port), "--server.address", address, "--server.headless", "true",
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
         *streamlit_flags(),
     ]
 
 
-def up(settings: Settings, *, port: int, demo_scans: int) -> int:
-    """Migrate, make the demo on first run, then supervise the worker and the web server.
+def worker_command() -> list[str]:
+    return [sys.executable, "-m", "exporthub.cli", "worker"]
 
-    Returns when either child exits (and stops the other), or on Ctrl-C / SIGTERM.
+
+def local_url(address: str, port: int) -> str:
+    host = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
+    return f"http://{host}:{port}"
+
+
+def wait_until_answering(url: str, alive: Callable[[], bool], timeout: float = 120.0) -> bool:
+    """Poll ``url``/healthz until it answers (any HTTP status), ``alive()`` turns false or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2):
+                return True
+        except urllib.error.HTTPError:
+            return True  # 503 "unhealthy" still means the server answers
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def _prepare(settings: Settings) -> None:
+    """Migrate, and create the embedded secret before two processes race for it."""
+    get_database(settings)
+    settings.resolved_secret_key()
+
+
+def web(settings: Settings, *, port: int, address: str) -> int:
+    """The web app alone (``exporthub web``): for replicas behind a load balancer."""
+    _prepare(settings)
+    return subprocess.call(web_command(port, address))
+
+
+def up(settings: Settings, *, port: int, address: str, demo_scans: int) -> int:
+    """Migrate, make the demo in an empty data folder, then supervise a web server and a worker.
+
+    Returns when the web server exits, or on Ctrl-C / SIGTERM (then both children are stopped; the
+    worker drains its running jobs as on any SIGTERM). A worker that dies is started again.
     """
-    from exporthub.demo import create_demo, demo_exists
+    from exporthub.demo import DEMO_PASSWORD, create_demo, demo_exists, instance_is_empty
 
     db = get_database(settings)
-    if not demo_exists(db):
-        print(f"First run: making the demo data ({demo_scans:,} scans)…", flush=True)
+    demo = demo_exists(db)
+    if instance_is_empty(db):
+        print(f"Empty data folder ({settings.data_dir}): making the demo instance ({demo_scans:,} scans)…",
+              flush=True)
         summary = create_demo(db, settings, scans=demo_scans)
-        print(f"Demo data ready in {summary.seconds:.1f} s. Log in as analyst / demo "
-              "(demo passwords are for local use only).", flush=True)
-    settings.resolved_secret_key()  # create the embedded secret before two processes race for it
+        print(f"Demo data ready in {summary.seconds:.1f} s.", flush=True)
+        demo = True
+    _prepare(settings)
     env = dict(os.environ, EXPORTHUB_DATA_DIR=str(settings.data_dir))
-    children = [
-        subprocess.Popen([sys.executable, "-m", "exporthub.cli", "worker"], env=env),
-        subprocess.Popen(web_command(port), env=env),
-    ]
-    print(f"Exporthub is up on http://localhost:{port}", flush=True)
+    web_proc = subprocess.Popen(web_command(port, address), env=env)
+    worker = subprocess.Popen(worker_command(), env=env)
+    url = local_url(address, port)
     stopping = False
 
     def _stop(signum: int, _frame: object) -> None:
@@ -77,18 +121,40 @@ def up(settings: Settings, *, port: int, demo_scans: int) -> int:
         stopping = True
 
     signal.signal(signal.SIGTERM, _stop)
+    restarts = 0
     try:
-        while not stopping and all(c.poll() is None for c in children):
+        if wait_until_answering(url, lambda: web_proc.poll() is None and not stopping):
+            if demo:
+                print(f"Demo instance: every demo user (admin, manager, analyst, viewer, outsider) has the "
+                      f"password '{DEMO_PASSWORD}'. Keep it on this machine.", flush=True)
+                print(f"Exporthub is up: open {url} and log in as analyst / {DEMO_PASSWORD}", flush=True)
+            else:
+                print(f"Exporthub is up: open {url} and log in with your account", flush=True)
+        while not stopping and web_proc.poll() is None:
+            if worker.poll() is not None:
+                delay = WORKER_RESTART_DELAYS[min(restarts, len(WORKER_RESTART_DELAYS) - 1)]
+                print(f"The worker exited with code {worker.returncode}; starting it again in {delay:.0f} s",
+                      file=sys.stderr, flush=True)
+                _sleep_unless(lambda: stopping, delay)
+                if stopping:
+                    break
+                worker = subprocess.Popen(worker_command(), env=env)
+                restarts += 1
             time.sleep(0.5)
     except KeyboardInterrupt:
-        pass
-    for child in children:
+        stopping = True
+    for child in (web_proc, worker):
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
-    for child in children:
+    for child in (web_proc, worker):
         try:
-            child.wait(timeout=30)
+            child.wait(timeout=settings.shutdown_grace_seconds + 15)
         except subprocess.TimeoutExpired:
             child.kill()
-    codes = [c.returncode for c in children]
-    return 0 if stopping or all(code in (0, -signal.SIGTERM) for code in codes) else 1
+    return 0 if stopping or web_proc.returncode in (0, -signal.SIGTERM) else 1
+
+
+def _sleep_unless(stop: Callable[[], bool], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not stop():
+        time.sleep(0.2)

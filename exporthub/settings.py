@@ -76,6 +76,8 @@ class Settings:
     sqlite_busy_timeout_ms: int
     login_max_failures: int
     login_lockout_seconds: int
+    address: str
+    shutdown_grace_seconds: float
 
     @property
     def is_embedded(self) -> bool:
@@ -156,6 +158,9 @@ def _load() -> Settings:
         sqlite_busy_timeout_ms=_int("SQLITE_BUSY_TIMEOUT_MS", 30_000, minimum=0),
         login_max_failures=_int("LOGIN_MAX_FAILURES", 5, minimum=1),
         login_lockout_seconds=_int("LOGIN_LOCKOUT_SECONDS", 300, minimum=1),
+        # Only this machine can reach the app unless told otherwise (a demo instance must stay private).
+        address=_env("ADDRESS", "127.0.0.1") or "127.0.0.1",
+        shutdown_grace_seconds=_float("SHUTDOWN_GRACE_SECONDS", 30.0),
     )
 
 

@@ -99,6 +99,13 @@ class JobView:
             "created": iso(self.created),
             "started": iso(self.started),
             "finished": iso(self.finished),
+            "run_at": iso(self.run_at),
+            "variables": dict(self.variables),
+            "parent_id": self.parent_id,
+            "cancel_requested": self.cancel_requested,
+            "export_sessions": self.export_session_count,
+            "export_sessions_reset": self.export_sessions_reset,
+            "removed": self.removed,
             "files": [f.to_json() for f in self.files],
         }
         if with_log:

@@ -170,6 +170,7 @@ def users_tab(
                 "Admin": u.is_admin,
                 "Active": u.active and not u.deleted,
                 "Can log in": u.can_log_in,
+                "Hourly rate": u.hourly_rate,
                 "Project roles": ", ".join(f"{slug}: {role}" for slug, role in u.roles.items()),
             }
             for u in users
@@ -219,6 +220,10 @@ def add_user(accounts: AccountService, admin: str) -> None:
             help="Field staff who only scan never log in",
         )
         is_admin = st.checkbox("Global admin (every permission on every project)", key="new_user_admin")
+        rate = st.number_input(
+            "Hourly rate", min_value=0.0, value=0.0, step=0.5, key="new_user_rate",
+            help="Cost of one hour of this person's work; the users export's labour figures use it",
+        )
         if st.form_submit_button("Add user", type="primary"):
             password = generate_password() if can_log_in or is_admin else None
             created = attempt(
@@ -229,6 +234,7 @@ def add_user(accounts: AccountService, admin: str) -> None:
                 display_name=display or None,
                 email=email.strip() or None,
                 admin=is_admin,
+                hourly_rate=float(rate),
             )
             if created is not None:
                 note = " with a temporary password:" if password else " (cannot log in)."
@@ -250,6 +256,13 @@ def account_actions(accounts: AccountService, admin: str, users: list[UserView])
     if toggle.button(label, key="toggle_active"):
         if attempt(accounts.set_active, admin, who, not user.active) is not None:
             flash(f"{who} is now {'active' if not user.active else 'deactivated'}.")
+    with st.form("set_rate"):
+        rate = st.number_input(
+            f"Hourly rate of {who}", min_value=0.0, value=float(user.hourly_rate), step=0.5, key=f"account_rate_{who}"
+        )
+        if st.form_submit_button("Save rate"):
+            if attempt(accounts.set_hourly_rate, admin, who, float(rate)) is not None:
+                flash(f"Hourly rate of {who} is now {rate:g}.")
 
 
 # ---------------------------------------------------------------------- import

@@ -103,6 +103,14 @@ def test_cancel_remove_reset_round(demo_hub, capsys):
     assert run(capsys, "remove", "1", "--user", "manager")[0] == 0
 
 
+def test_reset_sessions_of_a_removed_job_exits_0_and_says_they_were_released(demo_hub, capsys):
+    run(capsys, "export", "scans", "--project", "demo-open", "--user", "manager", "--inline")
+    assert run(capsys, "remove", "1", "--user", "manager")[0] == 0
+    code, out, _ = run(capsys, "reset-sessions", "1", "--user", "manager", "--json")
+    assert code == 0
+    assert json.loads(out)["job"]["export_sessions_reset"] is True
+
+
 def test_inline_job_that_fails_exits_1(demo_hub, capsys, monkeypatch):
     from exporters import scans
 

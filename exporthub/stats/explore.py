@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from exporthub import figures
 from exporthub.errors import InvalidVariable
 from exporthub.stats.filters import Scope, bucket_of
 from exporthub.stats.queries import run, scan_cube
@@ -151,8 +152,7 @@ def _step_one(spec: ExploreSpec, scope: Scope, needs: set[str], cube: str | None
     if measure.base == "sessions":
         return f"""
             SELECT {scope.local('zs.started_at')} AS t, zs.zone_id, zs.user_id, zs.session_id,
-                   CASE WHEN zs.ended_at IS NOT NULL
-                        THEN epoch(zs.ended_at - zs.started_at) / 3600.0 END AS hours
+                   {figures.session_hours("zs")} AS hours
             FROM zone_sessions zs WHERE {scope.sessions_where('zs')}
         """
     return f"""

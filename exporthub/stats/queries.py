@@ -27,6 +27,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from exporthub import figures
 from exporthub.stats.filters import Scope, bind, bucket_of
 
 COST_CATEGORIES: tuple[str, ...] = ("labor", "travel", "equipment", "other")
@@ -44,7 +45,7 @@ DURATION_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
     ("≥ 4 h", 240, None),
 )
 
-_HOURS = "epoch(zs.ended_at - zs.started_at) / 3600.0"
+_HOURS = figures.session_hours("zs")
 
 
 def run(con: duckdb.DuckDBPyConnection, sql: str, scope: Scope) -> pa.Table:
@@ -102,14 +103,14 @@ def headline(con: duckdb.DuckDBPyConnection, scope: Scope) -> pa.Table:
             FROM {scan_cube(con, scope)}
         ), ss AS (
             SELECT count(*) AS sessions,
-                   coalesce(sum({_HOURS}) FILTER (WHERE zs.ended_at IS NOT NULL), 0) AS hours
+                   coalesce(sum({_HOURS}), 0) AS hours
             FROM zone_sessions zs WHERE {scope.sessions_where('zs')}
         ), co AS (
             SELECT coalesce(sum(c.amount), 0) AS cost FROM costs c WHERE {scope.costs_where('c')}
         )
         SELECT scans::BIGINT AS scans, items::BIGINT AS items, users::BIGINT AS active_users,
                sessions::BIGINT AS sessions, hours::DOUBLE AS hours, cost::DOUBLE AS cost,
-               CASE WHEN scans > 0 THEN cost / scans END::DOUBLE AS cost_per_scan
+               {figures.cost_per_scan("cost", "scans")} AS cost_per_scan
         FROM sc, ss, co
     """
     return run(con, sql, scope)
@@ -146,7 +147,7 @@ def _per_session(con: duckdb.DuckDBPyConnection, scope: Scope) -> str:
             SELECT session_id, sum(n) AS n, sum(q) AS q FROM {scan_cube(con, scope)} GROUP BY 1
         ), ses AS (
             SELECT zs.session_id, zs.user_id, zs.started_at, zs.ended_at IS NOT NULL AS closed,
-                   CASE WHEN zs.ended_at IS NOT NULL THEN {_HOURS} END AS hours
+                   {_HOURS} AS hours
             FROM zone_sessions zs WHERE {scope.sessions_where('zs')}
         )
     """
@@ -158,7 +159,7 @@ def daily_productivity(con: duckdb.DuckDBPyConnection, scope: Scope) -> pa.Table
         WITH {_per_session(con, scope)}
         SELECT CAST({scope.local('ses.started_at')} AS DATE) AS day,
                coalesce(sum(p.n), 0)::BIGINT AS scans, sum(ses.hours)::DOUBLE AS hours,
-               (coalesce(sum(p.n), 0) / nullif(sum(ses.hours), 0))::DOUBLE AS scans_per_hour
+               {figures.scans_per_hour("coalesce(sum(p.n), 0)", "sum(ses.hours)")} AS scans_per_hour
         FROM ses LEFT JOIN per_session p ON p.session_id = ses.session_id
         WHERE ses.closed
         GROUP BY 1 ORDER BY 1
@@ -185,7 +186,7 @@ def productivity(con: duckdb.DuckDBPyConnection, scope: Scope) -> pa.Table:
                coalesce(u.deleted_at IS NOT NULL, false) AS deleted,
                coalesce(a.scans, 0)::BIGINT AS scans, coalesce(a.items, 0)::BIGINT AS items,
                coalesce(b.sessions, 0)::BIGINT AS sessions, coalesce(b.hours, 0)::DOUBLE AS hours,
-               (b.closed_scans / nullif(b.hours, 0))::DOUBLE AS scans_per_hour
+               {figures.scans_per_hour("b.closed_scans", "b.hours")} AS scans_per_hour
         FROM by_scan a FULL JOIN by_session b USING (user_id)
         LEFT JOIN users u USING (user_id)
         ORDER BY scans_per_hour DESC NULLS LAST, username
@@ -211,7 +212,7 @@ def zone_completion(con: duckdb.DuckDBPyConnection, scope: Scope) -> pa.Table:
         SELECT zl.code, zl.name, zl.area, zl.expected_items::BIGINT AS expected_items,
                coalesce(sc.scans, 0)::BIGINT AS scans, coalesce(sc.items, 0)::BIGINT AS items,
                coalesce(ss.sessions, 0)::BIGINT AS sessions,
-               (coalesce(sc.items, 0) / nullif(zl.expected_items, 0))::DOUBLE AS completion,
+               {figures.completion("coalesce(sc.items, 0)", "zl.expected_items")} AS completion,
                sc.scans IS NULL AS never_scanned, zl.deleted,
                {scope.local('sc.last_scan')} AS last_scan
         FROM zl LEFT JOIN sc ON sc.zone_id = zl.zone_id LEFT JOIN ss ON ss.zone_id = zl.zone_id
@@ -228,7 +229,7 @@ def session_durations(con: duckdb.DuckDBPyConnection, scope: Scope) -> pa.Table:
     )
     sql = f"""
         WITH d AS (
-            SELECT epoch(zs.ended_at - zs.started_at) / 60.0 AS minutes
+            SELECT {figures.session_minutes("zs")} AS minutes
             FROM zone_sessions zs WHERE {scope.sessions_where('zs')} AND zs.ended_at IS NOT NULL
         ), buckets(i, label, lo, hi) AS (VALUES {rows}),
         counted AS (
@@ -311,7 +312,7 @@ def cost_per_scan(con: duckdb.DuckDBPyConnection, scope: Scope) -> pa.Table:
             SELECT c.date AS day, sum(c.amount) AS cost FROM costs c WHERE {scope.costs_where('c')} GROUP BY 1
         )
         SELECT day, coalesce(co.cost, 0)::DOUBLE AS cost, coalesce(sc.scans, 0)::BIGINT AS scans,
-               (co.cost / nullif(sc.scans, 0))::DOUBLE AS cost_per_scan
+               {figures.cost_per_scan("co.cost", "sc.scans")} AS cost_per_scan
         FROM sc FULL JOIN co USING (day) ORDER BY day
     """
     return run(con, sql, scope)

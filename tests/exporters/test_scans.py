@@ -109,6 +109,18 @@ def test_export_sessions_recorded_incremental_and_reset(demo_hub):
     assert service.get("manager", first.id).export_sessions_reset
 
 
+def test_removing_an_export_releases_its_sessions_so_its_scans_count_as_new_again(demo_hub):
+    service = demo_hub.service()
+    first = run_export(demo_hub, {"format": "csv"}, user="manager")
+    assert first.export_session_count > 0
+    removed = service.remove("manager", first.id)
+    assert removed.export_sessions_reset and removed.export_session_count == 0
+    assert any("released" in entry.message for entry in removed.log)
+    again = run_export(demo_hub, {"format": "csv", "onlyNewSinceLastExport": True}, user="manager")
+    rows = duckdb.connect().execute(f"SELECT count(*) FROM read_csv('{data_file(again, 'csv')}')").fetchone()[0]
+    assert rows == expected(demo_hub)[0]
+
+
 def test_late_upload_is_new_for_incremental_export(demo_hub):
     """A scan ingested after the export, even with an old scan time, is exported next time."""
     import pyarrow as pa

@@ -55,16 +55,26 @@ def lake_activity(hub, slug: str, *, start=None, end=None, zone_codes=None) -> d
         f"SELECT user_id, count(scan_id), sum(quantity), min(scanned_at), max(scanned_at) "
         f"FROM {parts(hub, slug, 'scans')} WHERE {keep('scanned_at')} GROUP BY ALL"
     ).fetchall():
-        out[uid] = {"scans": n, "quantity": qty, "sessions": 0, "seconds": 0, "times": [first, last]}
-    for uid, started, ended in con.execute(
-        f"SELECT user_id, started_at, ended_at FROM {parts(hub, slug, 'zone_sessions')} "
+        out[uid] = {"scans": n, "quantity": qty, "sessions": 0, "seconds": 0, "times": [first, last],
+                    "closed_scans": 0}
+    scans_per_session = dict(
+        con.execute(
+            f"SELECT session_id, count(*) FROM {parts(hub, slug, 'scans')} WHERE {keep('scanned_at')} GROUP BY 1"
+        ).fetchall()
+    )
+    for uid, session_id, started, ended in con.execute(
+        f"SELECT user_id, session_id, started_at, ended_at FROM {parts(hub, slug, 'zone_sessions')} "
         f"WHERE {keep('started_at')}"
     ).fetchall():
-        row = out.setdefault(uid, {"scans": 0, "quantity": 0, "sessions": 0, "seconds": 0, "times": []})
+        row = out.setdefault(
+            uid, {"scans": 0, "quantity": 0, "sessions": 0, "seconds": 0, "times": [], "closed_scans": 0}
+        )
         row["sessions"] += 1
         row["times"] += [started, ended or started]
         if ended is not None:
             row["seconds"] += (ended - started).total_seconds()
+            # Scans per hour counts only the scans of closed sessions (README, "Definitions").
+            row["closed_scans"] += scans_per_session.get(session_id, 0)
     return out
 
 
@@ -85,7 +95,8 @@ def check_against_lake(hub, rows: list[dict], slug: str, tz: str, **window) -> N
     assert rows, "the export is empty"
     for row in rows:
         a = activity.get(
-            by_name[row["username"]], {"scans": 0, "quantity": 0, "sessions": 0, "seconds": 0, "times": []}
+            by_name[row["username"]],
+            {"scans": 0, "quantity": 0, "sessions": 0, "seconds": 0, "times": [], "closed_scans": 0},
         )
         assert (row["scans"], row["quantity"], row["sessions"]) == (a["scans"], a["quantity"], a["sessions"])
         assert row["hours_worked"] == pytest.approx(a["seconds"] / 3600, abs=1e-4)
@@ -94,7 +105,7 @@ def check_against_lake(hub, rows: list[dict], slug: str, tz: str, **window) -> N
             assert (row["first_activity"], row["last_activity"]) == (min(local), max(local))
         else:
             assert row["first_activity"] is None and row["last_activity"] is None
-        expected_rate = a["scans"] / (a["seconds"] / 3600) if a["seconds"] else None
+        expected_rate = a["closed_scans"] / (a["seconds"] / 3600) if a["seconds"] else None
         assert row["scans_per_hour"] == (pytest.approx(expected_rate, abs=0.01) if expected_rate else None)
     # Every person with activity is listed, so the totals are the lake's (minus hidden deleted accounts).
     listed = {by_name[r["username"]] for r in rows}
