@@ -326,7 +326,7 @@ class JobService:
             released = 0
             for target in [job, *self._children(s, job.id)]:
                 delete_job_files(s, self.settings, target)
-                released += _release_export_sessions(s, target, reason=f"removed by {username}")
+                released += _release_export_sessions(s, target, why=f"Export sessions released: job removed by {username}")
                 target.removed_at = utcnow()
             return f"{released} export sessions released" if released else None
 
@@ -345,7 +345,7 @@ class JobService:
                 return "released already when the job was removed"
             if job.export_sessions_reset:
                 raise InvalidTransition(f"Job {job_id}'s export sessions were already reset")
-            count = _release_export_sessions(s, job, reason=f"reset by {username}")
+            count = _release_export_sessions(s, job, why=f"Export sessions reset by {username}")
             if not count:
                 raise InvalidTransition(f"Job {job_id} recorded no export sessions")
             return f"{count} export sessions deleted"
@@ -543,7 +543,7 @@ def settle_parent(s: Session, parent: Job) -> int | None:
     return parent.id
 
 
-def _release_export_sessions(s: Session, job: Job, *, reason: str) -> int:
+def _release_export_sessions(s: Session, job: Job, *, why: str) -> int:
     """Delete the export sessions ``job`` recorded and flag it; returns how many zones they covered."""
     count = int(s.scalar(select(func.count()).select_from(ExportSession).where(ExportSession.job_id == job.id)) or 0)
     if not count:
@@ -551,8 +551,7 @@ def _release_export_sessions(s: Session, job: Job, *, reason: str) -> int:
     s.query(ExportSession).filter(ExportSession.job_id == job.id).delete()
     job.export_sessions_reset = True
     s.add(JobLog(job_id=job.id, time=utcnow(), level=LogLevel.INFO,
-                 message=f"Export sessions {reason} ({count} zones): 'only new since last export' "
-                         "includes this job's scans again"))
+                 message=f"{why} ({count} zones): 'only new since last export' includes its scans again"))
     return count
 
 

@@ -16,7 +16,8 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 JOB_KEYS = {"id", "type", "project", "user", "status", "progress", "warnings", "error", "created", "started",
-            "finished", "files"}
+            "finished", "run_at", "variables", "parent_id", "cancel_requested", "export_sessions",
+            "export_sessions_reset", "removed", "files"}
 
 
 def test_export_inline_prints_the_job_object(demo_hub, capsys):
