@@ -13,7 +13,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from exporthub.db import Database, get_database
@@ -88,13 +88,13 @@ def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def _parse_at(text: str | None) -> datetime | None:
+    """An ISO date and time; without an offset it stays naive and means the project's local time."""
     if text is None:
         return None
     try:
-        value = datetime.fromisoformat(text)
+        return datetime.fromisoformat(text)
     except ValueError:
-        raise ExporthubError(f"--at expects an ISO date and time, got {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        raise ExporthubError(f"--at expects an ISO date and time like 2026-12-01T06:30, got {text!r}") from None
 
 
 # ---------------------------------------------------------------------- commands
@@ -143,6 +143,29 @@ def _wait(fetch: Callable[[], JobView], timeout: float) -> JobView:
         time.sleep(0.2)
         job = fetch()
     return job
+
+
+def cmd_types(args: argparse.Namespace, settings: Settings) -> int:
+    from exporters import REGISTRY
+    from exporthub.export_config import load_config
+
+    config = load_config(settings.export_config_path)
+    types = [d.describe() for t, d in config.items() if not d.is_hidden and t in REGISTRY]
+    if args.json:
+        print(json.dumps({"types": types}, ensure_ascii=False, default=str))
+        return EXIT_OK
+    for entry in types:
+        closed = "  (closed projects only)" if entry["needs_closed_project"] else ""
+        print(f"{entry['type']}: {entry['title']} [{entry['group']}]{closed}")
+        for var in entry["variables"]:
+            allowed = var.get("options")
+            allowed_text = (", ".join(allowed) if isinstance(allowed, list) else allowed) if allowed else ""
+            bounds = "".join(f" {k} {var[k]}" for k in ("min", "max") if k in var)
+            several = " (comma-separated)" if var["kind"] == "choices" else ""
+            print(f"  {var['key']}: {var['kind']}{several}{bounds}"
+                  + (f" from {allowed_text}" if allowed_text else "")
+                  + f"; default {json.dumps(var['default'], default=str)}. {var['title']}")
+    return EXIT_OK
 
 
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
@@ -209,37 +232,46 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="exporthub", description="Exporthub: reports and exports hub")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("demo", help="make the demo projects, users and data")
-    p.add_argument("--scans", type=int, default=200_000)
-    p.add_argument("--seed", type=int, default=42)
+    p = sub.add_parser("demo", help="make the demo projects, users and data (only in an empty data folder)")
+    p.add_argument("--scans", type=int, default=200_000, help="scans in the open demo project (default 200,000)")
+    p.add_argument("--seed", type=int, default=42, help="random seed: the same seed makes the same data")
     p.add_argument("--anchor", help="last day of the 60 days of data (YYYY-MM-DD; default today)")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--force", action="store_true", help="drop the demo projects and make them again")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("export", help="start an export job")
-    p.add_argument("type")
-    p.add_argument("--project", required=True)
-    p.add_argument("--user", required=True)
-    p.add_argument("--var", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--at", help="schedule for this ISO date and time (default UTC)")
+    p = sub.add_parser("types", help="list the export types with their variables, allowed values and defaults")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_types)
+
+    p = sub.add_parser("export", help="start an export job",
+                       epilog="'exporthub types' lists every type with its variables, their allowed values "
+                              "and defaults.")
+    p.add_argument("type", help="the export type, e.g. scans (see 'exporthub types')")
+    p.add_argument("--project", required=True, help="the project's slug")
+    p.add_argument("--user", required=True, help="the acting user; every permission rule applies to them")
+    p.add_argument("--var", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a variable, e.g. --var format=xlsx (repeatable; see 'exporthub types')")
+    p.add_argument("--at", metavar="ISO_DATETIME",
+                   help="run at this time, e.g. 2026-12-01T06:30 (the project's local time unless an offset "
+                        "is given)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--inline", action="store_true", help="run in this process, no worker needed")
     mode.add_argument("--wait", action="store_true", help="wait for a worker to finish the job")
-    p.add_argument("--timeout", type=float, default=600.0)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits at most (default 600)")
+    p.add_argument("--json", action="store_true", help="print JSON (refusals too)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("jobs", help="list a project's jobs, newest first")
-    p.add_argument("--project", required=True)
-    p.add_argument("--user", required=True)
-    p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--project", required=True, help="the project's slug")
+    p.add_argument("--user", required=True, help="the acting user")
+    p.add_argument("--limit", type=int, default=50, help="at most this many jobs (default 50)")
+    p.add_argument("--json", action="store_true", help="print JSON (refusals too)")
     p.set_defaults(func=cmd_jobs)
 
     p = sub.add_parser("job", help="one job with its log, files and children")
-    p.add_argument("job_id", type=int)
-    p.add_argument("--user", required=True)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("job_id", type=int, help="the job's id")
+    p.add_argument("--user", required=True, help="the acting user")
+    p.add_argument("--json", action="store_true", help="print JSON (refusals too)")
     p.set_defaults(func=cmd_job)
 
     for name, action, help_text in (
@@ -249,9 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("retry", "retry", "start a failed or cancelled job again"),
     ):
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("job_id", type=int)
-        p.add_argument("--user", required=True)
-        p.add_argument("--json", action="store_true")
+        p.add_argument("job_id", type=int, help="the job's id")
+        p.add_argument("--user", required=True, help="the acting user")
+        p.add_argument("--json", action="store_true", help="print JSON (refusals too)")
         p.set_defaults(func=_simple(action))
 
     p = sub.add_parser("worker", help="run the background worker")
@@ -271,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cleanup", help="apply retention now")
     p.add_argument("--user", default=None, help="recorded as the actor in the audit trail")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_cleanup)
 
     import importlib
@@ -305,8 +337,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = get_settings()
         return int(args.func(args, settings))
     except (ExporthubError, SettingsError) as exc:
+        return refuse(exc, as_json=bool(getattr(args, "json", False)))
+
+
+def refuse(exc: Exception, *, as_json: bool) -> int:
+    """Say why a request was refused (JSON on stdout with ``--json``, else a line on stderr): exit 2."""
+    if as_json:
+        code = exc.code if isinstance(exc, ExporthubError) else "settings"
+        print(json.dumps({"error": {"code": code, "message": str(exc)}}, ensure_ascii=False))
+    else:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+    return EXIT_REFUSED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import re
+from typing import ClassVar
+
 
 class ExporthubError(Exception):
-    """Base of every refusal the domain raises on purpose."""
+    """Base of every refusal the domain raises on purpose.
+
+    ``code`` is the refusal's stable machine name (the CLI's ``{"error": {"code": …}}``); a subclass
+    without one gets its class name in snake case.
+    """
+
+    code: ClassVar[str] = "refused"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" not in cls.__dict__:
+            cls.code = re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -52,6 +52,21 @@ class Variable:
     dynamic_options: bool = False  # options come from the project (e.g. zone codes), not the config
 
 
+    def describe(self) -> dict[str, Any]:
+        """The variable as documentation (``exporthub types``): kind, allowed values, default."""
+        kind = "choices" if self.type is VarType.ARRAY and self.multiple else (
+            "choice" if self.type is VarType.ARRAY else str(self.type))
+        data: dict[str, Any] = {"key": self.key, "title": self.title, "kind": kind, "default": self.default}
+        if self.type is VarType.ARRAY:
+            data["options"] = (_DYNAMIC_DESCRIPTIONS.get(self.key, "the project's own values")
+                               if self.dynamic_options else list(self.options))
+        if self.minimum is not None:
+            data["min"] = self.minimum
+        if self.maximum is not None:
+            data["max"] = self.maximum
+        return data
+
+
 @dataclass(frozen=True)
 class ExportDefinition:
     type: str
@@ -63,6 +78,16 @@ class ExportDefinition:
 
     def variable(self, key: str) -> Variable | None:
         return next((v for v in self.variables if v.key == key), None)
+
+    def describe(self) -> dict[str, Any]:
+        """The type as documentation (``exporthub types``)."""
+        return {
+            "type": self.type,
+            "title": self.title,
+            "group": self.group,
+            "needs_closed_project": not self.allow_when_project_not_closed,
+            "variables": [v.describe() for v in self.variables],
+        }
 
 
 def _infer_type(value: Any) -> VarType:
@@ -83,6 +108,8 @@ def _infer_type(value: Any) -> VarType:
 
 # Variables whose options are the project's own values, filled in at validation time.
 _DYNAMIC_KEYS = frozenset({"zones", "users", "areas"})
+_DYNAMIC_DESCRIPTIONS = {"zones": "the project's zone codes", "users": "the project's usernames",
+                         "areas": "the project's areas"}
 
 
 def _parse_variable(export_type: str, raw: Mapping[str, Any]) -> Variable:
@@ -247,7 +274,9 @@ def validate_variables(
     known = {v.key for v in definition.variables}
     for key in raw:
         if key not in known:
-            raise InvalidVariable(str(key), f"unknown variable for export type '{definition.type}'")
+            valid = ", ".join(v.key for v in definition.variables) or "none"
+            raise InvalidVariable(str(key), f"unknown variable for export type '{definition.type}'; "
+                                            f"its variables are: {valid}")
     result: dict[str, Any] = {}
     for var in definition.variables:
         value = raw.get(var.key, var.default)

@@ -13,6 +13,7 @@ from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -73,8 +74,12 @@ class JobService:
     # ------------------------------------------------------------------ helpers
     def definition(self, export_type: str) -> ExportDefinition:
         if export_type not in self.config or export_type not in self.registry:
-            raise NotFound(f"Unknown export type: {export_type}")
+            raise NotFound(f"Unknown export type: {export_type}; the types are: {', '.join(self.visible_types())}")
         return self.config[export_type]
+
+    def visible_types(self) -> list[str]:
+        """The export types a person can start, in config order (hidden ones, like explore, left out)."""
+        return [t for t, d in self.config.items() if not d.is_hidden and t in self.registry]
 
     def _refuse(
         self, exc: ExporthubError, *, action: str, actor: str, project: str | None, target: str | None
@@ -204,7 +209,8 @@ class JobService:
                 for c in children
             ]
             if run_at is not None and run_at.tzinfo is None:
-                raise InvalidTransition("A scheduled time must carry a timezone")
+                # A time without an offset is the project's local time, as the UI shows it.
+                run_at = run_at.replace(tzinfo=ZoneInfo(project.timezone))
             scheduled = run_at is not None and run_at > utcnow()
             with self.db.write() as s:
                 parent = self._insert_job(

@@ -153,3 +153,45 @@ def test_demo_is_deterministic_for_seed_and_anchor(hub, capsys):
     assert digest() == first
     assert run(capsys, "demo", "--scans", "3000", "--seed", "6", "--anchor", "2026-06-30", "--force")[0] == 0
     assert digest() != first
+
+
+def test_at_without_an_offset_is_the_projects_local_time(demo_hub, capsys, monkeypatch):
+    from exporthub import cli
+
+    monkeypatch.setattr(cli, "queue_dispatcher", lambda: type("Q", (), {"enqueue": lambda *a, **k: None})())
+    code, out, _ = run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst", "--at",
+                       "2099-07-01T08:00", "--json")
+    # demo-open is in Europe/Berlin: 08:00 local in summer is 06:00 UTC.
+    assert code == 0 and json.loads(out)["job"]["run_at"] == "2099-07-01T06:00:00Z"
+
+
+def test_types_lists_every_visible_type_with_its_variables(hub, capsys):
+    code, out, _ = run(capsys, "types", "--json")
+    types = {t["type"]: t for t in json.loads(out)["types"]}
+    assert code == 0 and "explore" not in types
+    assert {"scans", "users", "zones", "sessions", "cost", "statistics", "backup", "publish"} <= set(types)
+    assert types["publish"]["needs_closed_project"] and not types["scans"]["needs_closed_project"]
+    fmt = next(v for v in types["scans"]["variables"] if v["key"] == "format")
+    assert fmt == {"key": "format", "title": "Format", "kind": "choice", "default": "csv",
+                   "options": ["csv", "xlsx", "parquet"]}
+    zones = next(v for v in types["scans"]["variables"] if v["key"] == "zones")
+    assert zones["kind"] == "choices" and "zone codes" in zones["options"]
+    code, text, _ = run(capsys, "types")
+    assert code == 0 and "onlyNewSinceLastExport: boolean" in text
+
+
+def test_unknown_type_and_variable_name_the_valid_ones(demo_hub, capsys):
+    code, _, err = run(capsys, "export", "scan", "--project", "demo-open", "--user", "analyst", "--inline")
+    assert code == 2 and "Unknown export type: scan" in err and "scans, users, zones" in err
+    code, _, err = run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst", "--inline",
+                       "--var", "fromat=xlsx")
+    assert code == 2 and "'fromat'" in err and "format" in err.split("variables are:")[1]
+
+
+def test_refusals_with_json_are_json_on_stdout(demo_hub, capsys):
+    code, out, err = run(capsys, "export", "scans", "--project", "demo-open", "--user", "viewer", "--json")
+    assert code == 2 and err == ""
+    assert json.loads(out) == {"error": {"code": "permission_denied", "message": "Permission denied"}}
+    code, out, _ = run(capsys, "job", "999", "--user", "analyst", "--json")
+    assert code == 2 and json.loads(out)["error"]["code"] == "not_found"
+
