@@ -8,6 +8,7 @@ Plotly, so the PDF shows what the preview showed. The drawing's parts are named 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from reportlab.graphics.charts.barcharts import VerticalBarChart
@@ -61,14 +62,48 @@ def drawing(spec: ChartSpec, width: float = WIDTH, height: float = HEIGHT) -> Dr
     return d
 
 
+def _label_step(labels: list[str]) -> int:
+    """Print every n-th category label: fewer for long ones (hours), so rotated labels never touch."""
+    longest = max((len(label) for label in labels), default=0)
+    most = _MAX_TICKS if longest <= 10 else _MAX_TICKS * 2 // 3
+    return max(1, -(-len(labels) // most))
+
+
 def _thin(labels: list[str]) -> list[str]:
     """Every n-th label, so at most about :data:`_MAX_TICKS` are printed."""
-    step = max(1, -(-len(labels) // _MAX_TICKS))
+    step = _label_step(labels)
     return [label if i % step == 0 else "" for i, label in enumerate(labels)]
 
 
 def _fmt(spec: ChartSpec) -> Callable[[float], str]:
     return lambda v: format(v, spec.value_format)
+
+
+def nice_scale(top: float, *, whole: bool, ticks: int = 5) -> tuple[float, float]:
+    """An axis from zero: ``(maximum, step)`` with a 1-2-5 step, about ``ticks`` ticks, the maximum a
+    multiple of the step at or above ``top``. ``whole`` values (counts shown without decimals) get a
+    step of at least 1, so an axis never reads 0, 0, 0, 1, 1, 1."""
+    top = max(top, 1.0 if whole else 1e-9)
+    raw = top / ticks
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    if whole:
+        step = max(1.0, math.ceil(step))
+    return math.ceil(top / step - 1e-9) * step, step
+
+
+def _value_axis(axis: object, spec: ChartSpec, font: str) -> None:
+    """Ticks from zero at round values, formatted as the spec says."""
+    values = [v for s in spec.series for v in spec.values(s) if v is not None]
+    if spec.stacked and spec.series:
+        columns = [spec.values(s) for s in spec.series]
+        values = [sum(v or 0.0 for v in row) for row in zip(*columns, strict=True)]
+    whole = spec.value_format.endswith(("0f", "d"))
+    maximum, step = nice_scale(max(values, default=0.0), whole=whole)
+    axis.valueMin, axis.valueMax, axis.valueStep = 0, maximum, step  # type: ignore[attr-defined]
+    axis.labels.fontName, axis.labels.fontSize = font, _AXIS_FONT  # type: ignore[attr-defined]
+    axis.labelTextFormat = _fmt(spec)  # type: ignore[attr-defined]
+    axis.visibleGrid, axis.gridStrokeColor, axis.gridStrokeWidth = True, _GRID, 0.4  # type: ignore[attr-defined]
 
 
 def _bars(d: Drawing, spec: ChartSpec, font: str, box: tuple[float, float, float, float]) -> None:
@@ -85,13 +120,7 @@ def _bars(d: Drawing, spec: ChartSpec, font: str, box: tuple[float, float, float
         chart.categoryAxis.labels.dx, chart.categoryAxis.labels.dy = 2, -4
     if spec.stacked:
         chart.categoryAxis.style = "stacked"
-    chart.valueAxis.valueMin = 0
-    chart.valueAxis.labels.fontName = font
-    chart.valueAxis.labels.fontSize = _AXIS_FONT
-    chart.valueAxis.labelTextFormat = _fmt(spec)
-    chart.valueAxis.visibleGrid = True
-    chart.valueAxis.gridStrokeColor = _GRID
-    chart.valueAxis.gridStrokeWidth = 0.4
+    _value_axis(chart.valueAxis, spec, font)
     if spec.kind == "histogram":  # touching bars: the buckets are adjacent ranges
         chart.barSpacing, chart.groupSpacing = 0, 1
     else:
@@ -109,18 +138,14 @@ def _line(d: Drawing, spec: ChartSpec, font: str, box: tuple[float, float, float
     # Positions 0..n-1 on the x axis, printed as the spec's labels; missing values leave no point.
     plot.data = [[(i, v) for i, v in enumerate(spec.values(s)) if v is not None] or [(0, 0)]
                  for s in spec.series]
-    step = max(1, -(-len(labels) // _MAX_TICKS))
+    step = _label_step(labels)
     axis = plot.xValueAxis
     axis.valueMin, axis.valueMax = 0, max(1, len(labels) - 1)
     axis.valueSteps = list(range(0, len(labels), step))
     axis.labelTextFormat = lambda v: labels[int(v)] if 0 <= int(v) < len(labels) else ""
     axis.labels.fontName, axis.labels.fontSize = font, _AXIS_FONT
     axis.labels.angle, axis.labels.boxAnchor = 40, "ne"
-    y_axis = plot.yValueAxis
-    y_axis.valueMin = 0
-    y_axis.labels.fontName, y_axis.labels.fontSize = font, _AXIS_FONT
-    y_axis.labelTextFormat = _fmt(spec)
-    y_axis.visibleGrid, y_axis.gridStrokeColor, y_axis.gridStrokeWidth = True, _GRID, 0.4
+    _value_axis(plot.yValueAxis, spec, font)
     for i, s in enumerate(spec.series):
         plot.lines[i].strokeColor = colors.HexColor(s.colour)
         plot.lines[i].strokeWidth = 1.5 if len(labels) > 200 else 2

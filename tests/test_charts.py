@@ -174,3 +174,38 @@ def test_heatmap_axes_follow_the_dimensions_natural_order():
     hours = pa.table({"hour": [9, 7, 8], "kind": ["count", "audit", "count"], "scans": [1, 2, 3]})
     xs, ys, _ = charts.explore_chart(hours, ExploreSpec("scans", "hour", "kind")).matrix()
     assert (xs, ys) == (["7", "8", "9"], ["audit", "count"])
+
+
+def _value_ticks(spec, tmp_path) -> list[str]:  # type: ignore[no-untyped-def]
+    """The numbers printed on the chart, read back from a PDF of it (the only numbers are the ticks)."""
+    from pypdf import PdfReader
+    from reportlab.graphics import renderPDF
+
+    path = tmp_path / "chart.pdf"
+    renderPDF.drawToFile(drawing(spec), str(path))
+    words = PdfReader(path).pages[0].extract_text().split()
+    return [w for w in words if w.replace(",", "").replace(".", "").isdigit()]
+
+
+@pytest.mark.parametrize("kind", ["bar", "line"])
+def test_small_counts_get_whole_distinct_ticks(kind, tmp_path):
+    import pyarrow as pa
+
+    spec = charts.ChartSpec(
+        key="t", kind=kind, title="t", x_label="x", y_label="y", x="day",
+        series=(charts.Series("n", "n", "#336699"),),
+        data=pa.table({"day": ["a", "b", "c"], "n": [0, 1, 1]}), value_format=",.0f",
+    )
+    ticks = _value_ticks(spec, tmp_path)
+    assert ticks and len(ticks) == len(set(ticks)), ticks
+    assert ticks[0] == "0" and ticks[-1] == "1"
+
+
+def test_nice_scale_rounds_up_to_a_1_2_5_step():
+    from exporters._charts import nice_scale
+
+    assert nice_scale(1, whole=True) == (1, 1)
+    assert nice_scale(7, whole=True) == (8, 2)
+    assert nice_scale(2_480, whole=True) == (2_500, 500)
+    assert nice_scale(0.37, whole=False) == pytest.approx((0.4, 0.1))
+    assert nice_scale(0, whole=True) == (1, 1)
