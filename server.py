@@ -11,20 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from web import auth_routes, downloads
-
-
-async def health(_request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok"})
-
+from web import auth_routes, downloads, ops_routes
 
 # ---- Exporthub's HTTP routes: add one line per route (or route list) here. ----
 ROUTES: list[BaseRoute] = [
-    Route("/healthz", health),
+    *ops_routes.ROUTES,  # /healthz (200, or 503 naming the failing part) and /metrics (Prometheus)
     *auth_routes.ROUTES,  # /auth/session (sign in with a ticket), /auth/session/refresh, /auth/session/end
     *downloads.ROUTES,  # /download/{token}: user-bound, expiring file links (exporthub.links)
 ]

@@ -117,32 +117,105 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+class _WatchedQueue:
+    """The queue dispatcher, remembering whether it could not be reached (the job is committed anyway)."""
+
+    def __init__(self, inner: Dispatcher) -> None:
+        self.inner = inner
+        self.problem: Exception | None = None
+
+    def enqueue(self, job_id: int, *, eta: datetime | None = None) -> None:
+        try:
+            self.inner.enqueue(job_id, eta=eta)
+        except Exception as exc:
+            self.problem = exc
+            raise
+
+
+# How long --wait waits for a worker to report in when none is running, before it gives up.
+NO_WORKER_PATIENCE_SECONDS = 30.0
+
+
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     if args.inline and args.at:
         raise ExporthubError("--inline cannot run a job scheduled with --at; leave it to the worker")
     inline = InlineDispatcher() if args.inline else None
-    service = _service(settings, inline or queue_dispatcher())
+    queue = None if inline else _WatchedQueue(queue_dispatcher())
+    service = _service(settings, inline or queue)  # type: ignore[arg-type]
     job = service.start(args.user, args.project, args.type, _parse_vars(args.var), run_at=_parse_at(args.at))
+    if queue is not None and queue.problem is not None:
+        print(f"Job {job.id} queued; no worker reachable yet (the queue could not be reached: {queue.problem}). "
+              "It starts as soon as a worker can take it.", file=sys.stderr)
     if inline is not None:
         inline.drain(service.db, settings)
         job = service.get(args.user, job.id)
     elif args.wait:
-        job = _wait(lambda: service.get(args.user, job.id), args.timeout)
+        job = _wait(service, settings, args.user, job.id, args.timeout)
     _print_job(job, as_json=args.json)
     if (inline is not None or args.wait) and job.status is not JobStatus.COMPLETED:
         if job.status not in FINISHED_STATUSES:
-            print(f"Timed out after {args.timeout} s; job {job.id} is still {job.status}", file=sys.stderr)
+            print(f"Stopped waiting; job {job.id} is still {job.status} (cancel it with "
+                  f"'exporthub cancel {job.id} --user {args.user}')", file=sys.stderr)
         return EXIT_JOB_FAILED
     return EXIT_OK
 
 
-def _wait(fetch: Callable[[], JobView], timeout: float) -> JobView:
+def _wait(service: Any, settings: Settings, user: str, job_id: int, timeout: float) -> JobView:
+    """Poll the job until it finishes or ``timeout``; with no live worker, say so at once and give up
+    after :data:`NO_WORKER_PATIENCE_SECONDS` unless one reports in."""
+    from exporthub import workers
+
     deadline = time.monotonic() + timeout
-    job = fetch()
+    no_worker_since: float | None = None
+    job = service.get(user, job_id)
     while job.status not in FINISHED_STATUSES and time.monotonic() < deadline:
+        if job.status is not JobStatus.RUNNING and workers.live_count(service.db, settings) == 0:
+            if no_worker_since is None:
+                no_worker_since = time.monotonic()
+                print("No worker is taking jobs (none has reported in the last "
+                      f"{workers.live_window(settings):.0f} s). Start one with 'exporthub worker' (or "
+                      "'exporthub up'), or run the job in this process with --inline. Waiting "
+                      f"{NO_WORKER_PATIENCE_SECONDS:.0f} s for a worker…", file=sys.stderr, flush=True)
+            elif time.monotonic() - no_worker_since > NO_WORKER_PATIENCE_SECONDS:
+                return job
+        else:
+            no_worker_since = None
         time.sleep(0.2)
-        job = fetch()
+        job = service.get(user, job_id)
     return job
+
+
+def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
+    from exporthub import workers
+
+    db = get_database(settings)
+    fleet = workers.list_workers(db, settings, include_gone=args.all)
+    stats = workers.queue_stats(db)
+    pending: int | None
+    try:
+        pending = queue_dispatcher().pending()  # type: ignore[attr-defined]
+        queue_error = None
+    except Exception as exc:  # the queue itself may be down; the database still answers
+        pending, queue_error = None, str(exc)
+    if args.json:
+        print(json.dumps({
+            "workers": [w.to_json() for w in fleet],
+            "queue": {"ready_jobs": stats.ready, "oldest_ready_seconds": stats.oldest_ready_seconds,
+                      "pending_messages": pending, "error": queue_error},
+        }, ensure_ascii=False))
+        return EXIT_OK
+    if not fleet:
+        print("No worker has reported in recently. Start one with 'exporthub worker'.")
+    for w in fleet:
+        jobs = ", ".join(f"job {j}" for j in w.running_jobs) or "idle"
+        state = w.state if w.live else "gone"
+        detail = f" ({w.detail})" if w.detail else ""
+        print(f"{w.id}  {state}{detail}  {w.threads} thread(s)  v{w.version}  last seen "
+              f"{w.last_seen_at:%Y-%m-%d %H:%M:%S} UTC  {jobs}")
+    oldest = "" if stats.oldest_ready_seconds is None else f", the oldest waiting {stats.oldest_ready_seconds:.0f} s"
+    queue_text = f"{pending} message(s) in the queue" if pending is not None else f"queue unreachable: {queue_error}"
+    print(f"{stats.ready} job(s) ready{oldest}; {queue_text}")
+    return EXIT_OK
 
 
 def cmd_types(args: argparse.Namespace, settings: Settings) -> int:
@@ -286,8 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print JSON (refusals too)")
         p.set_defaults(func=_simple(action))
 
-    p = sub.add_parser("worker", help="run the background worker")
+    p = sub.add_parser("worker", help="run the background worker (SIGTERM drains it)")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("workers", help="the workers that reported in, their running jobs, and the queue")
+    p.add_argument("--all", action="store_true", help="also list workers that stopped or went silent")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_workers)
 
     p = sub.add_parser("up", help="start the web app and a worker on this machine (the demo in an empty data folder)")
     p.add_argument("--port", type=int, default=8501, help="the web app's port (default 8501)")

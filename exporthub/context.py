@@ -91,6 +91,7 @@ class JobContext:
     export_sessions: list[ExportSessionRecord] = field(default_factory=list)
     cancel_event: threading.Event = field(default_factory=threading.Event)
     committed: bool = False  # past the point of no return: a cancel is no longer honoured
+    publishes: int = 0  # how many times the job asked to mark its project published on completion
     _last_progress: int = -1
     _last_progress_at: float = 0.0
 
@@ -114,6 +115,11 @@ class JobContext:
         from here on the job completes or fails, but a cancel request can no longer undo it."""
         self.check_cancelled()
         self.committed = True
+
+    def publish_project_on_completion(self) -> None:
+        """Mark the project published in the same transaction that completes this job (refused, and the
+        job failed, if the project was reopened meanwhile): published exactly when the job completed."""
+        self.publishes = 1
 
     def info(self, message: str) -> None:
         self.reporter.log(LogLevel.INFO, message)

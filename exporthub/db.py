@@ -55,7 +55,10 @@ class Database:
             _configure_sqlite(self.engine, busy_timeout_ms)
             read_engine = self.engine.execution_options(**{_SQLITE_BEGIN_OPTION: "DEFERRED"})
         else:
-            self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            # A short connect timeout: a health check or a page must say "database unreachable" in
+            # seconds, not hang on a host that does not answer.
+            self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
+                                        connect_args={"connect_timeout": 5})
             read_engine = self.engine
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(read_engine, expire_on_commit=False)

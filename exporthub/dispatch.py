@@ -6,8 +6,12 @@ tests and ``--inline`` runs use :class:`RecordingDispatcher` or :class:`NullDisp
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 
 class Dispatcher(Protocol):
@@ -31,3 +35,19 @@ class RecordingDispatcher:
 
     def enqueue(self, job_id: int, *, eta: datetime | None = None) -> None:
         self.enqueued.append((job_id, eta))
+
+
+def hand_over(dispatcher: Dispatcher, job_ids: Iterable[int], *, eta: datetime | None = None) -> bool:
+    """Enqueue committed jobs; ``False`` when the queue could not be reached.
+
+    The job table is the truth and the jobs are committed already: a queue that is down must not
+    turn a start into an error. Housekeeping hands ready jobs nobody claimed to the queue again.
+    """
+    ok = True
+    for job_id in job_ids:
+        try:
+            dispatcher.enqueue(job_id, eta=eta)
+        except Exception as exc:  # redis.ConnectionError and friends: the domain does not know Redis
+            log.warning("could not hand job %s to the queue: %s", job_id, exc)
+            ok = False
+    return ok

@@ -19,10 +19,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from exporthub import audit, lake
+from exporthub import audit, lake, lifecycle
 from exporthub.access import get_project, get_user, require
 from exporthub.db import Database
-from exporthub.dispatch import Dispatcher
+from exporthub.dispatch import Dispatcher, hand_over
 from exporthub.errors import (
     ExporthubError,
     InvalidTransition,
@@ -48,6 +48,9 @@ from exporthub.views import JobView, job_view
 
 if TYPE_CHECKING:
     from exporters.registry import Estimate
+
+QUEUE_UNREACHABLE = ("Queued; no worker reachable yet: the queue could not be reached, so the job starts as "
+                     "soon as a worker can take it")
 
 
 class JobService:
@@ -211,32 +214,30 @@ class JobService:
             if run_at is not None and run_at.tzinfo is None:
                 # A time without an offset is the project's local time, as the UI shows it.
                 run_at = run_at.replace(tzinfo=ZoneInfo(project.timezone))
-            scheduled = run_at is not None and run_at > utcnow()
             with self.db.write() as s:
-                parent = self._insert_job(
-                    s, project, user, export_type, values,
-                    status=JobStatus.WAITING if children or scheduled else JobStatus.READY,
-                    run_at=run_at if scheduled else None,
-                )
-                # A scheduled parent's children wait for the same time, so nothing runs early.
-                child_jobs = [
-                    self._insert_job(s, project, user, c.export_type, c.variables,
-                                     status=JobStatus.WAITING if scheduled else JobStatus.READY,
-                                     run_at=run_at if scheduled else None, parent_id=parent.id)
+                # A scheduled job (and a parent) starts waiting; the database's clock decides when it is
+                # due, so a web host whose clock is off never runs anything early.
+                parent = self._insert_job(s, project, user, export_type, values,
+                                          waiting=bool(children) or run_at is not None, run_at=run_at)
+                child_jobs = [  # a scheduled parent's children wait for the same time, so nothing runs early
+                    self._insert_job(s, project, user, c.export_type, c.variables, waiting=run_at is not None,
+                                     run_at=run_at, parent_id=parent.id)
                     for c in children
                 ]
+                runnable = [j.id for j in child_jobs] or [parent.id]
+                due = [job_id for job_id in runnable if run_at is None or lifecycle.promote(s, job_id)]
                 audit.record(
                     s, action=action, actor=username, project=project_slug, target=f"job:{parent.id}",
                     detail=f"{export_type} {values}",
                 )
                 job_id = parent.id
-                child_ids = [c.id for c in child_jobs]
         except ExporthubError as exc:
             raise self._refuse(exc, action=action, actor=username, project=project_slug, target=export_type)
-        if not child_ids:
-            self.dispatcher.enqueue(job_id, eta=run_at if scheduled else None)
-        for child_id in child_ids:
-            self.dispatcher.enqueue(child_id, eta=run_at if scheduled else None)
+        later = [j for j in runnable if j not in due]
+        queued = hand_over(self.dispatcher, due) and hand_over(self.dispatcher, later, eta=run_at)
+        if not queued:
+            with self.db.write() as s:
+                lifecycle.log(s, job_id, LogLevel.INFO, QUEUE_UNREACHABLE)
         return self.get(username, job_id)
 
     def _insert_job(
@@ -247,16 +248,13 @@ class JobService:
         export_type: str,
         values: dict[str, Any],
         *,
-        status: JobStatus,
+        waiting: bool,
         run_at: datetime | None = None,
         parent_id: int | None = None,
     ) -> Job:
-        job = Job(
-            project_id=project.id, export_type=export_type, status=str(status), progress=0,
-            variables=values, user_id=user.id, parent_id=parent_id, run_at=run_at,
-            cancel_requested=False, export_sessions_reset=False, attempt=0, created_at=utcnow(),
-        )
-        s.add(job)
+        job = lifecycle.insert(s, project_id=project.id, user_id=user.id, export_type=export_type,
+                               variables=values, status=JobStatus.WAITING if waiting else JobStatus.READY,
+                               run_at=run_at, parent_id=parent_id)
         try:
             with s.begin_nested():
                 s.flush()
@@ -264,7 +262,7 @@ class JobService:
             # The partial unique index said no: another active job of this type exists.
             raise JobAlreadyRunning(export_type) from None
         if run_at is not None:
-            s.add(JobLog(job_id=job.id, time=utcnow(), level=LogLevel.INFO, message=f"Scheduled for {run_at.isoformat()}"))
+            lifecycle.log(s, job.id, LogLevel.INFO, f"Scheduled for {run_at.isoformat()}")
         return job
 
     def retry(self, username: str, job_id: int) -> JobView:
@@ -300,17 +298,19 @@ class JobService:
             raise self._refuse(exc, action=action, actor=username, project=slug, target=f"job:{job_id}")
 
     def cancel(self, username: str, job_id: int) -> JobView:
-        """Cancel a waiting, ready or running job (running ones stop cooperatively, within seconds)."""
+        """Cancel a waiting, ready or running job. A running one stops cooperatively, within seconds: until
+        then the returned view says ``cancel_requested`` while its status is still ``running``."""
 
-        def apply(s: Session, job: Job) -> None:
+        def apply(s: Session, job: Job) -> str:
             if JobStatus(job.status) not in CANCELLABLE_STATUSES:
                 raise InvalidTransition(f"Job {job_id} is {job.status} and can no longer be cancelled")
-            cancel_tree(s, job, reason=f"Cancelled by {username}")
+            after = lifecycle.cancel(s, job.id, reason=f"Cancelled by {username}")
+            if after is not None and after not in ACTIVE_STATUSES and after is not JobStatus.CANCELLED:
+                raise InvalidTransition(f"Job {job_id} {after} before it could be cancelled")
             if job.parent_id is not None:
                 # A cancelled child ends its parent now; nobody else would wake it.
-                parent = s.get(Job, job.parent_id)
-                if parent is not None:
-                    settle_parent(s, parent)
+                lifecycle.settle_parent(s, job.parent_id)
+            return "cancelled" if after is JobStatus.CANCELLED else "cancelling (the worker stops it)"
 
         self._act_on_job(username, job_id, action="cancel", permission=Permission.CANCEL, apply=apply)
         return self.get(username, job_id)
@@ -331,12 +331,16 @@ class JobService:
                 raise InvalidTransition(f"Job {job_id} belongs to job {job.parent_id}; remove that one")
             released = 0
             for target in [job, *self._children(s, job.id)]:
-                delete_job_files(s, self.settings, target)
+                doomed.extend(mark_files_deleted(s, target))
+                folders.append(job_folder(self.settings, target))
                 released += _release_export_sessions(s, target, why=f"Export sessions released: job removed by {username}")
                 target.removed_at = utcnow()
             return f"{released} export sessions released" if released else None
 
+        doomed: list[str] = []
+        folders: list[Path] = []
         self._act_on_job(username, job_id, action="remove", permission=Permission.REMOVE, apply=apply)
+        delete_stored(self.settings, doomed, folders)  # only now that the removal is committed
         return self._view(job_id, with_log=True)
 
     def reset_export_sessions(self, username: str, job_id: int) -> JobView:
@@ -496,59 +500,6 @@ def build_views(s: Session, settings: Settings, jobs: Sequence[Job], *, with_log
     return views
 
 
-def finish(s: Session, job: Job, status: JobStatus, *, error: str | None = None) -> None:
-    """Move a job to a finished state (the caller holds a write transaction)."""
-    job.status = str(status)
-    job.finished_at = utcnow()
-    if error is not None:
-        job.error = error
-    if status is JobStatus.COMPLETED:
-        job.progress = 100
-
-
-def cancel_tree(s: Session, job: Job, *, reason: str) -> None:
-    """Cancel a job and its active children. Running ones get the flag; the runner finishes them."""
-    for target in [job, *s.scalars(select(Job).where(Job.parent_id == job.id))]:
-        status = JobStatus(target.status)
-        if status not in ACTIVE_STATUSES:
-            continue
-        target.cancel_requested = True
-        if status is not JobStatus.RUNNING:
-            finish(s, target, JobStatus.CANCELLED)
-        s.add(JobLog(job_id=target.id, time=utcnow(), level=LogLevel.INFO, message=reason))
-
-
-def settle_parent(s: Session, parent: Job) -> int | None:
-    """Decide a waiting parent once none of its children is active any more.
-
-    A child that failed or was cancelled fails the parent (and cancels any sibling still active); when
-    all completed the parent becomes ready, unless it is scheduled for later. Returns the parent's id
-    when it should be handed to the queue now.
-    """
-    if parent.status != JobStatus.WAITING:
-        return None
-    children = list(s.scalars(select(Job).where(Job.parent_id == parent.id).order_by(Job.id)))
-    if not children:
-        return None
-    bad = [c for c in children if c.status in (JobStatus.FAILED, JobStatus.CANCELLED)]
-    if bad:
-        first = bad[0]
-        reason = f"Child job {first.id} ({first.export_type}) {first.status}"
-        if first.error:
-            reason += f": {first.error}"
-        for child in children:
-            cancel_tree(s, child, reason=f"Cancelled because {reason.lower()}")
-        finish(s, parent, JobStatus.FAILED, error=reason)
-        s.add(JobLog(job_id=parent.id, time=utcnow(), level=LogLevel.ERROR, message=reason))
-        return None
-    if any(JobStatus(c.status) in ACTIVE_STATUSES for c in children):
-        return None
-    if parent.run_at is not None and parent.run_at > utcnow():
-        return None  # the scheduled time will promote it (maintenance.promote_due)
-    parent.status = str(JobStatus.READY)
-    return parent.id
-
-
 def _release_export_sessions(s: Session, job: Job, *, why: str) -> int:
     """Delete the export sessions ``job`` recorded and flag it; returns how many zones they covered."""
     count = int(s.scalar(select(func.count()).select_from(ExportSession).where(ExportSession.job_id == job.id)) or 0)
@@ -556,25 +507,31 @@ def _release_export_sessions(s: Session, job: Job, *, why: str) -> int:
         return 0
     s.query(ExportSession).filter(ExportSession.job_id == job.id).delete()
     job.export_sessions_reset = True
-    s.add(JobLog(job_id=job.id, time=utcnow(), level=LogLevel.INFO,
-                 message=f"{why} ({count} zones): 'only new since last export' includes its scans again"))
+    lifecycle.log(s, job.id, LogLevel.INFO, f"{why} ({count} zones): 'only new since last export' includes its "
+                                            "scans again")
     return count
 
 
-def delete_job_files(s: Session, settings: Settings, job: Job) -> int:
-    """Delete a job's files from disk and mark their rows deleted. Returns how many."""
-    count = 0
+def mark_files_deleted(s: Session, job: Job) -> list[str]:
+    """Mark a job's files deleted; returns their storage keys, for :func:`delete_stored` after commit."""
+    keys = []
+    for f in s.scalars(select(File).where(File.job_id == job.id, File.deleted_at.is_(None))):
+        f.deleted_at = utcnow()
+        keys.append(f.storage_key)
+    return keys
+
+
+def delete_stored(settings: Settings, keys: Sequence[str], folders: Sequence[Path] = ()) -> None:
+    """Delete stored files (and job folders) whose rows a committed transaction marked deleted."""
     from exporthub.links import LinkRefused, stored_path
 
-    for f in s.scalars(select(File).where(File.job_id == job.id, File.deleted_at.is_(None))):
+    for key in keys:
         try:
-            stored_path(settings, f.storage_key).unlink(missing_ok=True)
-        except LinkRefused:  # a key pointing outside the files folder is never followed
+            stored_path(settings, key).unlink(missing_ok=True)
+        except (LinkRefused, OSError):  # a key pointing outside the files folder is never followed
             pass
-        f.deleted_at = utcnow()
-        count += 1
-    shutil.rmtree(job_folder(settings, job), ignore_errors=True)
-    return count
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def job_folder(settings: Settings, job: Job) -> Path:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Enum,
     Float,
     ForeignKey,
     Index,
@@ -26,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from exporthub.states import ACTIVE_STATUSES
+from exporthub.states import ACTIVE_STATUSES, JobStatus
 
 
 def utcnow() -> datetime:
@@ -114,7 +115,11 @@ class Job(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     export_type: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16))
+    # Stored as the enum's value in a plain VARCHAR; only exporthub.lifecycle changes it.
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(JobStatus, native_enum=False, create_constraint=False, length=16,
+             values_callable=lambda e: [m.value for m in e], validate_strings=True)
+    )
     progress: Mapped[int] = mapped_column(Integer, default=0)
     variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -205,3 +210,35 @@ class LoginAttempt(Base):
     username: Mapped[str] = mapped_column(String(64), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Worker(Base):
+    """A worker process, as it last reported itself (``exporthub workers``, the admin page, /metrics).
+
+    Times are the database's (``exporthub.dbclock``); a worker whose ``last_seen_at`` is older than a few
+    heartbeats is gone, whatever its ``state`` says.
+    """
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid:nonce, also jobs.worker_id
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(16))  # running | draining | stopped | unhealthy
+    detail: Mapped[str | None] = mapped_column(Text)  # why it is unhealthy, in words
+    threads: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class PeriodicRun(Base):
+    """The last run of a periodic task across every process: the lease that makes it a singleton."""
+
+    __tablename__ = "periodic_runs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    runs: Mapped[int] = mapped_column(Integer, default=0)

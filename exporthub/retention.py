@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from exporthub import audit
 from exporthub.db import Database
-from exporthub.jobs import delete_job_files
-from exporthub.links import LinkRefused, stored_path
+from exporthub.jobs import delete_stored, job_folder, mark_files_deleted
 from exporthub.models import File, Job, utcnow
-from exporthub.runner import PARTIAL_DIR
+from exporthub.outputs import PARTIAL_DIR
 from exporthub.settings import Settings
 from exporthub.states import ACTIVE_STATUSES, FINISHED_STATUSES
 
@@ -51,46 +50,43 @@ def cleanup(db: Database, settings: Settings, *, actor: str | None = None, now: 
     ``expires_at``, and orphaned temporary files; never anything of an active job.
 
     Writes exactly one ``cleanup`` audit event (also when nothing was due), whose detail lists the
-    removed job ids. ``now`` is for tests.
+    removed job ids. Safe to run from several processes at once: each job and file is claimed by one
+    conditional update, so no two runs report the same removal. Files leave the disk only after the
+    commit that removed them. ``now`` is for tests.
     """
     now = now or utcnow()
     cutoff = now - timedelta(days=settings.retention_days)
-    removed: list[int] = []
-    expired: list[int] = []
-    files = 0
     orphans = _remove_orphans(db, settings)
+    doomed: list[str] = []
+    folders = []
     with db.write() as s:
         active_ids = select(Job.id).where(Job.status.in_(_ACTIVE))
-        jobs = s.scalars(
-            select(Job).where(
-                Job.status.in_([str(x) for x in FINISHED_STATUSES]),
-                Job.removed_at.is_(None),
-                Job.finished_at < cutoff,
-                Job.parent_id.is_(None) | Job.parent_id.not_in(active_ids),
-            ).order_by(Job.id)
+        due = select(Job.id).where(
+            Job.status.in_([str(x) for x in FINISHED_STATUSES]),
+            Job.removed_at.is_(None),
+            Job.finished_at < cutoff,
+            Job.parent_id.is_(None) | Job.parent_id.not_in(active_ids),
+        )
+        removed = sorted(s.scalars(
+            update(Job).where(Job.id.in_(due), Job.removed_at.is_(None)).values(removed_at=now)
+            .returning(Job.id).execution_options(synchronize_session=False)
+        ))
+        for job in s.scalars(select(Job).where(Job.id.in_(removed))):
+            doomed.extend(mark_files_deleted(s, job))
+            folders.append(job_folder(settings, job))
+        files = len(doomed)
+        expired_rows = s.execute(
+            update(File).where(File.deleted_at.is_(None), File.expires_at.is_not(None), File.expires_at < now,
+                               File.job_id.not_in(active_ids))
+            .values(deleted_at=now).returning(File.id, File.storage_key).execution_options(synchronize_session=False)
         ).all()
-        for job in jobs:
-            files += delete_job_files(s, settings, job)
-            job.removed_at = now
-            removed.append(job.id)
-        for f in s.scalars(
-            select(File).where(File.deleted_at.is_(None), File.expires_at.is_not(None), File.expires_at < now,
-                               File.job_id.not_in(active_ids)).order_by(File.id)
-        ):
-            _unlink_stored(settings, f.storage_key)
-            f.deleted_at = now
-            expired.append(f.id)
+        expired = sorted(r.id for r in expired_rows)
+        doomed.extend(r.storage_key for r in expired_rows)
         result = CleanupResult(jobs=removed, files=files + len(expired), orphans=orphans, expired_files=expired)
         # One event for the whole run, in the same transaction as the removals it describes.
         audit.record(s, action="cleanup", actor=actor, detail=result.describe(settings.retention_days))
+    delete_stored(settings, doomed, folders)
     return result
-
-
-def _unlink_stored(settings: Settings, storage_key: str) -> None:
-    try:
-        stored_path(settings, storage_key).unlink(missing_ok=True)
-    except (LinkRefused, OSError):  # a key that points outside the files folder is never followed
-        pass
 
 
 def _remove_orphans(db: Database, settings: Settings) -> int:

@@ -78,6 +78,9 @@ class Settings:
     login_lockout_seconds: int
     address: str
     shutdown_grace_seconds: float
+    retention_interval_seconds: float
+    requeue_after_seconds: float
+    extra_exporters: tuple[str, ...]
 
     @property
     def is_embedded(self) -> bool:
@@ -91,10 +94,6 @@ class Settings:
     @property
     def files_dir(self) -> Path:
         return self.data_dir / "files"
-
-    @property
-    def publish_dir(self) -> Path:
-        return self.data_dir / "published"
 
     @property
     def tmp_dir(self) -> Path:
@@ -161,6 +160,10 @@ def _load() -> Settings:
         # Only this machine can reach the app unless told otherwise (a demo instance must stay private).
         address=_env("ADDRESS", "127.0.0.1") or "127.0.0.1",
         shutdown_grace_seconds=_float("SHUTDOWN_GRACE_SECONDS", 30.0),
+        retention_interval_seconds=_float("RETENTION_INTERVAL_SECONDS", 3600.0),
+        requeue_after_seconds=_float("REQUEUE_AFTER_SECONDS", 30.0),
+        # Modules with an EXPORTER each, registered after the built-ins (a deployment's own export types).
+        extra_exporters=tuple(m.strip() for m in (_env("EXTRA_EXPORTERS", "") or "").split(",") if m.strip()),
     )
 
 

@@ -25,10 +25,14 @@ REMOVABLE_STATUSES = FINISHED_STATUSES
 # A completed job is not retried: its files are still there, start a new export instead.
 RETRYABLE_STATUSES: frozenset[JobStatus] = frozenset({JobStatus.FAILED, JobStatus.CANCELLED})
 
+# The law exporthub.lifecycle enforces: every status change is one conditional UPDATE from a state to
+# one of the states listed for it here.
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    # A waiting job becomes ready when it is due and its children completed; it fails with a child.
     JobStatus.WAITING: frozenset({JobStatus.READY, JobStatus.CANCELLED, JobStatus.FAILED}),
     JobStatus.READY: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED}),
-    JobStatus.RUNNING: frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}),
+    # running -> ready: a draining worker hands its job back, so another worker runs it (attempt + 1).
+    JobStatus.RUNNING: frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.READY}),
     JobStatus.COMPLETED: frozenset(),
     JobStatus.FAILED: frozenset(),
     JobStatus.CANCELLED: frozenset(),

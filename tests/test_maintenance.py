@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from exporthub.maintenance import REQUEUE_AFTER, requeue_stale_ready
+from exporthub.maintenance import REQUEUE_AFTER_SECONDS, requeue_stale_ready
 from exporthub.models import Job, utcnow
+
+REQUEUE_AFTER = timedelta(seconds=REQUEUE_AFTER_SECONDS)
 
 
 def _age(hub, job_id: int, by: timedelta) -> None:
@@ -36,3 +38,16 @@ def test_a_requeued_job_still_runs_once(demo_hub):
     job = demo_hub.service().start("analyst", "demo-open", "scans", {"format": "csv"})
     assert demo_hub.run(job.id) is JobStatus.COMPLETED
     assert demo_hub.run(job.id) is None  # a duplicate queue message finds nothing to claim
+
+
+def test_a_process_that_cannot_reach_the_queue_never_takes_the_requeue_turn(demo_hub):
+    class Down:
+        def enqueue(self, job_id, *, eta=None):  # type: ignore[no-untyped-def]
+            raise ConnectionError("redis is down")
+
+    job = demo_hub.service().start("analyst", "demo-open", "scans", {"format": "csv"})
+    _age(demo_hub, job.id, REQUEUE_AFTER + timedelta(seconds=1))
+    assert requeue_stale_ready(demo_hub.db, Down()) == []
+    with demo_hub.db.read() as s:
+        assert s.get(Job, job.id).requeued_at is None  # rolled back: a healthy process gets it at once
+    assert requeue_stale_ready(demo_hub.db, demo_hub.dispatcher) == [job.id]

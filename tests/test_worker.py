@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from exporthub.db import Database
+from exporthub.models import Job
 from exporthub.states import FINISHED_STATUSES, JobStatus
 from tests._processes import cli, start_worker, stop
 
@@ -36,17 +38,14 @@ def _round_trip(env: dict[str, str]) -> None:
     assert cli(env, "demo", "--scans", "5000", "--anchor", "2026-11-20").returncode == 0
     worker = start_worker(env)
     try:
-        started = time.monotonic()
         out = cli(env, "export", "scans", "--project", "demo-open", "--user", "analyst", "--var", "format=csv",
                   "--json")
         assert out.returncode == 0, out.stderr
         job = json.loads(out.stdout)["job"]
         assert job["status"] in ("ready", "running", "completed")
         done = wait_for(env, job["id"])
-        elapsed = time.monotonic() - started
         assert done["status"] == "completed", done
         assert done["files"] and Path(done["files"][0]["path"]).exists()
-        assert elapsed < 30
         # --wait blocks until the worker finishes, and exits 0.
         out = cli(env, "export", "scans", "--project", "demo-open", "--user", "analyst", "--var", "format=parquet",
                   "--wait", "--timeout", "60", "--json")
@@ -80,56 +79,54 @@ def test_scale_out_path_redis_and_postgresql(tmp_path, pg_url):
 
 
 @pytest.mark.slow
-def test_queue_to_running_latency_is_well_under_a_second(tmp_path):
+def test_wait_without_a_worker_says_so_at_once_and_gives_up(tmp_path):
+    """Job pickup latency is measured in benchmarks/ (a timing belongs there, not in a test)."""
     env = base_env(tmp_path)
     assert cli(env, "demo", "--scans", "2000").returncode == 0
-    worker = start_worker(env)
-    try:
-        time.sleep(3)  # let the consumer settle into its idle polling
-        from exporthub.db import forget_databases, get_database
-        from exporthub.models import Job
-        from exporthub.settings import reload_settings
-
-        os.environ["EXPORTHUB_DATA_DIR"] = env["EXPORTHUB_DATA_DIR"]
-        try:
-            settings = reload_settings()
-            forget_databases()
-            out = cli(env, "export", "scans", "--project", "demo-open", "--user", "analyst", "--json")
-            job_id = json.loads(out.stdout)["job"]["id"]
-            done = wait_for(env, job_id)
-            with get_database(settings).read() as s:
-                job = s.get(Job, job_id)
-                latency = (job.started_at - job.created_at).total_seconds()
-        finally:
-            del os.environ["EXPORTHUB_DATA_DIR"]
-            forget_databases()
-            reload_settings()
-        assert done["status"] == "completed"
-        assert latency < 1.0, latency
-    finally:
-        stop(worker)
+    out = cli(env, "export", "zones", "--project", "demo-open", "--user", "analyst", "--wait", "--timeout", "600",
+              "--json", timeout=120)
+    assert out.returncode == 1
+    assert "No worker is taking jobs" in out.stderr and "exporthub worker" in out.stderr and "--inline" in out.stderr
+    assert json.loads(out.stdout)["job"]["status"] == "ready"  # still queued: a worker will run it later
+    assert "Traceback" not in out.stderr
 
 
 @pytest.mark.slow
-def test_sigterm_fails_running_job_cleanly(tmp_path):
-    env = base_env(tmp_path)
-    # An xlsx of 300k rows takes tens of seconds: long enough to be caught running.
-    assert cli(env, "demo", "--scans", "300000").returncode == 0
-    worker = start_worker(env)
+def test_sigterm_drains_a_running_job_back_to_the_queue_for_the_next_worker(tmp_path):
+    from tests._slow_exporter import write_config
+
+    env = base_env(tmp_path, SHUTDOWN_GRACE_SECONDS="1", EXTRA_EXPORTERS="tests._slow_exporter",
+                   EXPORT_CONFIG=str(write_config(tmp_path / "config.json")))
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    assert cli(env, "demo", "--scans", "2000").returncode == 0
+    first = start_worker(env, tmp_path / "first.log")
     try:
-        out = cli(env, "export", "scans", "--project", "demo-open", "--user", "analyst", "--var", "format=xlsx",
+        out = cli(env, "export", "slow", "--project", "demo-open", "--user", "analyst", "--var", "seconds=15",
                   "--json")
         job_id = json.loads(out.stdout)["job"]["id"]
+        db = Database(f"sqlite:///{tmp_path / 'data' / 'exporthub.db'}")
         deadline = time.monotonic() + 30
-        while json.loads(cli(env, "job", str(job_id), "--user", "analyst", "--json").stdout)["job"]["status"] != "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        stop(worker, signal.SIGTERM)
+        while True:
+            with db.read() as s:
+                if s.get(Job, job_id).status is JobStatus.RUNNING:
+                    break
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.1)
+        stop(first, signal.SIGTERM)
+        assert first.returncode == 0
         job = json.loads(cli(env, "job", str(job_id), "--user", "analyst", "--json").stdout)["job"]
-        assert job["status"] == str(JobStatus.FAILED)
-        assert "worker stopped" in job["error"]
-        assert job["files"] == []
-        leftovers = [p for p in (tmp_path / "data" / "files").rglob("*") if p.is_file()]
-        assert leftovers == []
+        assert job["status"] == "ready" and job["files"] == []  # handed back, nothing half-written kept
+        assert not [p for p in (tmp_path / "data" / "files").rglob("*") if p.is_file()]
+        second = start_worker(env, tmp_path / "second.log")
+        try:
+            done = wait_for(env, job_id, timeout=60)
+        finally:
+            stop(second)
+        assert done["status"] == "completed" and len(done["files"]) == 1
+        log = [entry["message"] for entry in json.loads(
+            cli(env, "job", str(job_id), "--user", "analyst", "--json").stdout)["job"]["log"]]
+        assert any("goes back to the queue" in m for m in log)
+        assert [m for m in log if m.startswith("Started on")][-1].endswith("(attempt 2)")
+        assert "Traceback" not in (tmp_path / "first.log").read_text()
     finally:
-        stop(worker, signal.SIGKILL)
+        stop(first, signal.SIGKILL)

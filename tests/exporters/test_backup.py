@@ -272,8 +272,8 @@ def test_cli_inline_backup_as_each_role_allows(demo_hub, capsys, slug, user, cod
         assert f["content_type"] == "application/zip"
         with zipfile.ZipFile(f["path"]) as archive:
             assert archive.testzip() is None and "manifest.json" in archive.namelist()
-    else:
-        assert "Permission denied" in err
+    else:  # with --json a refusal is JSON on stdout
+        assert json.loads(out)["error"]["message"] == "Permission denied" and err == ""
 
 
 def test_a_project_without_data_round_trips(hub):

@@ -1,4 +1,4 @@
-"""Publish: a parent job on a closed project, its children, the publish folder and the project status."""
+"""Publish: a parent job on a closed project, its children, the published files and the project status."""
 
 from __future__ import annotations
 
@@ -64,19 +64,15 @@ def test_happy_path_publishes_the_children_files_and_marks_the_project(demo_hub)
     done = service.get("manager", parent.id)
     assert done.status is JobStatus.COMPLETED, done.error
     assert [(c.type, c.status) for c in done.children] == [(t, JobStatus.COMPLETED) for t in REPORTS]
-    # The index lists every child file, with the sha256 of the copy in the publish folder.
-    (index_file,) = done.files
-    index = json.loads(index_file.path.read_text())
-    folders = list((demo_hub.settings.publish_dir / "demo-closed").iterdir())
-    assert len(folders) == 1 and not folders[0].name.startswith(".")
-    folder = folders[0]
-    assert json.loads((folder / "index.json").read_text()) == index
+    # The publish job's files are a verified copy of every child file, plus an index listing them.
+    files = {f.name: f for f in done.files}
+    index = json.loads(files.pop("index.json").path.read_text())
     child_files = {(c.id, f.name, f.sha256) for c in done.children for f in c.files}
-    assert {
-        (e["source_job_id"], e["path"].split("/")[-1], e["sha256"]) for e in index["files"]
-    } == child_files
-    for entry in index["files"]:
-        assert hashlib.sha256((folder / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
+    assert {(e["source_job_id"], e["name"], e["sha256"]) for e in index["files"]} == child_files
+    assert set(files) == {e["name"] for e in index["files"]}
+    for f in files.values():
+        assert hashlib.sha256(f.path.read_bytes()).hexdigest() == f.sha256
+        assert f.path.parent.name == str(parent.id)  # in the publish job's own folder of the files store
     assert {e["export_type"] for e in index["files"]} == set(REPORTS)
     # The project is published, and the change is audited.
     published = project(demo_hub)
@@ -103,7 +99,7 @@ def test_a_failing_child_fails_the_parent(demo_hub, monkeypatch):
     statuses = {c.type: c.status for c in failed.children}
     assert statuses["zones"] is JobStatus.FAILED
     assert project(demo_hub).status == "closed"
-    assert not (demo_hub.settings.publish_dir / "demo-closed").exists()
+    assert failed.files == () and not list((demo_hub.settings.files_dir / "demo-closed" / "publish").rglob("*.*"))
 
 
 def test_cancelling_the_parent_cancels_the_children(demo_hub):
@@ -164,13 +160,16 @@ def test_cli_inline_as_each_role_allows(demo_hub, capsys, slug, user, code, mess
         ]
     )
     out, err = capsys.readouterr()
-    assert rc == code and message in err
+    assert rc == code
+    if code == 2:  # with --json a refusal is JSON on stdout
+        assert message in json.loads(out)["error"]["message"] and err == ""
     if code == 0:
         job = json.loads(out)["job"]
         assert job["status"] == "completed"
-        (f,) = job["files"]
-        names = sorted(e["path"].split(".", 1)[1] for e in json.loads(open(f["path"]).read())["files"])
+        (index,) = [f for f in job["files"] if f["name"] == "index.json"]
+        names = sorted(e["name"].split(".", 1)[1] for e in json.loads(open(index["path"]).read())["files"])
         assert names == ["about.json", "about.json", "csv", "csv"]  # each child's csv and its sidecar
+        assert len(job["files"]) == 5
 
 
 def test_the_default_set_publishes_or_refuses_loudly(demo_hub):
@@ -188,8 +187,8 @@ def test_the_default_set_publishes_or_refuses_loudly(demo_hub):
     demo_hub.run_queued()
     done = service.get("manager", parent.id)
     assert done.status is JobStatus.COMPLETED, done.error
-    index = json.loads(done.files[0].path.read_text())
-    assert {e["export_type"] for e in index["files"]} == set(default)
+    (index,) = [f for f in done.files if f.name == "index.json"]
+    assert {e["export_type"] for e in json.loads(index.path.read_text())["files"]} == set(default)
 
 
 # ------------------------------------------------------------------ found in review: no stranded parents
@@ -256,25 +255,46 @@ def test_a_project_reopened_while_publishing_is_not_marked_published(demo_hub):
     after = service.get("manager", parent.id)
     assert after.status is JobStatus.FAILED and "Project must be closed" in after.error
     assert project(demo_hub).status == "open"
-    folder = demo_hub.settings.publish_dir / "demo-closed"
-    assert not folder.exists() or not any(folder.iterdir())  # nothing half-published is left
+    assert after.files == ()  # nothing half-published is left
+    assert not list((demo_hub.settings.files_dir / "demo-closed" / "publish").rglob("*.*"))
 
 
-def test_a_cancel_after_the_point_of_no_return_still_completes(demo_hub, monkeypatch):
+def test_a_project_reopened_during_the_final_commit_fails_the_job_and_stays_open(demo_hub, monkeypatch):
+    """Publishing and completing are one transaction: the project is published exactly when the job
+    completed, even if it was reopened after the exporter's own check."""
     from exporters import publish
 
     service = demo_hub.service()
     parent = service.start("manager", "demo-closed", "publish", {"reports": ["users"]})
-    original = publish._mark_published
+    original = publish.PublishExporter.run
 
-    def cancel_then_mark(ctx, folder, files):
-        service.cancel("manager", parent.id)  # lands while the project is being marked
-        ctx.cancel_event.set()
-        original(ctx, folder, files)
+    def reopen_after_run(self, ctx):  # type: ignore[no-untyped-def]
+        original(self, ctx)
+        with demo_hub.db.write() as s:
+            s.scalar(select(Project).where(Project.slug == "demo-closed")).status = "open"
 
-    monkeypatch.setattr(publish, "_mark_published", cancel_then_mark)
+    monkeypatch.setattr(publish.PublishExporter, "run", reopen_after_run)
     demo_hub.run_queued()
-    # The project is published, so the job says so: completed, with its files.
-    assert project(demo_hub).status == "published"
     after = service.get("manager", parent.id)
-    assert after.status is JobStatus.COMPLETED and after.files
+    assert after.status is JobStatus.FAILED and "Project must be closed" in after.error
+    assert project(demo_hub).status == "open" and after.files == ()
+    with demo_hub.db.read() as s:
+        assert s.scalars(select(AuditEvent).where(AuditEvent.action == "publish")).all() == []
+
+
+def test_a_cancel_that_lands_before_the_final_commit_cancels_and_publishes_nothing(demo_hub, monkeypatch):
+    from exporters import publish
+
+    service = demo_hub.service()
+    parent = service.start("manager", "demo-closed", "publish", {"reports": ["users"]})
+    original = publish.PublishExporter.run
+
+    def cancel_after_run(self, ctx):  # type: ignore[no-untyped-def]
+        original(self, ctx)
+        service.cancel("manager", parent.id)  # after the exporter's last check, before the commit
+
+    monkeypatch.setattr(publish.PublishExporter, "run", cancel_after_run)
+    demo_hub.run_queued()
+    after = service.get("manager", parent.id)
+    assert after.status is JobStatus.CANCELLED and after.files == ()
+    assert project(demo_hub).status == "closed"

@@ -183,4 +183,4 @@ def test_cli_inline_as_each_role_allows(demo_hub, capsys, slug, user, code):
         live = sum(1 for e in lake_sessions(demo_hub, slug).values() if not e["deleted"])
         assert n == live
     else:
-        assert "Permission denied" in err
+        assert json.loads(out)["error"]["message"] == "Permission denied"  # --json: refusals are JSON

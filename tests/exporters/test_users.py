@@ -255,4 +255,4 @@ def test_cli_inline_as_each_role_allows(demo_hub, capsys, slug, user, code):
         raw = open(csv, "rb").read()
         assert raw.startswith(b"\xef\xbb\xbf") and b";" in raw.splitlines()[0]
     else:
-        assert "Permission denied" in err
+        assert json.loads(out)["error"]["message"] == "Permission denied"  # --json: refusals are JSON

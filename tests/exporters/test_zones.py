@@ -208,4 +208,4 @@ def test_cli_inline_as_each_role_allows(demo_hub, capsys, slug, user, code):
             [z for z in lake_zones(demo_hub, slug).values() if not z["deleted"]]
         )
     else:
-        assert "Permission denied" in err
+        assert json.loads(out)["error"]["message"] == "Permission denied"  # --json: refusals are JSON

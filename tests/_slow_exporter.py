@@ -1,0 +1,50 @@
+"""A test-only export type for the process tests: it works for ``seconds`` (checking cancellation like a
+writer does), then writes one small csv and records one export session, so every end state of the
+engine (files, sessions, logs) can be checked without depending on the speed of a real export.
+
+Registered in worker and CLI processes through ``EXPORTHUB_EXTRA_EXPORTERS=tests._slow_exporter``,
+with a config that has a ``slow`` entry (:func:`write_config`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from exporters.registry import BaseExporter
+from exporthub.context import ExportSessionRecord, JobContext
+from exporthub.settings import _SHIPPED_EXPORT_CONFIG
+
+
+class SlowExporter(BaseExporter):
+    export_type = "slow"
+    formats = ("csv",)
+    uses_lake = False
+
+    def run(self, ctx: JobContext) -> None:
+        seconds = float(ctx.variables.get("seconds") or 0)
+        end = time.monotonic() + seconds
+        path = ctx.output_path("csv")
+        with open(path, "w", encoding="utf-8") as out:
+            out.write("job\n")
+            while time.monotonic() < end:
+                ctx.progress(100 * (1 - (end - time.monotonic()) / seconds))  # checks cancellation
+                time.sleep(0.05)
+            out.write(f"{ctx.job_id}\n")
+        ctx.record_export_sessions([ExportSessionRecord(zone_id=1, watermark_scan_id=ctx.job_id, scan_count=1)])
+
+
+EXPORTER = SlowExporter()
+
+
+def write_config(path: Path) -> Path:
+    """The shipped export config plus the ``slow`` type, written to ``path``."""
+    config = json.loads(_SHIPPED_EXPORT_CONFIG.read_text(encoding="utf-8"))
+    config["slow"] = {
+        "title": "Slow", "group": "Test", "allowWhenProjectNotClosed": True,
+        "exportVariables": [{"key": "seconds", "title": "Seconds", "type": "number", "value": 1, "min": 0,
+                             "max": 600}],
+    }
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
