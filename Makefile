@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 # System packages: Chromium for the browser tests, its emoji font (the status icons), poppler for PDF
-# checks, and a CJK fallback font for names in PDF reports. Needs root (CI runs as root).
-SYSTEM_PACKAGES := chromium fonts-noto-color-emoji poppler-utils fonts-droid-fallback
+# checks, a CJK fallback font for names in PDF reports, and faketime for the clock-skew race test.
+# Needs root (CI runs as root).
+SYSTEM_PACKAGES := chromium fonts-noto-color-emoji poppler-utils fonts-droid-fallback faketime
 system-deps:
 	@if ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from collections import deque
@@ -270,7 +271,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import importlib
     import logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     get_database(settings)
     importlib.import_module("worker").run_consumer(settings)
     return EXIT_OK
@@ -411,6 +413,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: arguments must be UTF-8 text without NUL; got {bad!r}", file=sys.stderr)
         return EXIT_REFUSED
     args = build_parser().parse_args(argv)
+    # A command says what matters itself (a refusal, "queued; no worker reachable yet"); the domain's
+    # warnings are for a worker's log. Long-running commands (worker) set up their own logging.
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = get_settings()
         return int(args.func(args, settings))

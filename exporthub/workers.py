@@ -134,3 +134,19 @@ def _aware(value: datetime) -> datetime:
     from datetime import UTC
 
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class FleetOverview:
+    workers: list[WorkerView]
+    queue: QueueStats
+
+
+def overview(db: Database, settings: Settings, username: str) -> FleetOverview:
+    """The workers (gone ones too) and the queue, for a global admin. Raises ``PermissionDenied``."""
+    from exporthub.accounts import is_global_admin
+    from exporthub.errors import PermissionDenied
+
+    if not is_global_admin(db, username):
+        raise PermissionDenied()
+    return FleetOverview(list_workers(db, settings, include_gone=True), queue_stats(db))

@@ -24,6 +24,7 @@ from exporthub.errors import ExporthubError
 from exporthub.importer import CONTRACT, REPLACEABLE, ImportFile, ImportRefused, file_columns, import_files
 from exporthub.settings import get_settings
 from ui.session import current_user, database
+from ui.workers_panel import workers_tab
 
 _FLASH = "_admin_flash"  # (kind, message, secret) shown once after a rerun
 _CONFIRM = "_admin_confirm"  # (action, slug) waiting for the admin's confirmation
@@ -397,8 +398,8 @@ show_flash()
 projects = accounts.list_projects(admin)
 users = accounts.list_users(admin)
 # Keyed, stateful tabs: after an action reruns the page the admin stays on the tab they were using.
-tab_projects, tab_users, tab_import, tab_audit = st.tabs(
-    ["Projects", "Users & roles", "Import data", "Audit trail"], key="_admin_tab", on_change="rerun"
+tab_projects, tab_users, tab_import, tab_audit, tab_workers = st.tabs(
+    ["Projects", "Users & roles", "Import data", "Audit trail", "Workers"], key="_admin_tab", on_change="rerun"
 )
 with tab_projects:
     projects_tab(accounts, admin, projects)
@@ -408,3 +409,5 @@ with tab_import:
     import_tab(admin, projects)
 with tab_audit:
     audit_tab(accounts, admin)
+with tab_workers:
+    workers_tab(admin)

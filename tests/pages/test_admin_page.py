@@ -203,3 +203,29 @@ def test_the_audit_trail_filters_by_action_and_user(demo_hub):
     at.selectbox(key="audit_user").set_value("admin")
     at.run()
     assert set(at.dataframe[-1].value["User"]) == {"admin"}
+
+
+def test_the_workers_tab_lists_each_worker_with_its_running_job_and_the_queue(demo_hub, monkeypatch):
+    import sys
+
+    from exporthub import lifecycle, workers
+
+    monkeypatch.delitem(sys.modules, "worker", raising=False)  # its queue comes from this test's settings
+    service = demo_hub.service()
+    running = service.start("analyst", "demo-open", "scans", {})
+    service.start("analyst", "demo-open", "zones", {})  # waits for a worker
+    workers.register(demo_hub.db, "host-a:101:aaaaaa", threads=2)
+    assert lifecycle.claim(demo_hub.db, running.id, "host-a:101:aaaaaa") is not None
+    workers.register(demo_hub.db, "host-b:202:bbbbbb", threads=1)
+    workers.report(demo_hub.db, "host-b:202:bbbbbb", workers.UNHEALTHY, "queue unreachable: refused")
+    at = page("admin")
+    assert not at.exception
+    (workers_tab,) = [t for t in at.tabs if t.label == "Workers"]
+    (table,) = workers_tab.dataframe
+    rows = {row["Worker"]: row for row in table.value.to_dict("records")}
+    assert rows["host-a:101:aaaaaa"]["State"] == "running"
+    assert rows["host-a:101:aaaaaa"]["Running jobs"] == f"#{running.id}"
+    assert (rows["host-b:202:bbbbbb"]["State"], rows["host-b:202:bbbbbb"]["Detail"]) == (
+        "unhealthy", "queue unreachable: refused")
+    metrics = {m.label: m.value for m in workers_tab.metric}
+    assert metrics["Live workers"] == "2" and metrics["Jobs waiting for a worker"] == "1"
