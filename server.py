@@ -25,7 +25,7 @@ async def health(_request: Request) -> JSONResponse:
 # ---- Exporthub's HTTP routes: add one line per route (or route list) here. ----
 ROUTES: list[BaseRoute] = [
     Route("/healthz", health),
-    *auth_routes.ROUTES,  # /auth/session (sign in with a ticket), /auth/session/refresh, /auth/session/end
+    *auth_routes.ROUTES,  # /auth/session/begin (login nonce), /auth/session (ticket), /auth/session/end (POST)
     *downloads.ROUTES,  # /download/{token}: user-bound, expiring file links (exporthub.links)
 ]
 

@@ -76,6 +76,9 @@ class Settings:
     sqlite_busy_timeout_ms: int
     login_max_failures: int
     login_lockout_seconds: int
+    import_max_file_bytes: int
+    restore_max_entry_bytes: int
+    restore_max_total_bytes: int
 
     @property
     def is_embedded(self) -> bool:
@@ -156,6 +159,9 @@ def _load() -> Settings:
         sqlite_busy_timeout_ms=_int("SQLITE_BUSY_TIMEOUT_MS", 30_000, minimum=0),
         login_max_failures=_int("LOGIN_MAX_FAILURES", 5, minimum=1),
         login_lockout_seconds=_int("LOGIN_LOCKOUT_SECONDS", 300, minimum=1),
+        import_max_file_bytes=_int("IMPORT_MAX_FILE_BYTES", 2 * 1024**3, minimum=1),
+        restore_max_entry_bytes=_int("RESTORE_MAX_ENTRY_BYTES", 4 * 1024**3, minimum=1),
+        restore_max_total_bytes=_int("RESTORE_MAX_TOTAL_BYTES", 16 * 1024**3, minimum=1),
     )
 
 

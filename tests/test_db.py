@@ -37,7 +37,7 @@ def test_model_columns_match_the_migration(hub):
 def test_migrate_twice_is_a_no_op(hub):
     hub.db.migrate()
     with hub.db.read() as s:
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
 
 
 def _insert_active(db: Database, project_id: int, user_id: int) -> None:
