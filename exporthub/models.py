@@ -198,13 +198,15 @@ class AuditEvent(Base):
 
 
 class LoginAttempt(Base):
-    """Failed logins per username, for throttling."""
+    """Login attempts per username, for throttling (see :mod:`exporthub.lockout`)."""
 
     __tablename__ = "login_attempts"
 
     username: Mapped[str] = mapped_column(String(64), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pending: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # admitted, being checked
+    pending_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # admissions older than this lapse
 
 
 class LoginSession(Base):

@@ -7,6 +7,8 @@
   ticket works once across all replicas, and bound to the browser that asked for it (the sha256 of a
   nonce cookie).
 - ``api_tokens``: tokens for scripts (``Authorization: Bearer``), stored as sha256 only.
+- ``login_attempts.pending`` / ``pending_until``: attempts admitted and still being checked, so the
+  lockout counts an attempt before argon2 runs without counting it as a failure (see lockout.py).
 
 Revision ID: 0004
 Revises: 0002
@@ -58,8 +60,14 @@ def upgrade() -> None:
         sa.Column("revoked_at", sa.DateTime),
     )
     op.create_index("ix_api_tokens_user_id", "api_tokens", ["user_id"])
+    with op.batch_alter_table("login_attempts") as batch:
+        batch.add_column(sa.Column("pending", sa.Integer, nullable=False, server_default="0"))
+        batch.add_column(sa.Column("pending_until", sa.DateTime, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("login_attempts") as batch:
+        batch.drop_column("pending_until")
+        batch.drop_column("pending")
     for table in ("api_tokens", "login_tickets", "sessions"):
         op.drop_table(table)
