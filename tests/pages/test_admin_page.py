@@ -204,3 +204,25 @@ def test_the_audit_trail_filters_by_action_and_user(demo_hub):
     at.selectbox(key="audit_user").set_value("admin")
     at.run()
     assert set(at.dataframe[-1].value["User"]) == {"admin"}
+
+
+def test_admin_sees_live_sessions_per_user_and_ends_them(demo_hub):
+    from exporthub import sessions
+
+    with demo_hub.db.read() as s:
+        analyst_id = s.scalar(select(User.id).where(User.username == "analyst"))
+    cookies = [sessions.start(demo_hub.db, demo_hub.settings, analyst_id, user_agent="Firefox/140") for _ in range(2)]
+    at = page("admin")
+    users = at.dataframe[1].value  # projects, then users
+    assert users.set_index("Username").loc["analyst", "Live sessions"] == 2
+    assert users.set_index("Username").loc["viewer", "Live sessions"] == 0
+    live = at.dataframe[2].value  # under the users tab
+    assert list(live["User"]) == ["analyst", "analyst"] and set(live["Browser"]) == {"Firefox/140"}
+    assert not any(c in " ".join(live["Session"]) for c in cookies)  # never the cookie itself
+    at.selectbox(key="account_user").set_value("analyst").run()
+    button(at, "End sessions (2)").click().run()
+    assert shown(at.success) == ["Ended 2 sessions of analyst; their open tabs show the login page."]
+    assert all(sessions.validate(demo_hub.db, demo_hub.settings, c) is None for c in cookies)
+    with demo_hub.db.read() as s:
+        event = s.scalars(select(AuditEvent).where(AuditEvent.action == "sessions-end")).one()
+    assert (event.actor, event.target, event.detail) == ("admin", "user:analyst", "2 session(s) ended")
