@@ -17,7 +17,7 @@ from exporthub.import_reading import MAX_COLUMNS, MAX_FIELD_BYTES, MAX_HEADER_BY
 from exporthub.importer import ImportRefused
 from exporthub.models import AuditEvent
 from tests import _handmade as hm
-from tests.test_importer import SYSTEM, do_import, made, refused  # noqa: F401 - the fixture is used by name
+from tests.test_importer import made, refused  # noqa: F401 - the fixture is used by name
 
 
 def _refusals(hub) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from exporthub.auth import LoginRefused
-from ui import session
+from ui import oidc, session
 from ui.format import md_escape
 
 MESSAGES: dict[str, tuple[str, str]] = {
@@ -35,7 +35,7 @@ def page() -> None:
         if reason in MESSAGES:
             kind, sentence = MESSAGES[reason]
             getattr(st, kind)(sentence)
-        if session.auth_mode() == "oidc":
+        if oidc.auth_mode() == "oidc":
             _oidc_buttons()
         elif session.login_nonce() is None:
             _no_nonce_yet()
@@ -72,7 +72,7 @@ def _password_form() -> None:
 
 
 def _oidc_buttons() -> None:
-    providers = session.oidc_providers(session.streamlit_secrets() or {})
+    providers = oidc.oidc_providers(oidc.streamlit_secrets() or {})
     for provider in providers:
         label = "Log in" if provider is None else f"Log in with {provider.replace('_', ' ').title()}"
         if st.button(label, key=f"oidc-{provider or 'default'}", type="primary", width="stretch"):

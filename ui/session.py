@@ -24,9 +24,7 @@ from __future__ import annotations
 import importlib
 import json
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
 
 import streamlit as st
 
@@ -37,6 +35,7 @@ from exporthub.dispatch import Dispatcher
 from exporthub.jobs import JobService
 from exporthub.permissions import Permission
 from exporthub.settings import Settings, get_settings
+from ui.oidc import auth_mode
 
 USER_KEY = "user"
 PROJECT_KEY = "project"
@@ -50,7 +49,6 @@ LOGIN_ROUTE = "/auth/session"
 BEGIN_ROUTE = "/auth/session/begin"
 LOGOUT_ROUTE = "/auth/session/end"
 
-AuthMode = Literal["password", "oidc"]
 # Why a session ended; the login form shows a sentence for each (and the logout route passes it on).
 END_REASONS = (
     *(str(r) for r in sessions.EndReason), "ended", "expired-ticket", "no-account", "login-required",
@@ -139,49 +137,6 @@ def visible_projects() -> list[ProjectInfo]:
 def current_project_info() -> ProjectInfo | None:
     slug = current_project()
     return next((p for p in visible_projects() if p.slug == slug), None) if slug else None
-
-
-# ---------------------------------------------------------------------------- mode
-
-
-def oidc_configured(secrets: Mapping[str, Any] | None) -> bool:
-    """True when Streamlit's ``[auth]`` secrets configure an OIDC provider (so ``st.login`` works).
-
-    Streamlit needs ``redirect_uri`` and ``cookie_secret`` plus a provider with ``client_id``,
-    either directly under ``[auth]`` or in a named section such as ``[auth.google]``.
-    """
-    if not isinstance(secrets, Mapping):
-        return False
-    section = secrets.get("auth")
-    if (
-        not isinstance(section, Mapping)
-        or not section.get("redirect_uri")
-        or not section.get("cookie_secret")
-    ):
-        return False
-    if section.get("client_id"):
-        return True
-    return any(isinstance(v, Mapping) and v.get("client_id") for v in section.values())
-
-
-def oidc_providers(secrets: Mapping[str, Any]) -> list[str | None]:
-    """The provider names to pass to ``st.login`` (``[None]`` for the unnamed default provider)."""
-    section = secrets.get("auth") or {}
-    if section.get("client_id"):
-        return [None]
-    return [k for k, v in section.items() if isinstance(v, Mapping) and v.get("client_id")]
-
-
-def streamlit_secrets() -> Mapping[str, Any] | None:
-    """Streamlit's secrets as a plain mapping, or ``None`` when there are none."""
-    try:
-        return st.secrets.to_dict() if len(st.secrets) else None
-    except Exception:  # no secrets.toml at all: Streamlit raises instead of returning empty
-        return None
-
-
-def auth_mode() -> AuthMode:
-    return "oidc" if oidc_configured(streamlit_secrets()) else "password"
 
 
 # ---------------------------------------------------------------------------- session life

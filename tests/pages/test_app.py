@@ -13,6 +13,7 @@ from exporthub import sessions, signing, tickets
 from exporthub.accounts import AccountService
 from exporthub.models import AuditEvent, LoginSession, LoginTicket, User, utcnow
 from tests.pages.conftest import APP, ROLES, TIMEOUT, labels, log_in, open_app, shown, texts
+from ui import oidc
 from ui import session as ui_session
 
 PICKER = {
@@ -263,11 +264,11 @@ OIDC_SECRETS = {
     ],
 )
 def test_oidc_is_used_only_when_auth_secrets_configure_a_provider(secrets, expected):
-    assert ui_session.oidc_configured(secrets) is expected
+    assert oidc.oidc_configured(secrets) is expected
 
 
 def test_oidc_providers_are_named_for_the_login_buttons():
-    assert ui_session.oidc_providers(OIDC_SECRETS) == [None]
+    assert oidc.oidc_providers(OIDC_SECRETS) == [None]
     named = {
         "auth": {
             "redirect_uri": "x",
@@ -276,7 +277,7 @@ def test_oidc_providers_are_named_for_the_login_buttons():
             "okta": {"client_id": "d"},
         }
     }
-    assert ui_session.oidc_providers(named) == ["google", "okta"]
+    assert oidc.oidc_providers(named) == ["google", "okta"]
 
 
 def _oidc_app(user: dict) -> AppTest:

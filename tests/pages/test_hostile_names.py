@@ -14,7 +14,7 @@ import re
 import pyarrow as pa
 import pytest
 from markdown_it import MarkdownIt
-from sqlalchemy import select, update
+from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
 from exporthub.accounts import AccountService, SystemActor
