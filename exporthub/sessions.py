@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from exporthub import audit, signing
@@ -36,6 +36,7 @@ TOUCH_EVERY_SECONDS = 60
 _PURPOSE = "session"
 _COOKIE = re.compile(r"\A([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})\Z")
 _MAX_USER_AGENT = 300
+_KEEP_ENDED = timedelta(seconds=SESSION_MAX_AGE_SECONDS) + timedelta(days=30)
 
 
 class EndReason(StrEnum):
@@ -102,6 +103,8 @@ def create(
 ) -> str:
     """Start a session for ``user_id`` in the caller's transaction; returns the cookie value."""
     now = now or utcnow()
+    # Rows of sessions over for a month are of no use to anyone (the audit trail keeps the logins).
+    s.execute(delete(LoginSession).where(LoginSession.last_seen_at < now - _KEEP_ENDED))
     session_id = secrets.token_urlsafe(32)
     s.add(LoginSession(id=signing.token_hash(session_id), user_id=user_id, source=source,
                        user_agent=(user_agent or "")[:_MAX_USER_AGENT] or None, created_at=now,

@@ -442,3 +442,13 @@ def test_login_attempts_table_stays_small(demo_hub):
     with demo_hub.db.read() as s:
         assert s.scalar(select(func.count()).select_from(LoginAttempt)) == 1
         assert s.get(LoginAttempt, "analyst").failures == 3
+
+
+def test_session_rows_over_for_a_month_are_purged_when_someone_logs_in(demo_hub):
+    db, s = demo_hub.db, demo_hub.settings
+    old = sessions.start(db, s, _uid(demo_hub, "viewer"), now=T0 - timedelta(days=40))
+    recent = sessions.start(db, s, _uid(demo_hub, "viewer"), now=T0 - timedelta(days=2))
+    sessions.start(db, s, _uid(demo_hub, "analyst"), now=T0)
+    assert len(_session_rows(demo_hub)) == 2  # the 40-day-old one is gone
+    assert sessions.check(db, s, old, now=T0).reason == "ended"
+    assert sessions.check(db, s, recent, now=T0).reason == "idle"
