@@ -12,6 +12,7 @@ import streamlit as st
 from exporthub.context import ProjectInfo
 from exporthub.permissions import Permission
 from ui import login, session, style
+from ui.format import md_escape
 
 PAGES = Path(__file__).resolve().parent / "pages"
 
@@ -19,11 +20,13 @@ st.set_page_config(page_title="Exporthub · Reports & Exports", page_icon="📦"
 style.inject()
 
 
-def follow_redirect() -> None:
-    """Send the browser on when the session asked for it (sign-in ticket, logout, idle end)."""
-    url = session.pending_redirect()
-    if url:
-        session.redirect_browser(url)
+def follow_redirect() -> bool:
+    """Send the browser on when the session asked for it (login nonce, sign-in ticket, logout)."""
+    pending = session.pending_redirect()
+    if pending:
+        method, url = pending
+        session.redirect_browser(url, method)
+    return pending is not None
 
 
 def no_projects() -> None:
@@ -49,7 +52,7 @@ def sidebar(user: session.auth.SessionUser, projects: list[ProjectInfo], project
             )
         st.divider()
         role = " · Global admin" if user.is_admin else ""
-        st.markdown(f"**{user.display_name}**  \n:gray[{user.username}{role}]")
+        st.markdown(f"**{md_escape(user.display_name)}**  \n:gray[{md_escape(user.username)}{role}]")
         if st.button("Log out", key="logout", icon=":material/logout:"):
             session.end_session("signed-out")
             st.rerun()
@@ -101,7 +104,8 @@ def pages_for(user: session.auth.SessionUser, project: ProjectInfo | None) -> li
 
 session.housekeeping()
 user = session.ensure_session()
-follow_redirect()
+if follow_redirect():  # a logout or an ended session: the browser clears its cookie first
+    st.stop()
 if user is None:
     st.navigation(
         [st.Page(login.page, title="Log in", url_path="login", default=True)], position="hidden"

@@ -18,7 +18,7 @@ from web import auth_routes, downloads, ops_routes
 # ---- Exporthub's HTTP routes: add one line per route (or route list) here. ----
 ROUTES: list[BaseRoute] = [
     *ops_routes.ROUTES,  # /healthz (200, or 503 naming the failing part) and /metrics (Prometheus)
-    *auth_routes.ROUTES,  # /auth/session (sign in with a ticket), /auth/session/refresh, /auth/session/end
+    *auth_routes.ROUTES,  # /auth/session/begin (login nonce), /auth/session (ticket), /auth/session/end (POST)
     *downloads.ROUTES,  # /download/{token}: user-bound, expiring file links (exporthub.links)
 ]
 

@@ -27,17 +27,18 @@ from importlib import resources
 from typing import Any, TypeVar
 from zoneinfo import available_timezones
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from exporthub import audit
+from exporthub import audit, lockout, sessions
 from exporthub.access import get_project, get_user, is_usable
 from exporthub.db import Database
 from exporthub.errors import ExporthubError, InvalidTransition, NotFound, PermissionDenied
-from exporthub.models import LoginAttempt, Membership, Project, User, utcnow
+from exporthub.models import ApiToken, Membership, Project, User, utcnow
 from exporthub.passwords import hash_password
 from exporthub.permissions import ROLES, Permission
+from exporthub.settings import Settings
 from exporthub.states import ProjectStatus
 
 T = TypeVar("T")
@@ -260,6 +261,37 @@ def authorize(s: Session, actor: Actor) -> None:
         raise PermissionDenied()
 
 
+def audited_change(
+    db: Database,
+    actor: Actor,
+    action: str,
+    work: Callable[[Session], tuple[T, str | None]],
+    *,
+    project: str | None = None,
+    target: str | None = None,
+    duplicate: str | None = None,
+) -> T:
+    """Run ``work`` in one write transaction with one audit event; audit and re-raise refusals.
+
+    ``work`` returns (result, audit detail). ``duplicate`` is the message for a unique-index
+    violation (two admins creating the same name at once). The actor must be the system or an active
+    global admin.
+    """
+    try:
+        try:
+            with db.write() as s:
+                authorize(s, actor)
+                result, detail = work(s)
+                audit.record(s, action=action, actor=actor_name(actor), project=project, target=target,
+                             detail=detail)
+                return result
+        except IntegrityError:
+            raise AlreadyExists(duplicate or "It exists already") from None
+    except ExporthubError as exc:
+        raise audit.record_refusal(db, exc, action=action, actor=actor_name(actor), project=project,
+                                   target=target) from None
+
+
 # ---------------------------------------------------------------------- the service
 
 
@@ -270,13 +302,6 @@ class AccountService:
         self.db = db
 
     # ------------------------------------------------------------------ plumbing
-    def _refused(
-        self, exc: ExporthubError, *, action: str, actor: Actor, project: str | None, target: str | None
-    ) -> ExporthubError:
-        return audit.record_refusal(
-            self.db, exc, action=action, actor=actor_name(actor), project=project, target=target
-        )
-
     def _change(
         self,
         actor: Actor,
@@ -287,29 +312,7 @@ class AccountService:
         target: str | None = None,
         duplicate: str | None = None,
     ) -> T:
-        """Run ``work`` in one write transaction with one audit event; audit and re-raise refusals.
-
-        ``work`` returns (result, audit detail). ``duplicate`` is the message for a unique-index
-        violation (two admins creating the same name at once).
-        """
-        try:
-            try:
-                with self.db.write() as s:
-                    authorize(s, actor)
-                    result, detail = work(s)
-                    audit.record(
-                        s,
-                        action=action,
-                        actor=actor_name(actor),
-                        project=project,
-                        target=target,
-                        detail=detail,
-                    )
-                    return result
-            except IntegrityError:
-                raise AlreadyExists(duplicate or "It exists already") from None
-        except ExporthubError as exc:
-            raise self._refused(exc, action=action, actor=actor, project=project, target=target) from None
+        return audited_change(self.db, actor, action, work, project=project, target=target, duplicate=duplicate)
 
     def _read(self, actor: Actor, work: Callable[[Session], T]) -> T:
         with self.db.read() as s:
@@ -465,8 +468,10 @@ class AccountService:
             validate_password(password)
             user = get_user(s, username)
             user.password_hash = hash_password(password)
-            s.execute(delete(LoginAttempt).where(LoginAttempt.username == username))
-            return _user_view(user), None
+            lockout.clear(s, username)
+            # Every session opened with the old password ends now, on every replica.
+            ended = sessions.end_all(s, user.id, sessions.EndReason.PASSWORD_CHANGED)
+            return _user_view(user), f"{ended} session(s) ended" if ended else None
 
         return self._change(actor, "user-password", work, target=f"user:{username}")
 
@@ -502,9 +507,31 @@ class AccountService:
                 if user.is_admin and _active_admins(s) <= 1:
                     raise InvalidTransition(f"User {username} is the last active global admin")
             user.active = active
-            return _user_view(user), None
+            if active:
+                return _user_view(user), None
+            # Sessions and API tokens end for good: reactivating the account does not revive them.
+            ended = sessions.end_all(s, user.id, sessions.EndReason.DISABLED)
+            revoked = s.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                                .values(revoked_at=utcnow())).rowcount
+            return _user_view(user), f"{ended} session(s) ended, {revoked} API token(s) revoked"
 
         return self._change(actor, action, work, target=f"user:{username}")
+
+    # ------------------------------------------------------------------ sessions
+    def live_sessions(self, actor: Actor, settings: Settings) -> list[sessions.SessionInfo]:
+        """Every live browser session (not ended, not idle, not too old), newest activity first."""
+        return self._read(actor, lambda s: sessions.live(s, settings))
+
+    def end_sessions(self, actor: Actor, username: str) -> int:
+        """End every live session of ``username`` at once (their open tabs show the login page on their
+        next refresh). Returns how many ended; one ``sessions-end`` audit event."""
+
+        def work(s: Session) -> tuple[int, str]:
+            user = get_user(s, username)
+            ended = sessions.end_all(s, user.id, sessions.EndReason.ENDED_BY_ADMIN)
+            return ended, f"{ended} session(s) ended"
+
+        return self._change(actor, "sessions-end", work, target=f"user:{username}")
 
     # ------------------------------------------------------------------ memberships
     def set_membership(self, actor: Actor, username: str, project_slug: str, role: str) -> UserView:

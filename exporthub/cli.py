@@ -29,7 +29,7 @@ EXIT_OK, EXIT_JOB_FAILED, EXIT_REFUSED = 0, 1, 2
 # Command groups that live in their own modules; each exposes ``register(subparsers)`` which adds
 # sub-commands whose ``func(args, settings) -> int`` follows the exit codes above.
 EXTRA_COMMAND_MODULES: tuple[str, ...] = ("exporthub.cli_links", "exporthub.cli_backup", "exporthub.cli_admin",
-                                          "exporthub.cli_data")
+                                          "exporthub.cli_data", "exporthub.cli_tokens")
 
 
 class InlineDispatcher:

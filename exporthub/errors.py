@@ -64,3 +64,56 @@ class InstanceNotEmpty(ExporthubError):
 
 class Cancelled(Exception):
     """Raised inside a running export when its job was cancelled. Not a refusal."""
+
+
+class LoginRefused(ExporthubError):
+    """Wrong username or password, or an account that may not log in. Deliberately vague."""
+
+    def __init__(self, message: str = "Invalid username or password") -> None:
+        super().__init__(message)
+
+
+class LoginThrottled(LoginRefused):
+    """Too many failed attempts for this username; ``retry_after`` seconds until the next try.
+
+    Every attempt during a lockout gets this same answer, whatever the password.
+    """
+
+    def __init__(self, retry_after: int) -> None:
+        minutes = max(1, -(-retry_after // 60))
+        super().__init__(
+            f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+        )
+        self.retry_after = retry_after
+
+
+class JobNotFound(NotFound):
+    """A job that does not exist or that the user may not see: one answer for both, so nobody can
+    tell which job ids exist on projects they are not a member of."""
+
+    def __init__(self, job_id: object) -> None:
+        super().__init__(f"Job {job_id} not found or not permitted")
+        self.job_id = job_id
+
+
+class FileNotAvailable(NotFound):
+    """A stored file that does not exist, was removed, or that the user may not see (one answer)."""
+
+    def __init__(self, file_id: object) -> None:
+        super().__init__(f"File {file_id} not found or not permitted")
+        self.file_id = file_id
+
+
+class BackupInvalid(ExporthubError):
+    """A backup whose content an import would refuse (a bad username, timezone, status, lake schema…)
+    or that is too large; nothing was restored."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"Backup refused, nothing was restored: {problem}")
+
+
+class RestoreFailed(ExporthubError):
+    """Restoring a backup that passed every check failed while writing; everything written was undone."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"Restore failed, nothing was restored: {problem}")

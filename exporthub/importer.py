@@ -30,8 +30,6 @@ What an import guarantees:
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -40,8 +38,6 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from sqlalchemy import select
 
 from exporthub import audit, lake
@@ -50,6 +46,7 @@ from exporthub.accounts import Actor, InvalidValue, actor_name, authorize
 from exporthub.compaction import LOCK_TIMEOUT_SECONDS, project_lock, purge_retired, supersede_names
 from exporthub.db import Database
 from exporthub.errors import ExporthubError, InvalidTransition
+from exporthub.import_reading import ImportFile, ImportRefused, Problem, read_raw
 from exporthub.models import User
 from exporthub.settings import Settings
 from exporthub.states import ProjectStatus
@@ -77,6 +74,7 @@ class ImportColumn:
     nullable: bool = False
     optional: bool = False  # the file may leave the column out
     choices: tuple[str, ...] = ()
+    minimum: int | None = None  # the smallest allowed value of a whole-number column
 
 
 SESSION_KINDS = ("count", "recount", "audit")
@@ -108,7 +106,7 @@ CONTRACT: dict[str, tuple[ImportColumn, ...]] = {
         C("session_id", Kind.INT64),
         C("user_id", Kind.INT32),
         C("barcode", Kind.STRING),
-        C("quantity", Kind.INT32),
+        C("quantity", Kind.INT32, minimum=1),
         C("scanned_at", Kind.TIMESTAMP),
         C("device", Kind.STRING, nullable=True),
         C("deleted", Kind.BOOL, optional=True),
@@ -158,51 +156,6 @@ def file_columns(table: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------- results and refusals
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str | None
-    row: int | None  # 1 = the first row after the header
-    column: str | None
-    message: str
-
-    def __str__(self) -> str:
-        where = [
-            x
-            for x in (
-                self.file,
-                f"row {self.row}" if self.row else None,
-                f"column {self.column}" if self.column else None,
-            )
-            if x
-        ]
-        return f"{', '.join(where)}: {self.message}" if where else self.message
-
-    def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "row": self.row, "column": self.column, "message": self.message}
-
-
-class ImportRefused(ExporthubError):
-    """The files do not pass validation; nothing was written. ``problems`` lists up to 50, in file order."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        more = f" (and {len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
-        super().__init__(f"Import refused, nothing was changed: {self.problems[0]}{more}")
-
-
-@dataclass(frozen=True)
-class ImportFile:
-    """A file to import: its name (used in messages and to tell csv from parquet) and its bytes or path."""
-
-    name: str
-    data: bytes | Path
-
-    @classmethod
-    def from_path(cls, path: Path | str) -> ImportFile:
-        path = Path(path)
-        return cls(name=path.name, data=path)
 
 
 @dataclass(frozen=True)
@@ -304,76 +257,6 @@ def import_files(
     return report
 
 
-# ---------------------------------------------------------------------- reading files
-
-
-def _read_raw(f: ImportFile) -> pa.Table:
-    """The file as an Arrow table (csv: every column as text, empty cell = null)."""
-    suffix = Path(f.name).suffix.lower()
-    if isinstance(f.data, Path) and not f.data.is_file():
-        raise ImportRefused([Problem(f.name, None, None, f"no such file: {f.data}")])
-    if suffix == ".csv":
-        return _read_csv(f)
-    if suffix in (".parquet", ".pq"):
-        try:
-            source: Any = pa.BufferReader(f.data) if isinstance(f.data, bytes) else str(f.data)
-            return pq.read_table(source)
-        except (pa.ArrowException, OSError) as exc:
-            raise ImportRefused(
-                [Problem(f.name, None, None, f"not a readable Parquet file ({exc})")]
-            ) from None
-    raise ImportRefused([Problem(f.name, None, None, "unknown file type; use .csv or .parquet")])
-
-
-def _read_csv(f: ImportFile) -> pa.Table:
-    def stream() -> io.BufferedIOBase:
-        return io.BytesIO(f.data) if isinstance(f.data, bytes) else open(f.data, "rb")  # noqa: SIM115
-
-    try:
-        with stream() as fh:
-            header = next(csv.reader(io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")), None)
-    except UnicodeDecodeError:
-        raise ImportRefused([Problem(f.name, None, None, "the header is not UTF-8 text")]) from None
-    if not header:
-        raise ImportRefused([Problem(f.name, None, None, "the file is empty (no header row)")])
-    bad_rows: list[Problem] = []
-
-    def on_invalid(row: Any) -> str:
-        if len(bad_rows) < _PER_CHECK:
-            bad_rows.append(
-                Problem(
-                    f.name,
-                    row.number - 1 if row.number else None,
-                    None,
-                    f"{row.actual_columns} fields where the header has {row.expected_columns}: "
-                    f"{row.text[:60]!r}",
-                )
-            )
-        return "skip"
-
-    try:
-        with stream() as fh:
-            data = pacsv.read_csv(
-                fh,
-                read_options=pacsv.ReadOptions(use_threads=False),  # row numbers are known only this way
-                parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={name: pa.string() for name in header},
-                    null_values=[""],
-                    strings_can_be_null=True,
-                    quoted_strings_can_be_null=True,
-                ),
-            )
-    except pa.ArrowInvalid as exc:
-        text = str(exc)
-        if "UTF8" in text or "utf8" in text.lower():
-            text = "the file is not UTF-8 text"
-        raise ImportRefused([Problem(f.name, None, None, text)]) from None
-    if bad_rows:
-        raise ImportRefused(bad_rows)
-    return data
-
-
 # ---------------------------------------------------------------------- one import
 
 
@@ -421,8 +304,13 @@ class _Import:
                 ),
             )
             self._load()
+            # One pass reports every problem it can: bad cells, unknown users and broken references
+            # together. Ids and duplicates are compared only once every cell parsed, since a bad cell
+            # reads as empty there and would look like a duplicate of another.
+            cells_ok = not self.problems
             self._check_users()
-            self._check_ids()
+            if cells_ok:
+                self._check_ids()
             self._check_references()
             self._refuse_if_problems()
             return self._write(snap)
@@ -445,16 +333,24 @@ class _Import:
     # -------------------------------------------------------------- stage 1: header and types
     def _load(self) -> None:
         selects: list[str] = []
+        unreadable = False
         for index, f in enumerate(self.files):
-            raw = _read_raw(f)
+            try:
+                raw = read_raw(f, max_bytes=self.settings.import_max_file_bytes)
+            except ImportRefused as refused:  # the other files are still checked
+                self.problems.extend(refused.problems)
+                unreadable = True
+                continue
             raw = raw.append_column("__row", pa.array(range(1, raw.num_rows + 1), pa.int64()))
             mapping = self._check_header(index, raw.column_names)
             if mapping is None:
+                unreadable = True
                 continue
             name = f"raw_{index}"
             self.con.register(name, raw)
             selects.append(self._typed_select(index, name, raw.schema, mapping))
-        self._refuse_if_problems()
+        if unreadable:  # the rows of a file that cannot be read, or with a wrong header, are unknown
+            self._refuse_if_problems()
         self.con.execute("CREATE TEMP TABLE incoming AS " + " UNION ALL BY NAME ".join(selects))
 
     def _check_header(self, index: int, names: list[str]) -> dict[str, str] | None:
@@ -505,6 +401,8 @@ class _Import:
     def _parse(self, index: int, raw: str, col: ImportColumn, file_col: str, schema: pa.Schema) -> str:
         """Record the column's bad cells as problems; return the SQL that converts it."""
         value, valid = _conversion(col, _q(file_col), schema.field(file_col).type)
+        if col.minimum is not None:
+            valid = f"({valid}) AND ({value}) >= {col.minimum}"
         check = "true" if col.nullable else "false"
         blank = _blank(_q(file_col), schema.field(file_col).type)
         bad = self._rows(
@@ -518,6 +416,8 @@ class _Import:
                 self._add(index, row, shown, "a value is required (the cell is empty)")
             elif col.choices:
                 self._add(index, row, shown, f"expected one of {', '.join(col.choices)}, got {text!r}")
+            elif col.minimum is not None:
+                self._add(index, row, shown, f"expected a whole number of at least {col.minimum}, got {text!r}")
             else:
                 self._add(index, row, shown, f"expected {_EXPECT[col.kind]}, got {text!r}")
         return value

@@ -20,13 +20,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from exporthub import audit, lake, lifecycle
-from exporthub.access import get_project, get_user, require
+from exporthub.access import get_project, get_user, has, require
 from exporthub.db import Database
 from exporthub.dispatch import Dispatcher, hand_over
 from exporthub.errors import (
     ExporthubError,
     InvalidTransition,
     JobAlreadyRunning,
+    JobNotFound,
     NotFound,
     ProjectNotClosed,
 )
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 
 QUEUE_UNREACHABLE = ("Queued; no worker reachable yet: the queue could not be reached, so the job starts as "
                      "soon as a worker can take it")
+_MAX_JOB_ID = 2**31 - 1  # the id column's range: anything beyond names no job
 
 
 class JobService:
@@ -269,9 +271,9 @@ class JobService:
         """Start a new job with the same type and variables as a failed or cancelled one."""
         try:
             with self.db.read() as s:
-                job = self._job(s, job_id)
+                job, user = self._visible_job(s, username, job_id)
                 slug, export_type, variables, status = job.project.slug, job.export_type, dict(job.variables), job.status
-                require(s, get_user(s, username), job.project, Permission.START)
+                require(s, user, job.project, Permission.START)
         except ExporthubError as exc:
             raise self._refuse(exc, action="retry", actor=username, project=None, target=f"job:{job_id}")
         if JobStatus(status) not in RETRYABLE_STATUSES:
@@ -289,9 +291,9 @@ class JobService:
         slug = None
         try:
             with self.db.write() as s:
-                job = self._job(s, job_id)
+                job, user = self._visible_job(s, username, job_id)
                 slug = job.project.slug
-                require(s, get_user(s, username), job.project, permission)
+                require(s, user, job.project, permission)
                 detail = apply(s, job)
                 audit.record(s, action=action, actor=username, project=slug, target=f"job:{job_id}", detail=detail)
         except ExporthubError as exc:
@@ -411,8 +413,7 @@ class JobService:
     def get(self, username: str, job_id: int) -> JobView:
         """One job with its log, files and children. Needs ``exports.view`` on its project."""
         with self.db.read() as s:
-            job = self._job(s, job_id)
-            require(s, get_user(s, username), job.project, Permission.VIEW)
+            job, _user = self._visible_job(s, username, job_id)
             if job.removed_at is not None:
                 raise NotFound(f"Job {job_id} was removed")
         return self._view(job_id, with_log=True)
@@ -426,10 +427,23 @@ class JobService:
 
     @staticmethod
     def _job(s: Session, job_id: int) -> Job:
-        job = s.get(Job, job_id)
+        job = s.get(Job, job_id) if 0 < job_id <= _MAX_JOB_ID else None
         if job is None:
-            raise NotFound(f"Unknown job: {job_id}")
+            raise JobNotFound(job_id)
         return job
+
+    @classmethod
+    def _visible_job(cls, s: Session, username: str, job_id: int) -> tuple[Job, User]:
+        """The job and the user, if the user may see the job (``exports.view`` on its project).
+
+        Raises :class:`JobNotFound`, one and the same answer for a job that does not exist and for
+        one the user may not see, so nobody learns which job ids exist on other projects.
+        """
+        user = get_user(s, username)
+        job = cls._job(s, job_id)
+        if not has(s, user, job.project, Permission.VIEW):
+            raise JobNotFound(job_id)
+        return job, user
 
     @staticmethod
     def _children(s: Session, job_id: int) -> list[Job]:

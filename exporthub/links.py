@@ -8,8 +8,9 @@ A token only *names* a grant. Everything that can change after a link was made i
 every use by :func:`resolve_download`: the signature (so a rotated secret kills every link), the
 expiry, that the user still exists and is active, that they still hold ``exports.view`` on the file's
 project, that the file and its job were not removed, that the stored file is still inside the files
-folder and unchanged since it was recorded, and that a logged-in browser session, if the request
-carries one, belongs to the same user. Each use writes exactly one audit event, ``download``: ``ok``
+folder and unchanged since it was recorded, and that the request comes from that same user: through
+their browser session or one of their API tokens (``Authorization: Bearer``). Without either, a
+browser is asked to log in first and then gets the file; another user's session or token is refused. Each use writes exactly one audit event, ``download``: ``ok``
 (and the file's download count goes up) or ``refused`` with the reason in the detail.
 
 Links the UI shows use :func:`download_path`, whose expiry is *bucketed*: it is rounded up to a
@@ -21,9 +22,7 @@ at most ``2 * ttl``.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import math
 import os
 import re
@@ -34,11 +33,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
-from exporthub import audit
+from exporthub import audit, signing
 from exporthub.access import get_user, has, is_usable
 from exporthub.db import Database
-from exporthub.errors import ExporthubError, NotFound, PermissionDenied
+from exporthub.errors import ExporthubError, FileNotAvailable, NotFound
 from exporthub.models import File, Job, Project, User
 from exporthub.permissions import Permission
 from exporthub.settings import Settings
@@ -49,12 +49,13 @@ ROUTE_PREFIX = "/download/"
 MAX_TOKEN_LENGTH = 128
 MAX_ID = 2**53 - 1  # ids and timestamps beyond this are junk, whatever the signature says
 MAX_TTL_SECONDS = 366 * 24 * 3600
-_PURPOSE = b"exporthub/download-link/v1"
+_PURPOSE = "download-link"  # its own key: a session cookie can never pass as a link
 _TOKEN = re.compile(r"\A([0-9]{1,16})\.([0-9]{1,16})\.([0-9]{1,16})\.([A-Za-z0-9_-]{43})\Z")
 _HASH_CHUNK = 1 << 20
 
 # What a refused caller sees. Deliberately vague: the reason is in the audit trail, not in the answer.
 PUBLIC_MESSAGES = {
+    401: "Log in as the user this link was made for to download this file.",
     403: "This download link is not valid for you, or it has expired.",
     404: "This file is not available.",
 }
@@ -63,7 +64,7 @@ PUBLIC_MESSAGES = {
 class LinkRefused(ExporthubError):
     """A download link that must not be honoured.
 
-    ``status`` is the HTTP status to answer with (403 or 404); ``message`` is safe to show anyone;
+    ``status`` is the HTTP status to answer with (401, 403 or 404); ``message`` is safe to show anyone;
     ``reason`` says what was wrong, for the audit trail and logs only.
     """
 
@@ -102,15 +103,8 @@ class DownloadGrant:
 # ---------------------------------------------------------------------- making links
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _signature(secret: str, file_id: int, user_id: int, expires_at: int) -> str:
-    # A key of its own, derived from the instance secret: a login token can never pass as a link.
-    key = hmac.new(secret.encode("utf-8"), _PURPOSE, hashlib.sha256).digest()
-    message = f"{file_id}.{user_id}.{expires_at}".encode("ascii")
-    return _b64(hmac.new(key, message, hashlib.sha256).digest())
+def _message(file_id: int, user_id: int, expires_at: int) -> str:
+    return f"{file_id}.{user_id}.{expires_at}"
 
 
 def _check_int(name: str, value: int) -> int:
@@ -129,8 +123,8 @@ def make_token(settings: Settings, file_id: int, user_id: int, expires_at: int |
         expires_at = math.ceil(expires_at.timestamp())
     file_id, user_id = _check_int("file_id", file_id), _check_int("user_id", user_id)
     expires_at = _check_int("expires_at", expires_at)
-    sig = _signature(settings.resolved_secret_key(), file_id, user_id, expires_at)
-    return f"{file_id}.{user_id}.{expires_at}.{sig}"
+    message = _message(file_id, user_id, expires_at)
+    return f"{message}.{signing.sign(settings, _PURPOSE, message)}"
 
 
 def bucketed_expiry(now: float, ttl: int) -> int:
@@ -177,9 +171,10 @@ def issue_link(
     """A link for ``username`` to a stored file, after checking they may download it today.
 
     With ``ttl`` the link expires exactly ``ttl`` seconds from now (the CLI's ``--ttl``); without it the
-    expiry is bucketed like the UI's. Raises :class:`NotFound` for an unknown user or a missing or removed
-    file, :class:`PermissionDenied` without ``exports.view``, ``ValueError`` for a bad ``ttl``. Making a
-    link is a read and writes nothing; a refusal writes one ``link`` audit event.
+    expiry is bucketed like the UI's. Raises :class:`NotFound` for an unknown user,
+    :class:`FileNotAvailable` for a file that is missing, removed or not visible to the user (one
+    answer for all three), ``ValueError`` for a bad ``ttl``. Making a link is a read and writes
+    nothing; a refusal writes one ``link`` audit event.
     """
     if ttl is not None and not 1 <= ttl <= MAX_TTL_SECONDS:
         raise ValueError(f"ttl must be between 1 and {MAX_TTL_SECONDS} seconds")
@@ -187,18 +182,11 @@ def issue_link(
     try:
         with db.read() as s:
             user = get_user(s, username)
-            row = s.get(File, file_id) if 0 <= file_id <= MAX_ID else None
-            job = s.get(Job, row.job_id) if row is not None else None
-            if row is None or job is None:
-                raise NotFound(f"Unknown file: {file_id}")
-            project = s.get(Project, row.project_id)
-            assert project is not None
-            slug = project.slug
-            if not has(s, user, project, Permission.VIEW):
-                raise PermissionDenied()
-            if row.deleted_at is not None or job.removed_at is not None:
-                raise NotFound(f"File {file_id} was removed")
-            user_id, filename = user.id, row.name
+            try:
+                slug, _expected, (filename, _type, _id) = _visible_file(s, user, file_id)
+            except LinkRefused:
+                raise FileNotAvailable(file_id) from None
+            user_id = user.id
     except ExporthubError as exc:
         audit.record_refusal(db, exc, action="link", actor=username, project=slug, target=f"file:{file_id}")
         raise
@@ -230,10 +218,66 @@ def parse_token(settings: Settings, token: object) -> LinkClaims:
     # Canonical form only: "007" and "7" must not both be valid spellings of one link.
     if f"{file_id}.{user_id}.{expires_at}" != token.rsplit(".", 1)[0]:
         raise LinkRefused(403, "malformed token")
-    expected = _signature(settings.resolved_secret_key(), file_id, user_id, expires_at)
-    if not hmac.compare_digest(expected.encode("ascii"), match.group(4).encode("ascii")):
+    if not signing.verify(settings, _PURPOSE, _message(file_id, user_id, expires_at), match.group(4)):
         raise LinkRefused(403, "bad signature")
     return LinkClaims(file_id=file_id, user_id=user_id, expires_at=expires_at)
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who presents a link: the user of the request's login session or API token, if any.
+
+    ``via`` says how the request identified itself: ``"session"``, ``"token"``, ``"bad-token"`` (an
+    ``Authorization`` header whose token is not a live one) or ``"none"``.
+    """
+
+    username: str | None
+    via: str = "none"
+
+
+_Expected = tuple[str, int, int, str]  # storage key, size, mtime_ns, sha256
+_Named = tuple[str, str, int]  # file name, content type, file id
+
+
+def _visible_file(s: Session, user: User, file_id: int) -> tuple[str, _Expected, _Named]:
+    """(project slug, what is on disk, how it is named) of a file ``user`` may download now.
+
+    A file that does not exist, that the user may not see, or that was removed is refused with one
+    and the same answer (404), so nobody learns which file ids exist elsewhere.
+    """
+    row = s.get(File, file_id) if 0 <= file_id <= MAX_ID else None
+    job = s.get(Job, row.job_id) if row is not None else None
+    if row is None or job is None:
+        raise LinkRefused(404, "unknown file")
+    project = s.get(Project, row.project_id)
+    assert project is not None
+    if not has(s, user, project, Permission.VIEW):
+        raise LinkRefused(404, "no exports.view on the project")
+    if row.deleted_at is not None or job.removed_at is not None:
+        raise LinkRefused(404, "file removed")
+    return project.slug, (row.storage_key, row.size, row.mtime_ns, row.sha256), (row.name, row.content_type, row.id)
+
+
+def _granted(db: Database, settings: Settings, actor: str, slug: str, expected: _Expected, named: _Named,
+             detail: str | None) -> DownloadGrant:
+    """Check the file on disk, count the download and write its ``ok`` audit event."""
+    path, mtime_ns = _verify_on_disk(settings, *expected)
+    name, content_type, file_id = named
+    with db.write() as s:
+        changes: dict[str, object] = {"download_count": File.download_count + 1}
+        if mtime_ns != expected[2]:
+            # Same bytes (re-hashed) under a new mtime, e.g. after a restore: remember it, hash once.
+            changes["mtime_ns"] = mtime_ns
+        s.execute(update(File).where(File.id == file_id).values(**changes))
+        audit.record(s, action=ACTION, actor=actor, project=slug, target=f"file:{file_id}", detail=detail)
+    return DownloadGrant(path=path, filename=name, content_type=content_type, size=expected[1],
+                         file_id=file_id, sha256=expected[3], mtime_ns=mtime_ns)
+
+
+def _refused(db: Database, refused: LinkRefused, *, actor: str | None, slug: str | None, file_id: int | None) -> None:
+    with db.write() as s:
+        audit.record(s, action=ACTION, outcome=audit.Outcome.REFUSED, actor=actor, project=slug,
+                     target=None if file_id is None else f"file:{file_id}", detail=refused.reason)
 
 
 def resolve_download(
@@ -241,16 +285,17 @@ def resolve_download(
     settings: Settings,
     token: object,
     *,
-    session_username: str | None,
+    requester: Requester,
     now: float | None = None,
 ) -> DownloadGrant:
-    """Check a download token against the current state and count the download.
+    """Check a download token against the current state and the requester, and count the download.
 
-    ``session_username`` is the user of a valid logged-in session carried by the request, or ``None``
-    when it carries none: a link used inside another user's session is refused. Raises
-    :class:`LinkRefused` (403: bad or expired token, wrong or unusable user, no permission; 404: file
-    or job removed, missing, outside the files folder or changed on disk). Success and refusal each
-    write exactly one ``download`` audit event; success also increments ``files.download_count``.
+    A link works only for its own user: ``requester`` must be that user, through a login session or
+    an API token. Raises :class:`LinkRefused`: 401 when the request carries neither (a browser is
+    then sent to log in) or a dead API token; 403 for a bad or expired token, an unusable user, or
+    a requester who is another user; 404 for a file that is unknown, not visible to the user, removed,
+    missing, outside the files folder or changed on disk. Success and refusal each write exactly one
+    ``download`` audit event; success also increments ``files.download_count``.
     """
     claims: LinkClaims | None = None
     actor: str | None = None
@@ -266,38 +311,41 @@ def resolve_download(
                 raise LinkRefused(403, "link expired")
             if not is_usable(user):
                 raise LinkRefused(403, "user is deactivated or deleted")
-            if session_username is not None and session_username != user.username:
-                raise LinkRefused(403, f"link used in a session of another user ({session_username[:64]})")
-            row = s.get(File, claims.file_id)
-            job = s.get(Job, row.job_id) if row is not None else None
-            if row is None or job is None:
-                raise LinkRefused(404, "unknown file")
-            project = s.get(Project, row.project_id)
-            assert project is not None
-            slug = project.slug
-            if not has(s, user, project, Permission.VIEW):
-                raise LinkRefused(403, "no exports.view on the project")
-            if row.deleted_at is not None or job.removed_at is not None:
-                raise LinkRefused(404, "file removed")
-            expected = (row.storage_key, row.size, row.mtime_ns, row.sha256)
-            grant_base = (row.name, row.content_type, row.id)
-        path, mtime_ns = _verify_on_disk(settings, *expected)
+            if requester.via == "bad-token":
+                raise LinkRefused(401, "invalid, revoked or expired API token")
+            if requester.username is None:
+                raise LinkRefused(401, "no login session or API token: asked to log in")
+            if requester.username != user.username:
+                raise LinkRefused(403, f"link used by another user ({requester.username[:64]}, {requester.via})")
+            slug, expected, named = _visible_file(s, user, claims.file_id)
+        return _granted(db, settings, user.username, slug, expected, named,
+                        None if requester.via == "session" else f"via {requester.via}")
     except LinkRefused as refused:
-        target = f"file:{claims.file_id}" if claims is not None else None
-        with db.write() as s:
-            audit.record(s, action=ACTION, outcome=audit.Outcome.REFUSED, actor=actor, project=slug,
-                         target=target, detail=refused.reason)
+        _refused(db, refused, actor=actor, slug=slug, file_id=None if claims is None else claims.file_id)
         raise
-    name, content_type, file_id = grant_base
-    with db.write() as s:
-        changes: dict[str, object] = {"download_count": File.download_count + 1}
-        if mtime_ns != expected[2]:
-            # Same bytes (re-hashed) under a new mtime, e.g. after a restore: remember it, hash once.
-            changes["mtime_ns"] = mtime_ns
-        s.execute(update(File).where(File.id == file_id).values(**changes))
-        audit.record(s, action=ACTION, actor=actor, project=slug, target=f"file:{file_id}")
-    return DownloadGrant(path=path, filename=name, content_type=content_type, size=expected[1],
-                         file_id=file_id, sha256=expected[3], mtime_ns=mtime_ns)
+
+
+def fetch_file(db: Database, settings: Settings, file_id: int, username: str) -> DownloadGrant:
+    """A stored file for ``username`` at the server's command line (``exporthub download``).
+
+    The same checks as a link (the user is active and may view the file's project, the file is there
+    and unchanged), the same count and one ``download`` audit event. Raises :class:`NotFound` for an
+    unknown user and :class:`FileNotAvailable` for every other refusal (missing, removed, not visible,
+    changed on disk): one answer, whatever the reason; the reason is in the audit trail.
+    """
+    slug: str | None = None
+    try:
+        with db.read() as s:
+            user = get_user(s, username)
+            if not is_usable(user):
+                raise LinkRefused(403, "user is deactivated or deleted")
+            slug, expected, named = _visible_file(s, user, file_id)
+        return _granted(db, settings, username, slug, expected, named, "via cli")
+    except LinkRefused as refused:
+        _refused(db, refused, actor=username, slug=slug, file_id=file_id)
+        raise FileNotAvailable(file_id) from None
+    except NotFound as exc:
+        raise audit.record_refusal(db, exc, action=ACTION, actor=username, target=f"file:{file_id}") from None
 
 
 def stored_path(settings: Settings, storage_key: str) -> Path:
@@ -344,6 +392,6 @@ def _sha256(path: Path) -> str:
 
 
 __all__ = [
-    "DownloadGrant", "IssuedLink", "LinkClaims", "LinkRefused", "download_path", "download_url", "issue_link",
-    "make_token", "parse_token", "resolve_download", "stored_path",
+    "DownloadGrant", "IssuedLink", "LinkClaims", "LinkRefused", "Requester", "download_path", "download_url",
+    "fetch_file", "issue_link", "make_token", "parse_token", "resolve_download", "stored_path",
 ]

@@ -203,13 +203,15 @@ class AuditEvent(Base):
 
 
 class LoginAttempt(Base):
-    """Failed logins per username, for throttling."""
+    """Login attempts per username, for throttling (see :mod:`exporthub.lockout`)."""
 
     __tablename__ = "login_attempts"
 
     username: Mapped[str] = mapped_column(String(64), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pending: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # admitted, being checked
+    pending_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # admissions older than this lapse
 
 
 class Worker(Base):
@@ -242,3 +244,47 @@ class PeriodicRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     holder: Mapped[str | None] = mapped_column(String(200))
     runs: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LoginSession(Base):
+    """A browser login. The cookie carries the session id signed; ``id`` is the id's sha256."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(16))  # password | oidc
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class LoginTicket(Base):
+    """A one-time sign-in ticket; ``id`` is the ticket's sha256, ``browser`` the sha256 of the nonce
+    cookie of the browser that asked for it."""
+
+    __tablename__ = "login_tickets"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    browser: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ApiToken(Base):
+    """A per-user token for scripts (``Authorization: Bearer``); only its sha256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -17,7 +17,6 @@ restores the project under a new slug:
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import uuid
 import zipfile
@@ -27,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -34,6 +34,7 @@ from sqlalchemy import delete, select
 
 from exporthub import audit, lake
 from exporthub.access import get_user, is_usable
+from exporthub.accounts import InvalidValue, validate_slug
 from exporthub.backup_format import (
     CHUNK,
     EXPORT_SESSIONS_ENTRY,
@@ -47,14 +48,13 @@ from exporthub.backup_format import (
     verify_backup,
 )
 from exporthub.db import Database
-from exporthub.errors import ExporthubError, PermissionDenied
+from exporthub.backup_checks import check_contents, check_sizes
+from exporthub.errors import ExporthubError, PermissionDenied, RestoreFailed
 from exporthub.models import ExportSession, Job, JobLog, Membership, Project, User, utcnow
 from exporthub.settings import Settings
 from exporthub.states import FINISHED_STATUSES, JobStatus, LogLevel
 
 USER_COLUMNS = {"zone_sessions": "user_id", "scans": "user_id", "costs": "user_id"}
-_SLUG = re.compile(r"\A[a-z0-9][a-z0-9-]{0,63}\Z")
-
 
 class RestoreRefused(ExporthubError):
     """The target slug is invalid or taken."""
@@ -93,8 +93,10 @@ def restore_backup(
     """Restore the backup at ``path`` as the new project ``project_slug``, acting as ``username``.
 
     Raises :class:`NotFound` (unknown user), :class:`PermissionDenied` (not a global admin),
-    :class:`RestoreRefused` (bad or taken slug) or :class:`BackupCorrupted`; each refusal is audited
-    and leaves nothing behind.
+    :class:`RestoreRefused` (bad or taken slug), :class:`BackupCorrupted` (checksums),
+    :class:`BackupInvalid` (sizes, or a value an import would refuse; see
+    :mod:`exporthub.backup_checks`) or :class:`RestoreFailed`; each refusal is audited once and
+    leaves nothing behind.
     """
     try:
         with db.read() as s:
@@ -102,8 +104,17 @@ def restore_backup(
             if not (is_usable(actor) and actor.is_admin):
                 raise PermissionDenied("Permission denied: only a global admin can restore a backup")
             _check_slug(s, settings, project_slug)
+        if name is not None and (not name.strip() or len(name) > 200 or not name.isprintable()):
+            raise RestoreRefused("A project name is printable text of 1 to 200 characters")
+        # Nothing is unpacked before the sizes pass, and nothing is written before every value does.
+        check_sizes(Path(path), settings)
         manifest = verify_backup(path)
-        return _restore(db, settings, Path(path), manifest, project_slug, username, name)
+        check_contents(Path(path), manifest)
+        try:
+            return _restore(db, settings, Path(path), manifest, project_slug, username, name)
+        except (duckdb.Error, pa.ArrowException, OSError, ValueError, KeyError, TypeError) as exc:
+            # _restore undid its own writes; what is left is to say so in plain words, once.
+            raise RestoreFailed(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
     except ExporthubError as exc:
         audit.record_refusal(db, exc, action="restore", actor=username, project=project_slug,
                              target=f"project:{project_slug}")
@@ -111,8 +122,10 @@ def restore_backup(
 
 
 def _check_slug(s: Any, settings: Settings, slug: str) -> None:
-    if not _SLUG.match(slug):
-        raise RestoreRefused(f"Invalid project slug {slug!r}: use lowercase letters, digits and '-'")
+    try:
+        validate_slug(slug)  # the same rule as creating a project
+    except InvalidValue as exc:
+        raise RestoreRefused(exc.message) from None
     if s.scalar(select(Project.id).where(Project.slug == slug)) is not None:
         raise RestoreRefused(f"Project already exists: {slug}")
     if lake.project_dir(settings, slug).exists():

@@ -81,6 +81,9 @@ class Settings:
     retention_interval_seconds: float
     requeue_after_seconds: float
     extra_exporters: tuple[str, ...]
+    import_max_file_bytes: int
+    restore_max_entry_bytes: int
+    restore_max_total_bytes: int
 
     @property
     def is_embedded(self) -> bool:
@@ -164,6 +167,9 @@ def _load() -> Settings:
         requeue_after_seconds=_float("REQUEUE_AFTER_SECONDS", 30.0),
         # Modules with an EXPORTER each, registered after the built-ins (a deployment's own export types).
         extra_exporters=tuple(m.strip() for m in (_env("EXTRA_EXPORTERS", "") or "").split(",") if m.strip()),
+        import_max_file_bytes=_int("IMPORT_MAX_FILE_BYTES", 2 * 1024**3, minimum=1),
+        restore_max_entry_bytes=_int("RESTORE_MAX_ENTRY_BYTES", 4 * 1024**3, minimum=1),
+        restore_max_total_bytes=_int("RESTORE_MAX_TOTAL_BYTES", 16 * 1024**3, minimum=1),
     )
 
 

@@ -21,14 +21,17 @@ from exporthub.accounts import (
     timezone_names,
 )
 from exporthub.errors import ExporthubError
+from exporthub.sessions import SessionInfo
 from exporthub.importer import CONTRACT, REPLACEABLE, ImportFile, ImportRefused, file_columns, import_files
 from exporthub.settings import get_settings
+from ui.format import md_escape
 from ui.session import current_user, database
 from ui.workers_panel import workers_tab
 
 _FLASH = "_admin_flash"  # (kind, message, secret) shown once after a rerun
 _CONFIRM = "_admin_confirm"  # (action, slug) waiting for the admin's confirmation
 _ALL = "All"
+UPLOAD_LIMIT_MB = 200  # Streamlit's own default for one upload
 
 
 def flash(message: str, *, kind: str = "success", secret: str | None = None) -> None:
@@ -39,9 +42,9 @@ def flash(message: str, *, kind: str = "success", secret: str | None = None) -> 
 def show_flash() -> None:
     kind, message, secret = st.session_state.pop(_FLASH, (None, None, None))
     if kind == "success":
-        st.success(message, icon=":material/check_circle:")
+        st.success(md_escape(message), icon=":material/check_circle:")
     elif kind:
-        st.error(message)
+        st.error(md_escape(message))
     if secret:
         st.code(secret, language=None)
         st.caption('Shown once: pass it on privately. "Set a temporary password" makes a new one.')
@@ -52,7 +55,7 @@ def attempt(action, *args, **kwargs):  # type: ignore[no-untyped-def]
     try:
         return action(*args, **kwargs)
     except ExporthubError as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc.message))
         return None
 
 
@@ -122,9 +125,9 @@ def confirm_status_change(accounts: AccountService, admin: str, action: str, slu
         if action == "close"
         else "Exports that need a closed project are refused again until it is closed."
     )
-    st.warning(f"{verb} **{slug}**? {consequence}", icon=":material/help:")
+    st.warning(f"{verb} **{md_escape(slug)}**? {consequence}", icon=":material/help:")
     yes, no = st.columns(2)
-    if yes.button(f"Yes, {verb.lower()} {slug}", type="primary", key="confirm_status"):
+    if yes.button(f"Yes, {verb.lower()} {md_escape(slug)}", type="primary", key="confirm_status"):
         del st.session_state[_CONFIRM]
         change = accounts.close_project if action == "close" else accounts.reopen_project
         if attempt(change, admin, slug) is not None:
@@ -162,6 +165,8 @@ def create_project(accounts: AccountService, admin: str) -> None:
 def users_tab(
     accounts: AccountService, admin: str, users: list[UserView], projects: list[ProjectView]
 ) -> None:
+    live = accounts.live_sessions(admin, get_settings())
+    sessions_of = {u.username: sum(s.username == u.username for s in live) for u in users}
     st.dataframe(
         [
             {
@@ -172,6 +177,7 @@ def users_tab(
                 "Active": u.active and not u.deleted,
                 "Can log in": u.can_log_in,
                 "Hourly rate": u.hourly_rate,
+                "Live sessions": sessions_of[u.username],
                 "Project roles": ", ".join(f"{slug}: {role}" for slug, role in u.roles.items()),
             }
             for u in users
@@ -203,10 +209,12 @@ def users_tab(
                 if who and where and attempt(accounts.remove_membership, admin, who, where) is not None:
                     flash(f"{who} has no role on {where} any more.")
         st.subheader("Account")
-        account_actions(accounts, admin, users)
+        account_actions(accounts, admin, users, sessions_of)
     with right:
         st.subheader("Add a user")
         add_user(accounts, admin)
+    st.subheader("Live sessions")
+    live_sessions_table(live)
 
 
 def add_user(accounts: AccountService, admin: str) -> None:
@@ -242,13 +250,15 @@ def add_user(accounts: AccountService, admin: str) -> None:
                 flash(f"User {created.username} added{note}", secret=password)
 
 
-def account_actions(accounts: AccountService, admin: str, users: list[UserView]) -> None:
+def account_actions(
+    accounts: AccountService, admin: str, users: list[UserView], sessions_of: dict[str, int]
+) -> None:
     live = {u.username: u for u in users if not u.deleted}
     if not live:
         return
     who = st.selectbox("User", list(live), key="account_user")
     user = live[who]
-    reset, toggle = st.columns(2)
+    reset, toggle, end = st.columns(3)
     if reset.button("Set a temporary password", key="reset_password", icon=":material/key:"):
         password = generate_password()
         if attempt(accounts.set_password, admin, who, password) is not None:
@@ -257,6 +267,11 @@ def account_actions(accounts: AccountService, admin: str, users: list[UserView])
     if toggle.button(label, key="toggle_active"):
         if attempt(accounts.set_active, admin, who, not user.active) is not None:
             flash(f"{who} is now {'active' if not user.active else 'deactivated'}.")
+    count = sessions_of.get(who, 0)
+    if end.button(f"End sessions ({count})", key="end_sessions", icon=":material/logout:", disabled=not count):
+        ended = attempt(accounts.end_sessions, admin, who)
+        if ended is not None:
+            flash(f"Ended {ended} session{'' if ended == 1 else 's'} of {who}; their open tabs show the login page.")
     with st.form("set_rate"):
         rate = st.number_input(
             f"Hourly rate of {who}", min_value=0.0, value=float(user.hourly_rate), step=0.5, key=f"account_rate_{who}"
@@ -264,6 +279,28 @@ def account_actions(accounts: AccountService, admin: str, users: list[UserView])
         if st.form_submit_button("Save rate"):
             if attempt(accounts.set_hourly_rate, admin, who, float(rate)) is not None:
                 flash(f"Hourly rate of {who} is now {rate:g}.")
+
+
+def live_sessions_table(live: list[SessionInfo]) -> None:
+    if not live:
+        st.caption("Nobody is logged in.")
+        return
+    st.dataframe(
+        [
+            {
+                "User": s.username,
+                "Started (UTC)": s.created_at.strftime("%Y-%m-%d %H:%M"),
+                "Last active (UTC)": s.last_seen_at.strftime("%Y-%m-%d %H:%M"),
+                "Login": s.source,
+                "Browser": s.user_agent or "",
+                "Session": s.fingerprint,
+            }
+            for s in live
+        ],
+        hide_index=True,
+        width="stretch",
+        key="live_sessions",
+    )
 
 
 # ---------------------------------------------------------------------- import
@@ -284,7 +321,12 @@ def import_tab(admin: str, projects: list[ProjectView]) -> None:
             format_func=lambda t: t.replace("_", " ").capitalize(),
         )
         files = st.file_uploader(
-            "CSV or Parquet files", type=["csv", "parquet"], accept_multiple_files=True, key="import_files"
+            "CSV or Parquet files",
+            type=["csv", "parquet"],
+            accept_multiple_files=True,
+            key="import_files",
+            # An upload is held in the web process's memory: never more than the import limit allows.
+            max_upload_size=max(1, min(UPLOAD_LIMIT_MB, get_settings().import_max_file_bytes // 2**20)),
         )
         replace = st.checkbox(
             f"Replace all {table.replace('_', ' ')}",
@@ -333,9 +375,9 @@ def import_tab(admin: str, projects: list[ProjectView]) -> None:
                 column_config={"Problem": st.column_config.TextColumn(width="large")},
             )
         except ExporthubError as exc:
-            st.error(str(exc))
+            st.error(md_escape(exc.message))
         else:
-            st.success(report.summary().capitalize(), icon=":material/check_circle:")
+            st.success(md_escape(report.summary().capitalize()), icon=":material/check_circle:")
             st.dataframe(
                 [{"File": name, "Rows": rows} for name, rows in report.rows_per_file.items()], hide_index=True
             )

@@ -10,6 +10,7 @@ from exporthub.errors import ExporthubError
 from exporthub.permissions import Permission
 from ui import stats_view
 from ui.charts_plotly import figure
+from ui.format import md_escape
 from ui.session import page_context
 from ui.stats_services import stats_service
 
@@ -18,11 +19,11 @@ user, project, timezone = ctx.user.username, ctx.project.slug, ctx.project.timez
 stats = stats_service()
 
 st.title("Statistics")
-st.caption(f"{ctx.project.name} · times in {timezone}")
+st.caption(f"{md_escape(ctx.project.name)} · times in {md_escape(timezone)}")
 try:
     options = stats.filter_options(user, project)  # the domain checks exports.view again
 except ExporthubError as exc:
-    st.error(exc.message)
+    st.error(md_escape(exc.message))
     st.stop()
 
 view = stats_view.filter_bar(options, timezone)

@@ -35,3 +35,44 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def run_together(code: str, env: dict[str, str], n: int, args: tuple[str, ...] = (),
+                 timeout: float = 180, *, racer_args: list[tuple[str, ...]] | None = None) -> list[tuple[object, ...]]:
+    """Run ``n`` copies of ``python -c code GO READY *args`` that start their real work at one moment
+    (``racer_args`` gives each copy its own arguments instead, and ``n`` is ignored).
+
+    Each copy imports what it needs, touches its READY file, waits until the GO file exists, works,
+    and prints one JSON list as its last line; that list is its result, in the order of the copies.
+    (Plain subprocesses, not multiprocessing: AppTest rewrites ``__main__``, which spawn would run again.)
+    """
+    racer_args = racer_args if racer_args is not None else [args] * n
+    n = len(racer_args)
+    import json
+    import tempfile
+    import time
+
+    with tempfile.TemporaryDirectory() as tmp:
+        go = Path(tmp) / "go"
+        ready = [Path(tmp) / f"ready-{i}" for i in range(n)]
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(go), str(r), *extra], env=env, cwd=REPO,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for r, extra in zip(ready, racer_args, strict=True)]
+        try:
+            deadline = time.monotonic() + timeout
+            while not all(r.exists() for r in ready):
+                assert time.monotonic() < deadline, "the racers did not get ready in time"
+                assert all(p.poll() is None for p in procs), [p.communicate()[1][-800:] for p in procs if p.poll()]
+                time.sleep(0.05)
+            go.touch()
+            results: list[tuple[object, ...]] = []
+            for p in procs:
+                out, err = p.communicate(timeout=timeout)
+                lines = out.strip().splitlines()
+                results.append(tuple(json.loads(lines[-1])) if lines else ("error", err[-800:]))
+            return results
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()

@@ -53,11 +53,11 @@ def test_a_scripted_sequence_writes_exactly_its_events(demo_hub):
     link = links.issue_link(hub.db, hub.settings, f.id, "analyst")
     token = link.path.removeprefix(links.ROUTE_PREFIX)
     step("download", "ok", "analyst",
-         lambda: links.resolve_download(hub.db, hub.settings, token, session_username=None))
+         lambda: links.resolve_download(hub.db, hub.settings, token, requester=links.Requester("analyst", "session")))
     step("download", "refused", None,
-         lambda: links.resolve_download(hub.db, hub.settings, token[:-2], session_username=None))
+         lambda: links.resolve_download(hub.db, hub.settings, token[:-2], requester=links.Requester("analyst", "session")))
     step("download", "refused", "analyst",
-         lambda: links.resolve_download(hub.db, hub.settings, token, session_username="manager"))
+         lambda: links.resolve_download(hub.db, hub.settings, token, requester=links.Requester("manager", "session")))
     step("link", "refused", "outsider", lambda: links.issue_link(hub.db, hub.settings, f.id, "outsider"))
     other = step("start", "ok", "manager", lambda: service.start("manager", "demo-open", "users"))
     step("cancel", "ok", "manager", lambda: service.cancel("manager", other.id))
@@ -67,7 +67,7 @@ def test_a_scripted_sequence_writes_exactly_its_events(demo_hub):
     step("remove", "refused", "viewer", lambda: service.remove("viewer", job.id))
     step("remove", "ok", "manager", lambda: service.remove("manager", job.id))
     step("download", "refused", "analyst",
-         lambda: links.resolve_download(hub.db, hub.settings, token, session_username=None))
+         lambda: links.resolve_download(hub.db, hub.settings, token, requester=links.Requester("analyst", "session")))
     step("project-close", "ok", "admin", lambda: accounts.close_project("admin", "demo-open"))
     step("project-close", "refused", "analyst", lambda: accounts.close_project("analyst", "demo-open"))
     step("project-reopen", "ok", "admin", lambda: accounts.reopen_project("admin", "demo-open"))

@@ -1,5 +1,5 @@
-"""Logins and sessions: argon2, throttling, one audit event per login, signed expiring sessions,
-one-time sign-in tickets, deactivated users, and the cookie routes."""
+"""Logins and sessions: argon2, throttling, one audit event per login, server-side sessions that end
+on the server, browser-bound single-use sign-in tickets, and the cookie routes."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import pytest
 from sqlalchemy import func, select, update
 from starlette.requests import Request
 
-from exporthub import auth
-from exporthub.models import AuditEvent, LoginAttempt, User
-from exporthub.passwords import hash_password
+from exporthub import auth, sessions, tickets
+from exporthub.accounts import AccountService
+from exporthub.errors import PermissionDenied
+from exporthub.links import make_token
+from exporthub.models import AuditEvent, LoginAttempt, LoginSession, User
 from exporthub.settings import reload_settings
 from tests.conftest import make_hub
 from web import auth_routes
@@ -133,84 +135,134 @@ def test_success_resets_the_failure_count(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------- sessions and tickets
 
 
-def test_session_token_round_trip_and_idle_expiry(demo_hub):
+def _uid(hub, name: str) -> int:
+    return auth.current_user(hub.db, name).id
+
+
+def _session_rows(hub) -> list[tuple[int, str | None]]:
+    with hub.db.read() as s:
+        return [(r.user_id, r.end_reason) for r in s.scalars(select(LoginSession).order_by(LoginSession.created_at))]
+
+
+def test_session_lives_on_the_server_and_idles_out(demo_hub):
     db, s = demo_hub.db, demo_hub.settings
-    user = auth.authenticate(db, s, "viewer", "demo", now=T0)
-    token = auth.issue_session(db, s, user.id, now=T0)
-    assert auth.validate_session(db, s, token, now=T0 + timedelta(seconds=10)) == user
+    cookie = sessions.start(db, s, _uid(demo_hub, "viewer"), now=T0)
+    session_id, mac = cookie.split(".")
+    with db.read() as session:  # the database keeps only the id's hash, never the cookie
+        row = session.scalars(select(LoginSession)).one()
+        assert row.id != session_id and session_id not in row.id and mac not in row.id
+    assert sessions.validate(db, s, cookie, now=T0 + timedelta(seconds=10)).username == "viewer"
     idle = s.session_idle_seconds
-    assert auth.validate_session(db, s, token, now=T0 + timedelta(seconds=idle)) == user
-    assert auth.validate_session(db, s, token, now=T0 + timedelta(seconds=idle + 1)) is None
-    # Activity slides the idle window but keeps the issue time.
+    # Activity (a full page run) is written at most once a minute and slides the idle window.
     later = T0 + timedelta(seconds=idle - 5)
-    fresh = auth.refresh_session(db, s, token, now=later)
-    assert fresh is not None and fresh != token
-    info, _ = auth.decode_session(db, s, fresh, now=later)
-    assert (info.issued, info.seen) == (T0, later)
-    assert auth.validate_session(db, s, fresh, now=later + timedelta(seconds=idle)) == user
-    assert auth.refresh_session(db, s, token, now=T0 + timedelta(seconds=idle + 1)) is None
+    assert sessions.touch(db, s, cookie, now=later)
+    assert sessions.validate(db, s, cookie, now=later + timedelta(seconds=idle)).username == "viewer"
+    check = sessions.check(db, s, cookie, now=later + timedelta(seconds=idle + 1))
+    assert (check.user, check.reason) == (None, "idle")
+    # Ended for good: being "active" again does not bring it back.
+    assert sessions.validate(db, s, cookie, now=later) is None
+    assert _session_rows(demo_hub) == [(_uid(demo_hub, "viewer"), "idle")]
+
+
+def test_fragment_refreshes_alone_do_not_keep_a_session_alive(demo_hub):
+    db, s = demo_hub.db, demo_hub.settings
+    cookie = sessions.start(db, s, _uid(demo_hub, "analyst"), now=T0)
+    now = T0
+    for _ in range(3):  # an open tab's job list, refreshing on its own
+        now += timedelta(seconds=s.session_idle_seconds // 4)
+        assert sessions.check(db, s, cookie, now=now).user is not None
+    assert sessions.check(db, s, cookie, now=T0 + timedelta(seconds=s.session_idle_seconds + 1)).reason == "idle"
 
 
 def test_session_ends_at_the_maximum_age_however_active(demo_hub):
     db, s = demo_hub.db, demo_hub.settings
-    user_id = auth.current_user(db, "analyst").id
-    token = auth.issue_session(db, s, user_id, now=T0)
+    cookie = sessions.start(db, s, _uid(demo_hub, "analyst"), now=T0)
     now = T0
     while now - T0 < timedelta(seconds=auth.SESSION_MAX_AGE_SECONDS - 3600):
         now += timedelta(seconds=s.session_idle_seconds - 60)
-        token = auth.refresh_session(db, s, token, now=now)
-        assert token is not None
-    assert (
-        auth.validate_session(db, s, token, now=T0 + timedelta(seconds=auth.SESSION_MAX_AGE_SECONDS + 1))
-        is None
-    )
+        assert sessions.touch(db, s, cookie, now=now)
+    check = sessions.check(db, s, cookie, now=T0 + timedelta(seconds=auth.SESSION_MAX_AGE_SECONDS + 1))
+    assert (check.user, check.reason) == (None, "expired")
 
 
-def test_tampered_forged_or_cross_purpose_tokens_are_refused(demo_hub):
+def test_tampered_forged_or_foreign_cookies_are_no_session(demo_hub):
     db, s = demo_hub.db, demo_hub.settings
-    user_id = auth.current_user(db, "analyst").id
-    token = auth.issue_session(db, s, user_id, now=T0)
-    body, mac = token.split(".")
-    admin_id = auth.current_user(db, "admin").id
-    forged_body = auth._b64(auth._unb64(body).replace(f'"u":{user_id}'.encode(), f'"u":{admin_id}'.encode()))
-    ticket = auth.issue_ticket(db, s, user_id, now=T0)
-    for bad in ("", "x", "a.b", token + "x", f"{forged_body}.{mac}", ticket, "." * 10, "é.é", "a" * 5000):
-        assert auth.validate_session(db, s, bad, now=T0) is None, bad
-    # A session token is not a ticket either.
-    assert auth.redeem_ticket(db, s, token, now=T0) is None
+    cookie = sessions.start(db, s, _uid(demo_hub, "analyst"), now=T0)
+    session_id, mac = cookie.split(".")
+    link = make_token(s, 1, _uid(demo_hub, "analyst"), 2_000_000_000)
+    forged = f"{session_id[:-1]}{'A' if session_id[-1] != 'A' else 'B'}.{mac}"
+    for bad in ("", "x", "a.b", cookie + "x", forged, f"{session_id}.{session_id}", link, "." * 10, "é.é",
+                "a" * 5000, session_id):
+        assert sessions.validate(db, s, bad, now=T0) is None, bad
 
 
-def test_deactivation_password_change_and_secret_rotation_end_sessions(tmp_path, monkeypatch):
+def test_logout_ends_the_session_on_the_server_with_one_event(demo_hub):
+    db, s = demo_hub.db, demo_hub.settings
+    cookie = sessions.start(db, s, _uid(demo_hub, "viewer"))
+    assert sessions.end(db, s, cookie) is True
+    assert sessions.end(db, s, cookie) is False  # twice: nothing more to end, nothing recorded
+    assert sessions.end(db, s, "forged.cookie") is False
+    assert sessions.validate(db, s, cookie) is None  # the old cookie, replayed, opens nothing
+    assert _logouts(demo_hub) == [("viewer", "signed-out")]
+
+
+def test_deactivation_password_change_and_admin_end_every_session_at_once(tmp_path, monkeypatch):
     hub = make_hub(tmp_path, monkeypatch, SECRET_KEY="first-secret-0123456789abcdef")
     from exporthub.demo import create_demo
 
     create_demo(hub.db, hub.settings, scans=200, seed=1)
     db, s = hub.db, hub.settings
-    ids = {name: auth.current_user(db, name).id for name in ("analyst", "viewer", "manager")}
-    tokens = {name: auth.issue_session(db, s, uid, now=T0) for name, uid in ids.items()}
-    _set_user(hub, "analyst", active=False)
-    _set_user(hub, "viewer", password_hash=hash_password("new-password"))
-    assert auth.validate_session(db, s, tokens["analyst"], now=T0) is None
-    assert auth.validate_session(db, s, tokens["viewer"], now=T0) is None
-    assert auth.validate_session(db, s, tokens["manager"], now=T0).username == "manager"
+    accounts = AccountService(db)
+    cookies = {name: [sessions.start(db, s, _uid(hub, name)) for _ in range(2)]
+               for name in ("analyst", "viewer", "manager", "admin")}
+    accounts.set_active("admin", "analyst", False)
+    accounts.set_password("admin", "viewer", "a-new-password")
+    assert accounts.end_sessions("admin", "manager") == 2
+    for name, reason in (("analyst", "disabled"), ("viewer", "password-changed"), ("manager", "ended-by-admin")):
+        for cookie in cookies[name]:
+            assert sessions.check(db, s, cookie) == sessions.SessionCheck(None, reason)
+    assert all(sessions.validate(db, s, c).username == "admin" for c in cookies["admin"])
+    # Reactivating the account does not bring its old sessions back.
+    accounts.set_active("admin", "analyst", True)
+    assert all(sessions.validate(db, s, c) is None for c in cookies["analyst"])
+    # The admin page lists live sessions only, per user.
+    with db.read() as session:
+        live = sessions.live(session, s)
+    assert sorted(i.username for i in live) == ["admin", "admin"]
+    assert accounts.live_sessions("admin", s) == live
+    with pytest.raises(PermissionDenied):
+        accounts.end_sessions("viewer", "admin")
+    # A rotated secret ends every session as well (the cookie's signature no longer holds).
     monkeypatch.setenv("EXPORTHUB_SECRET_KEY", "second-secret-0123456789abcdef")
-    rotated = reload_settings()
-    assert auth.validate_session(db, rotated, tokens["manager"], now=T0) is None
+    assert sessions.validate(db, reload_settings(), cookies["admin"][0]) is None
 
 
-def test_ticket_works_once_and_expires(demo_hub):
+NONCE = "n" * 43
+
+
+def test_ticket_works_once_for_the_browser_that_asked_and_expires(demo_hub):
     db, s = demo_hub.db, demo_hub.settings
-    user_id = auth.current_user(db, "analyst").id
-    ticket = auth.issue_ticket(db, s, user_id, now=T0)
-    session = auth.redeem_ticket(db, s, ticket, now=T0 + timedelta(seconds=5))
-    assert auth.validate_session(db, s, session, now=T0 + timedelta(seconds=5)).username == "analyst"
-    assert auth.redeem_ticket(db, s, ticket, now=T0 + timedelta(seconds=6)) is None  # spent
-    late = auth.issue_ticket(db, s, user_id, now=T0)
-    assert auth.redeem_ticket(db, s, late, now=T0 + timedelta(seconds=auth.TICKET_TTL_SECONDS + 1)) is None
-    # A ticket of a user deactivated in the meantime is refused.
-    pending = auth.issue_ticket(db, s, user_id, now=T0)
+    user_id = _uid(demo_hub, "analyst")
+    ticket = tickets.issue(db, user_id, NONCE, now=T0)
+    # Another browser (no nonce, or another one) cannot use it: login CSRF.
+    assert tickets.redeem(db, s, ticket, None, now=T0) is None
+    assert tickets.redeem(db, s, ticket, "m" * 43, now=T0) is None
+    cookie = tickets.redeem(db, s, ticket, NONCE, user_agent="Test/1.0", now=T0 + timedelta(seconds=5))
+    assert sessions.validate(db, s, cookie, now=T0 + timedelta(seconds=5)).username == "analyst"
+    assert tickets.redeem(db, s, ticket, NONCE, now=T0 + timedelta(seconds=6)) is None  # spent
+    late = tickets.issue(db, user_id, NONCE, now=T0)
+    assert tickets.redeem(db, s, late, NONCE, now=T0 + timedelta(seconds=tickets.TICKET_TTL_SECONDS + 1)) is None
+    pending = tickets.issue(db, user_id, NONCE, now=T0)
     _set_user(demo_hub, "analyst", active=False)
-    assert auth.redeem_ticket(db, s, pending, now=T0 + timedelta(seconds=1)) is None
+    assert tickets.redeem(db, s, pending, NONCE, now=T0 + timedelta(seconds=1)) is None
+    with db.read() as session:
+        refused = session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "login-ticket", AuditEvent.outcome == "refused"))
+    assert refused == 5  # one event for each refused redemption above
+    for junk in (None, "", "x", cookie, "a" * 5000):
+        assert tickets.redeem(db, s, junk, NONCE) is None
+    with pytest.raises(ValueError):
+        tickets.issue(db, user_id, "short")
 
 
 def test_oidc_identity_maps_by_email_then_username(demo_hub):
@@ -245,16 +297,19 @@ def test_projects_for_lists_memberships_or_everything_for_admins(demo_hub):
 # ---------------------------------------------------------------------------- the cookie routes
 
 
-def _request(method: str, path: str, query: str = "", cookie: str | None = None) -> Request:
-    headers = [(b"host", b"testserver")]
-    if cookie is not None:
-        headers.append((b"cookie", f"{auth.SESSION_COOKIE}={cookie}".encode()))
+def _request(method: str, path: str, query: str = "", cookies: dict[str, str] | None = None,
+             headers: dict[str, str] | None = None) -> Request:
+    raw = [(b"host", b"testserver")]
+    if cookies:
+        raw.append((b"cookie", "; ".join(f"{k}={v}" for k, v in cookies.items()).encode()))
+    for key, value in (headers or {}).items():
+        raw.append((key.lower().encode(), value.encode()))
     scope = {
         "type": "http",
         "method": method,
         "path": path,
         "query_string": query.encode(),
-        "headers": headers,
+        "headers": raw,
         "scheme": "http",
         "server": ("testserver", 80),
         "root_path": "",
@@ -270,49 +325,112 @@ def _set_cookie(response) -> SimpleCookie:
     return jar
 
 
-def test_routes_set_refresh_and_clear_an_httponly_samesite_cookie(demo_hub):
+def _logouts(hub) -> list[tuple[str | None, str | None]]:
+    with hub.db.read() as session:
+        return [tuple(r) for r in session.execute(
+            select(AuditEvent.actor, AuditEvent.detail).where(AuditEvent.action == "logout").order_by(AuditEvent.id))]
+
+
+SAME_ORIGIN = {"sec-fetch-site": "same-origin", "origin": "http://testserver"}
+
+
+def test_begin_sets_a_login_nonce_and_remembers_only_download_links(demo_hub):
+    response = auth_routes.begin(_request("GET", "/auth/session/begin"))
+    assert response.status_code == 303 and response.headers["location"] == "/?nonce=set"
+    jar = _set_cookie(response)
+    nonce = jar[tickets.NONCE_COOKIE]
+    assert tickets.is_nonce(nonce.value) and nonce["httponly"] and nonce["samesite"] == "lax"
+    assert auth_routes.NEXT_COOKIE not in jar
+    # An existing nonce is kept (the form may be open in another tab).
+    again = auth_routes.begin(_request("GET", "/auth/session/begin", cookies={tickets.NONCE_COOKIE: nonce.value}))
+    assert tickets.NONCE_COOKIE not in _set_cookie(again)
+    link = "/download/1.2.3." + "A" * 43
+    carried = auth_routes.begin(_request("GET", "/auth/session/begin", f"next={link}"))
+    assert carried.headers["location"] == "/?auth=login-required&nonce=set"
+    remembered = _set_cookie(carried)[auth_routes.NEXT_COOKIE]
+    assert remembered.value == link and remembered["path"] == auth_routes.LOGIN_PATH
+    for elsewhere in ("https://evil.example/", "//evil.example", "/admin", "/download/../x", "javascript:alert(1)"):
+        odd = auth_routes.begin(_request("GET", "/auth/session/begin", f"next={elsewhere}"))
+        assert auth_routes.NEXT_COOKIE not in _set_cookie(odd), elsewhere
+        assert odd.headers["location"] == "/?nonce=set"
+
+
+def test_ticket_route_sets_the_session_cookie_only_with_the_browsers_nonce(demo_hub):
     db, s = demo_hub.db, demo_hub.settings
-    user_id = auth.current_user(db, "analyst").id
-    ticket = auth.issue_ticket(db, s, user_id)
-    response = auth_routes.start_session(_request("GET", "/auth/session", f"ticket={ticket}"))
-    assert response.status_code == 303 and response.headers["location"] == "/"
+    ticket = tickets.issue(db, _uid(demo_hub, "analyst"), NONCE)
+    # Placed on another page: the victim's browser has no (or another) nonce, and keeps its own session.
+    victim = sessions.start(db, s, _uid(demo_hub, "viewer"))
+    planted = auth_routes.start_session(_request("GET", "/auth/session", f"ticket={ticket}",
+                                                 cookies={auth.SESSION_COOKIE: victim}))
+    assert planted.headers["location"] == "/?auth=expired-ticket"
+    assert auth.SESSION_COOKIE not in _set_cookie(planted)
+    assert sessions.validate(db, s, victim).username == "viewer"
+    link = "/download/1.2.3." + "A" * 43
+    response = auth_routes.start_session(_request(
+        "GET", "/auth/session", f"ticket={ticket}",
+        cookies={tickets.NONCE_COOKIE: NONCE, auth_routes.NEXT_COOKIE: link}, headers={"user-agent": "Chromium/1"}))
+    assert response.status_code == 303 and response.headers["location"] == link  # on to the download
     assert response.headers["cache-control"] == "no-store"
-    raw = response.headers["set-cookie"]
-    assert "HttpOnly" in raw and "SameSite=lax" in raw and "Path=/" in raw
-    assert f"Max-Age={s.session_idle_seconds}" in raw
-    token = _set_cookie(response)[auth.SESSION_COOKIE].value
-    assert auth.validate_session(db, s, token).username == "analyst"
-
-    again = auth_routes.start_session(_request("GET", "/auth/session", f"ticket={ticket}"))
+    raw = [v.decode() for k, v in response.raw_headers if k == b"set-cookie"]
+    session_header = next(h for h in raw if h.startswith(auth.SESSION_COOKIE))
+    assert "HttpOnly" in session_header and "SameSite=lax" in session_header and "Path=/" in session_header
+    assert f"Max-Age={auth.SESSION_MAX_AGE_SECONDS}" in session_header
+    jar = _set_cookie(response)
+    assert sessions.validate(db, s, jar[auth.SESSION_COOKIE].value).username == "analyst"
+    assert jar[tickets.NONCE_COOKIE].value == "" and jar[auth_routes.NEXT_COOKIE].value == ""  # used up
+    with db.read() as session:
+        assert session.scalars(select(LoginSession).where(LoginSession.user_agent == "Chromium/1")).one()
+    again = auth_routes.start_session(_request("GET", "/auth/session", f"ticket={ticket}",
+                                               cookies={tickets.NONCE_COOKIE: NONCE}))
     assert again.headers["location"] == "/?auth=expired-ticket"
-    assert _set_cookie(again)[auth.SESSION_COOKIE].value == ""
 
-    refreshed = auth_routes.refresh_session(_request("POST", "/auth/session/refresh", cookie=token))
-    assert refreshed.status_code == 204
-    assert (
-        auth.validate_session(db, s, _set_cookie(refreshed)[auth.SESSION_COOKIE].value).username == "analyst"
-    )
-    denied = auth_routes.refresh_session(_request("POST", "/auth/session/refresh", cookie="forged.token"))
-    assert denied.status_code == 401 and _set_cookie(denied)[auth.SESSION_COOKIE].value == ""
 
-    ended = auth_routes.end_session(_request("GET", "/auth/session/end", "reason=idle", cookie=token))
-    assert ended.status_code == 303 and ended.headers["location"] == "/?auth=idle"
+def test_logout_is_a_same_site_post_that_ends_the_session(demo_hub):
+    db, s = demo_hub.db, demo_hub.settings
+    cookie = sessions.start(db, s, _uid(demo_hub, "viewer"))
+    # A cross-site form, a request without Origin or Sec-Fetch-Site, a foreign Origin: refused, session kept.
+    for headers in ({"sec-fetch-site": "cross-site", "origin": "https://evil.example"}, {},
+                    {"origin": "https://evil.example"}, {"origin": "null"}, {"sec-fetch-site": "same-site"}):
+        refused = auth_routes.end_session(_request("POST", "/auth/session/end", cookies={auth.SESSION_COOKIE: cookie},
+                                                   headers=headers))
+        assert refused.status_code == 403 and auth.SESSION_COOKIE not in _set_cookie(refused), headers
+    assert sessions.validate(db, s, cookie).username == "viewer"
+    ended = auth_routes.end_session(_request("POST", "/auth/session/end", "reason=idle",
+                                             cookies={auth.SESSION_COOKIE: cookie}, headers=SAME_ORIGIN))
+    assert ended.status_code == 303 and ended.headers["location"] == "/auth/session/begin?auth=idle"
     cleared = _set_cookie(ended)[auth.SESSION_COOKIE]
     assert cleared.value == "" and cleared["max-age"] == "0"
-    # Only known reasons are passed on: the route decides where the browser goes, not the request.
-    odd = auth_routes.end_session(_request("GET", "/auth/session/end", "reason=https://evil.example"))
-    assert odd.headers["location"] == "/?auth=signed-out"
+    assert sessions.validate(db, s, cookie) is None and _logouts(demo_hub) == [("viewer", "idle")]
+    # An older browser without Sec-Fetch-Site, but with this site's Origin, may log out too.
+    other = sessions.start(db, s, _uid(demo_hub, "analyst"))
+    auth_routes.end_session(_request("POST", "/auth/session/end", cookies={auth.SESSION_COOKIE: other},
+                                     headers={"origin": "http://testserver"}))
+    assert sessions.validate(db, s, other) is None
+    # Only known reasons are passed on; nothing from the request decides where the browser goes.
+    odd = auth_routes.end_session(_request("POST", "/auth/session/end", "reason=https://evil.example",
+                                           headers=SAME_ORIGIN))
+    assert odd.headers["location"] == "/auth/session/begin?auth=signed-out"
+    assert len(_logouts(demo_hub)) == 2
 
 
-def test_server_mounts_the_auth_routes_before_streamlit():
+def test_server_mounts_the_auth_routes_before_streamlit_and_logout_refuses_get():
     import server
+    from starlette.applications import Starlette
 
-    paths = [getattr(r, "path", None) for r in server.ROUTES]
-    assert {"/healthz", auth_routes.LOGIN_PATH, auth_routes.LOGOUT_PATH, auth_routes.REFRESH_PATH} <= set(
-        paths
-    )
-    health = asyncio.run(server.health(_request("GET", "/healthz")))
-    assert health.status_code == 200
+    paths = {getattr(r, "path", None): r for r in server.ROUTES}
+    assert {"/healthz", auth_routes.BEGIN_PATH, auth_routes.LOGIN_PATH, auth_routes.LOGOUT_PATH} <= set(paths)
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {**_request("GET", auth_routes.LOGOUT_PATH, cookies={auth.SESSION_COOKIE: "x"}).scope,
+             "http_version": "1.1", "raw_path": auth_routes.LOGOUT_PATH.encode()}
+    asyncio.run(Starlette(routes=auth_routes.ROUTES)(scope, receive, send))
+    assert sent[0]["status"] == 405  # a cross-site link (GET) can never log anybody out
 
 
 def test_login_attempts_table_stays_small(demo_hub):
@@ -324,19 +442,11 @@ def test_login_attempts_table_stays_small(demo_hub):
         assert s.get(LoginAttempt, "analyst").failures == 3
 
 
-def test_logging_out_a_live_session_writes_one_logout_event(demo_hub):
+def test_session_rows_over_for_a_month_are_purged_when_someone_logs_in(demo_hub):
     db, s = demo_hub.db, demo_hub.settings
-    token = auth.issue_session(db, s, auth.current_user(db, "viewer").id)
-
-    def logouts() -> list[tuple[str | None, str | None]]:
-        with db.read() as session:
-            return session.execute(
-                select(AuditEvent.actor, AuditEvent.detail).where(AuditEvent.action == "logout")
-            ).all()
-
-    auth_routes.end_session(_request("GET", "/auth/session/end", cookie=token))
-    assert logouts() == [("viewer", "signed-out")]
-    # Without a live session (no cookie, or a forged one) nothing is recorded.
-    auth_routes.end_session(_request("GET", "/auth/session/end"))
-    auth_routes.end_session(_request("GET", "/auth/session/end", cookie="forged.token"))
-    assert len(logouts()) == 1
+    old = sessions.start(db, s, _uid(demo_hub, "viewer"), now=T0 - timedelta(days=40))
+    recent = sessions.start(db, s, _uid(demo_hub, "viewer"), now=T0 - timedelta(days=2))
+    sessions.start(db, s, _uid(demo_hub, "analyst"), now=T0)
+    assert len(_session_rows(demo_hub)) == 2  # the 40-day-old one is gone
+    assert sessions.check(db, s, old, now=T0).reason == "ended"
+    assert sessions.check(db, s, recent, now=T0).reason == "idle"

@@ -76,8 +76,8 @@ def test_export_without_mode_enqueues_and_returns(demo_hub, capsys, monkeypatch)
         (("export", "nope", "--project", "demo-open", "--user", "analyst", "--inline"), "Unknown export type"),
         (("export", "scans", "--project", "nope", "--user", "analyst", "--inline"), "Unknown project"),
         (("export", "scans", "--project", "demo-open", "--user", "nobody", "--inline"), "Unknown user"),
-        (("job", "999", "--user", "analyst"), "Unknown job"),
-        (("cancel", "999", "--user", "analyst"), "Unknown job"),
+        (("job", "999", "--user", "analyst"), "Job 999 not found or not permitted"),
+        (("cancel", "999", "--user", "analyst"), "Job 999 not found or not permitted"),
     ],
 )
 def test_refusals_exit_2_with_message_on_stderr(demo_hub, capsys, argv, message):
@@ -193,5 +193,5 @@ def test_refusals_with_json_are_json_on_stdout(demo_hub, capsys):
     assert code == 2 and err == ""
     assert json.loads(out) == {"error": {"code": "permission_denied", "message": "Permission denied"}}
     code, out, _ = run(capsys, "job", "999", "--user", "analyst", "--json")
-    assert code == 2 and json.loads(out)["error"]["code"] == "not_found"
+    assert code == 2 and json.loads(out)["error"]["code"] == "job_not_found"
 

@@ -145,41 +145,18 @@ except Exception as exc:  # anything else (e.g. "database is locked") fails the 
 """
 
 
-def _process_race(data_dir: str, database_url: str = "", n: int = 20) -> list[tuple[str, object]]:
-    """Start ``n`` processes that all call start() at the same moment (plain subprocesses: AppTest
-    rewrites ``__main__``, which multiprocessing's spawn would re-run)."""
-    import json
+def _process_race(data_dir: str, database_url: str = "", n: int = 20) -> list[tuple[object, ...]]:
+    """Start ``n`` processes that all call start() at the same moment."""
     import os
-    import subprocess
-    import sys
-    import tempfile
-    import time
-    from pathlib import Path
+
+    from tests._processes import run_together
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTHUB_")}
     env["EXPORTHUB_DATA_DIR"] = data_dir
     if database_url:
         env["EXPORTHUB_DATABASE_URL"] = database_url
         env["EXPORTHUB_SECRET_KEY"] = "x" * 32
-    with tempfile.TemporaryDirectory() as tmp:
-        go = Path(tmp) / "go"
-        ready = [Path(tmp) / f"ready-{i}" for i in range(n)]
-        procs = [
-            subprocess.Popen([sys.executable, "-c", _RACER, str(go), str(r)], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-            for r in ready
-        ]
-        deadline = time.monotonic() + 180
-        while not all(r.exists() for r in ready):
-            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "a racer died"
-            time.sleep(0.05)
-        go.touch()
-        results = []
-        for p in procs:
-            out, err = p.communicate(timeout=120)
-            lines = out.strip().splitlines()
-            results.append(tuple(json.loads(lines[-1])) if lines else ("error", err[-500:]))
-    return results
+    return run_together(_RACER, env, n)
 
 
 @pytest.mark.slow

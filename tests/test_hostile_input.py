@@ -18,7 +18,7 @@ from exporthub import cli, links
 from exporthub.dispatch import RecordingDispatcher
 from exporthub.errors import InvalidVariable
 from exporthub.export_config import load_config, validate_variables
-from exporthub.links import LinkRefused, make_token, parse_token, resolve_download, stored_path
+from exporthub.links import LinkRefused, Requester, make_token, parse_token, resolve_download, stored_path
 from exporthub.models import AuditEvent, File, Job
 from exporthub.states import ACTIVE_STATUSES, JobStatus
 from web.downloads import content_disposition, media_type
@@ -182,9 +182,9 @@ def test_mutated_tokens_never_grant_access(demo_hub, data):
     cut = data.draw(st.integers(0, 3), label="cut")
     mutated = token[:position] + insert + token[position + cut:]
     assume(mutated != token)
-    session = data.draw(st.one_of(st.none(), CLI_TEXT), label="session")
+    session = data.draw(st.one_of(st.just("analyst"), st.none(), CLI_TEXT), label="session")
     with pytest.raises(LinkRefused):
-        resolve_download(demo_hub.db, demo_hub.settings, mutated, session_username=session)
+        resolve_download(demo_hub.db, demo_hub.settings, mutated, requester=Requester(session, "session"))
     with demo_hub.db.read() as s:
         assert s.get(File, f.id).download_count == 0
         assert s.scalars(select(AuditEvent).where(AuditEvent.action == "download",

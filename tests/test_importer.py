@@ -206,9 +206,13 @@ def test_refusals_of_references_users_sessions_and_values(made):
 1,100,ann,,1,2026-03-28T08:05:00+01:00,
 """
     exc = refused(hub, "scans", hm.write(folder, "refs.csv", text))
+    # One pass: the bad cell and the references, together, in file order.
     assert [(p.row, p.column, p.message) for p in exc.problems] == [
-        (4, "barcode", "a value is required (the cell is empty)")
-    ]  # types first: nothing else is checked yet
+        (1, "user", "unknown user 'zed'"),
+        (2, "session_id", "unknown session 999"),
+        (3, "zone_id", "zone 2 is not the zone of session 100 (zone 1)"),
+        (4, "barcode", "a value is required (the cell is empty)"),
+    ]
     text = text.replace("1,100,ann,,1", "1,100,ann,4,1")
     exc = refused(hub, "scans", hm.write(folder, "refs.csv", text))
     assert [(p.row, p.column, p.message) for p in exc.problems] == [

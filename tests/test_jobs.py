@@ -11,6 +11,7 @@ from exporthub.errors import (
     InvalidTransition,
     InvalidVariable,
     JobAlreadyRunning,
+    JobNotFound,
     NotFound,
     PermissionDenied,
     ProjectNotClosed,
@@ -130,9 +131,14 @@ def test_permission_matrix(demo_hub, user, project):
     allowed = MATRIX[(user, project)]
     service = demo_hub.service()
 
-    def attempt(letter, action):
+    def attempt(letter, action, *, on_job: bool = False):
         if letter in allowed:
             return action()
+        if on_job and "V" not in allowed:
+            # A job on a project the user may not see answers like a job that does not exist.
+            with pytest.raises(JobNotFound, match=r"^Job \d+ not found or not permitted$"):
+                action()
+            return None
         with pytest.raises(PermissionDenied, match="Permission denied"):
             action()
         return None
@@ -141,14 +147,14 @@ def test_permission_matrix(demo_hub, user, project):
     job = attempt("S", lambda: service.start(user, project, "scans", CSV))
     if job is None:
         job = service.start("admin", project, "scans", CSV)
-    attempt("C", lambda: service.cancel(user, job.id))
+    attempt("C", lambda: service.cancel(user, job.id), on_job=True)
     # A completed job with export sessions, for remove and reset.
     with demo_hub.db.write() as s:
         s.get(Job, job.id).status = "ready"
         s.get(Job, job.id).cancel_requested = False
     demo_hub.run(job.id)
-    attempt("X", lambda: service.reset_export_sessions(user, job.id))
-    attempt("R", lambda: service.remove(user, job.id))
+    attempt("X", lambda: service.reset_export_sessions(user, job.id), on_job=True)
+    attempt("R", lambda: service.remove(user, job.id), on_job=True)
 
 
 def test_deactivated_user_loses_every_permission(demo_hub):
@@ -274,8 +280,12 @@ def test_retry_checks_permission_before_revealing_anything(demo_hub):
     service = demo_hub.service()
     job = service.start("analyst", "demo-open", "scans", CSV)
     demo_hub.run(job.id)
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(JobNotFound) as hidden:
         service.retry("outsider", job.id)
+    with pytest.raises(JobNotFound) as missing:
+        service.retry("outsider", job.id + 1000)
+    # The same sentence whether the job exists elsewhere or not at all.
+    assert hidden.value.message.replace(str(job.id), "N") == missing.value.message.replace(str(job.id + 1000), "N")
 
 
 def test_far_off_dates_are_refused_not_overflowed(demo_hub):

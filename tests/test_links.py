@@ -13,8 +13,8 @@ from sqlalchemy import delete, select
 
 from exporthub import links
 from exporthub.cli import main
-from exporthub.errors import NotFound, PermissionDenied
-from exporthub.links import LinkRefused, download_path, make_token, parse_token, resolve_download
+from exporthub.errors import FileNotAvailable, NotFound
+from exporthub.links import LinkRefused, Requester, download_path, make_token, parse_token, resolve_download
 from exporthub.models import AuditEvent, File, Membership, Project, User, utcnow
 from exporthub.settings import reload_settings
 
@@ -46,9 +46,25 @@ def sha256_of(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def owner(hub, token: str, settings=None) -> Requester:
+    """The link's own user, as a logged-in browser session (the normal way a link is used)."""
+    try:
+        claims = parse_token(settings or hub.settings, token)
+    except LinkRefused:
+        return Requester("analyst", "session")
+    with hub.db.read() as s:
+        user = s.get(User, claims.user_id)
+    return Requester(user.username if user else "nobody", "session")
+
+
+def download(hub, token: str, *, settings=None, requester: Requester | None = None, now: float | None = None):
+    settings = settings or hub.settings
+    return resolve_download(hub.db, settings, token, requester=requester or owner(hub, token, settings), now=now)
+
+
 def refused(hub, token: str, *, session: str | None = None) -> LinkRefused:
     with pytest.raises(LinkRefused) as info:
-        resolve_download(hub.db, hub.settings, token, session_username=session)
+        download(hub, token, requester=Requester(session, "session") if session else None)
     assert info.value.message in links.PUBLIC_MESSAGES.values()  # nothing specific leaks out
     return info.value
 
@@ -64,12 +80,12 @@ def exported(demo_hub):
 def test_token_round_trip_grants_the_recorded_file_and_counts_it(exported):
     hub, f = exported
     token = token_for(hub, f.id, "analyst")
-    grant = resolve_download(hub.db, hub.settings, token, session_username=None)
+    grant = download(hub, token)
     assert grant.file_id == f.id and grant.filename == f.name and grant.size == f.size
     assert grant.content_type == "text/csv"
     assert grant.path == (hub.settings.files_dir / f.storage_key).resolve()
     assert sha256_of(grant.path) == f.sha256
-    resolve_download(hub.db, hub.settings, token, session_username="analyst")  # own session: fine
+    download(hub, token, requester=Requester("analyst", "session"))  # own session: fine
     with hub.db.read() as s:
         assert s.get(File, f.id).download_count == 2
     assert events(hub) == [("ok", "analyst", f"file:{f.id}", None)] * 2
@@ -133,9 +149,9 @@ def test_expired_link_is_refused(exported):
     hub, f = exported
     expires = int(time.time()) + 5
     token = make_token(hub.settings, f.id, user_id(hub, "analyst"), expires)
-    assert resolve_download(hub.db, hub.settings, token, session_username=None, now=expires - 1)
+    assert download(hub, token, now=expires - 1)
     with pytest.raises(LinkRefused) as info:
-        resolve_download(hub.db, hub.settings, token, session_username=None, now=expires)
+        download(hub, token, now=expires)
     assert (info.value.status, info.value.reason) == (403, "link expired")
 
 
@@ -150,11 +166,13 @@ def test_link_to_removed_file_is_refused(exported):
 def test_revoked_membership_refuses_the_link_at_once(exported):
     hub, f = exported
     token = token_for(hub, f.id, "analyst")
-    resolve_download(hub.db, hub.settings, token, session_username=None)
+    download(hub, token)
     with hub.db.write() as s:
         s.execute(delete(Membership).where(Membership.user_id == user_id(hub, "analyst")))
     err = refused(hub, token)
-    assert (err.status, err.reason) == (403, "no exports.view on the project")
+    # The same answer as for a file that does not exist: nobody learns which files exist elsewhere.
+    assert (err.status, err.reason) == (404, "no exports.view on the project")
+    assert err.message == refused(hub, token_for(hub, 99_999, "analyst")).message
 
 
 @pytest.mark.parametrize("change", ["deactivate", "delete"])
@@ -179,10 +197,10 @@ def test_rotated_secret_refuses_old_links(exported, monkeypatch):
     monkeypatch.setenv("EXPORTHUB_SECRET_KEY", "x" * 40)
     settings = reload_settings()
     fresh = make_token(settings, f.id, user_id(hub, "analyst"), int(time.time()) + 60)
-    assert resolve_download(hub.db, settings, fresh, session_username=None).file_id == f.id
+    assert download(hub, fresh, settings=settings).file_id == f.id
     monkeypatch.setenv("EXPORTHUB_SECRET_KEY", "y" * 40)
     with pytest.raises(LinkRefused):
-        resolve_download(hub.db, reload_settings(), fresh, session_username=None)
+        download(hub, fresh, settings=reload_settings())
 
 
 def test_link_inside_another_users_session_is_refused(exported):
@@ -190,7 +208,7 @@ def test_link_inside_another_users_session_is_refused(exported):
     token = token_for(hub, f.id, "analyst")
     err = refused(hub, token, session="manager")
     assert err.status == 403 and "another user" in err.reason
-    assert resolve_download(hub.db, hub.settings, token, session_username="analyst")
+    assert download(hub, token, requester=Requester("analyst", "session"))
 
 
 def test_unknown_user_or_file(exported):
@@ -208,7 +226,7 @@ def test_changed_file_is_refused_but_a_touched_one_is_rehashed_and_served(export
     token = token_for(hub, f.id, "analyst")
     # Same bytes, new mtime (a restore, a copy): re-hashed, served, and the new mtime remembered.
     os.utime(path, ns=(f.mtime_ns + 5_000_000_000, f.mtime_ns + 5_000_000_000))
-    grant = resolve_download(hub.db, hub.settings, token, session_username=None)
+    grant = download(hub, token)
     assert grant.mtime_ns == f.mtime_ns + 5_000_000_000
     with hub.db.read() as s:
         assert s.get(File, f.id).mtime_ns == grant.mtime_ns
@@ -261,10 +279,13 @@ def test_issue_link_checks_the_user_and_audits_refusals_only(exported):
     assert link.expires_at == datetime.fromtimestamp(1_900_000_121, UTC)
     assert link.url == hub.settings.public_url + link.path and link.filename == f.name
     assert events(hub, "link") == []
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(FileNotAvailable) as not_permitted:
         links.issue_link(hub.db, hub.settings, f.id, "outsider")
-    with pytest.raises(NotFound):
+    with pytest.raises(FileNotAvailable) as missing:
         links.issue_link(hub.db, hub.settings, f.id + 100, "viewer")
+    # One answer for a file the user may not see and one that does not exist.
+    assert not_permitted.value.message == f"File {f.id} not found or not permitted"
+    assert missing.value.message == f"File {f.id + 100} not found or not permitted"
     with pytest.raises(NotFound):
         links.issue_link(hub.db, hub.settings, f.id, "nobody")
     with pytest.raises(ValueError):
@@ -284,11 +305,11 @@ def test_cli_link_prints_a_working_link_and_refuses_with_exit_2(exported, capsys
     expires = datetime.fromisoformat(out["expires"].replace("Z", "+00:00"))
     assert 55 <= (expires - datetime.now(UTC)).total_seconds() <= 62
     token = out["path"].removeprefix("/download/")
-    assert resolve_download(hub.db, hub.settings, token, session_username=None).file_id == f.id
+    assert download(hub, token).file_id == f.id
     assert main(["link", str(f.id), "--user", "analyst"]) == 0
     assert capsys.readouterr().out.strip().startswith("http")
     assert main(["link", str(f.id), "--user", "outsider"]) == 2
-    assert "Permission denied" in capsys.readouterr().err
+    assert "not found or not permitted" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
         main(["link", str(f.id), "--user", "analyst", "--ttl", "-5"])
     assert info.value.code == 2
@@ -302,5 +323,5 @@ def test_project_of_the_file_decides_permission(exported):
     with hub.db.read() as s:
         closed_file = s.scalars(select(File).where(File.job_id == job.id, File.name.endswith(".csv"))).one()
         assert s.get(Project, closed_file.project_id).slug == "demo-closed"
-    assert refused(hub, token_for(hub, closed_file.id, "analyst")).status == 403
-    assert resolve_download(hub.db, hub.settings, token_for(hub, closed_file.id, "manager"), session_username=None)
+    assert refused(hub, token_for(hub, closed_file.id, "analyst")).status == 404
+    assert download(hub, token_for(hub, closed_file.id, "manager"))

@@ -6,9 +6,22 @@ one the PDF report draws with reportlab, so the preview and the file agree.
 
 from __future__ import annotations
 
+import html
+from collections.abc import Sequence
+from typing import Any
+
 import plotly.graph_objects as go
 
 from exporthub.charts import PALETTE, ChartSpec
+
+
+def _text(value: Any) -> Any:
+    # Plotly reads <a href>, <b> and entities in labels: names (zones, users) must stay plain text.
+    return html.escape(value, quote=False) if isinstance(value, str) else value
+
+
+def _labels(values: Sequence[Any]) -> list[Any]:
+    return [_text(v) for v in values]
 
 
 def figure(spec: ChartSpec, *, height: int = 380) -> go.Figure:
@@ -32,11 +45,11 @@ def figure(spec: ChartSpec, *, height: int = 380) -> go.Figure:
     if spec.kind == "pie":
         fig.add_trace(
             go.Pie(
-                labels=spec.x_labels(),
+                labels=_labels(spec.x_labels()),
                 values=spec.values(spec.series[0]),
                 marker={"colors": list(spec.slice_colours)},
                 sort=False,
-                name=spec.series[0].name,
+                name=_text(spec.series[0].name),
                 texttemplate="%{label}<br>%{percent}",
                 hovertemplate="%{label}: %{value:" + spec.value_format + "}<extra></extra>",
             )
@@ -53,8 +66,8 @@ def figure(spec: ChartSpec, *, height: int = 380) -> go.Figure:
         scale = [[i / (len(stops) - 1), c] for i, c in enumerate(stops)]
         fig.add_trace(
             go.Heatmap(
-                x=xs,
-                y=ys,
+                x=_labels(xs),
+                y=_labels(ys),
                 z=grid,
                 colorscale=scale,
                 name=spec.series[0].name,
@@ -66,20 +79,20 @@ def figure(spec: ChartSpec, *, height: int = 380) -> go.Figure:
         # The first row on top, as the PDF draws it.
         fig.update_yaxes(type="category", autorange="reversed", tickformat="")
         return fig
-    x = spec.x_labels()
+    x = _labels(spec.x_labels())
     for s in spec.series:
         if spec.kind == "line":
             fig.add_trace(
                 go.Scatter(
                     x=x,
                     y=spec.values(s),
-                    name=s.name,
+                    name=_text(s.name),
                     mode="lines+markers" if len(x) <= 60 else "lines",
                     line={"color": s.colour, "width": 2},
                 )
             )
         else:
-            fig.add_trace(go.Bar(x=x, y=spec.values(s), name=s.name, marker={"color": s.colour}))
+            fig.add_trace(go.Bar(x=x, y=spec.values(s), name=_text(s.name), marker={"color": s.colour}))
     # traceorder "normal": Plotly would list stacked series top-down, the reverse of the spec (and the PDF).
     fig.update_layout(
         barmode="stack" if spec.stacked else "group",

@@ -1,7 +1,9 @@
-"""Small text formatters for the pages: project-local times, durations, sizes, variable values."""
+"""Small text formatters for the pages: user text as Markdown text, project-local times, durations,
+sizes, variable values."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,6 +21,29 @@ OPTION_LABELS: dict[str, dict[str, str]] = {
     "format": {"csv": "CSV", "xlsx": "Excel (xlsx)", "parquet": "Parquet", "pdf": "PDF", "zip": "ZIP"},
     "csvDialect": {"standard": "Standard (comma)", "excel": "Excel (semicolon, BOM)"},
 }
+
+
+# Every ASCII punctuation character may be backslash-escaped in (GitHub-flavoured) Markdown.
+_MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]+")
+# GFM turns bare "http://…", "www.…" and "name@host.tld" into links after parsing, whatever the escapes
+# (remark-gfm finds them in the text): a zero-width space keeps them plain text.
+_AUTOLINK_START = re.compile(r"(?i)(https?|ftp|mailto|xmpp|www)(?=[:.])|(?=@)")
+_ZWSP = "\u200b"
+
+
+def md_escape(text: object) -> str:
+    """User-controlled text (names, usernames, zone names, messages, job errors) as Markdown that shows
+    exactly that text: no link, image, heading, emphasis, badge, icon or formula can come out of it.
+
+    Every Markdown-significant character is backslash-escaped, line breaks become spaces, and bare
+    URLs and e-mail addresses get a zero-width space so GFM's autolinking leaves them alone. Use it for
+    every value interpolated into ``st.markdown``, ``st.caption``, ``st.error`` and the like, and into
+    widget labels.
+    """
+    plain = _LINE_BREAKS.sub(" ", str(text))
+    plain = _AUTOLINK_START.sub(lambda m: (m.group(1) or "") + _ZWSP, plain)
+    return _MD_PUNCTUATION.sub(r"\\\1", plain)
 
 
 def local_time(value: datetime | None, timezone: str, *, with_date: bool = True) -> str:

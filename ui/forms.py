@@ -28,7 +28,7 @@ import streamlit as st
 from exporthub.errors import ExporthubError, InvalidVariable, JobAlreadyRunning
 from exporthub.export_config import ExportDefinition, Variable, VarType
 from exporthub.views import JobView
-from ui.format import OPTION_LABELS, option_label, size
+from ui.format import OPTION_LABELS, md_escape, option_label, size
 
 # Excel's sheet limit, less the header row (exporters split larger tables across sheets).
 EXCEL_MAX_DATA_ROWS = 1_048_575
@@ -189,7 +189,7 @@ def schedule_input(timezone: str, *, key_prefix: str = "schedule", now: datetime
         at = st.time_input(
             "Time", value=suggestion.time(), key=f"{key_prefix}_time", step=timedelta(minutes=15)
         )
-    st.caption(f"Times are in the project's timezone, {timezone}.")
+    st.caption(f"Times are in the project's timezone, {md_escape(timezone)}.")
     return resolve_schedule(day, at, timezone, now=local_now)
 
 

@@ -23,7 +23,7 @@ from exporthub.export_config import ExportDefinition
 from exporthub.permissions import Permission
 from exporthub.states import ACTIVE_STATUSES, CLOSED_PROJECT_STATUSES, JobStatus
 from ui import forms, jobs_view
-from ui.format import local_time
+from ui.format import local_time, md_escape
 from ui.session import PageContext, page_context
 
 GROUP_ORDER = ("System", "Data Exports", "Financial Reports")
@@ -100,7 +100,7 @@ def header(ctx: PageContext) -> None:
     with main:
         st.title("Reports & Exports")
         status = ctx.project.status.capitalize()
-        st.caption(f"{ctx.project.name} · {status} · times in {ctx.project.timezone}")
+        st.caption(f"{md_escape(ctx.project.name)} · {status} · times in {md_escape(ctx.project.timezone)}")
     if can_publish(ctx):
         with side, st.container(key="project-management"):
             st.markdown("**Project Management**")
@@ -154,7 +154,7 @@ def cards(ctx: PageContext, latest: Mapping[str, Any]) -> None:
 
 def card(ctx: PageContext, definition: ExportDefinition, job: Any) -> None:
     with st.container(border=True, key=f"card-{definition.type}"):
-        st.markdown(f"#### {jobs_view.md_escape(definition.title)}")
+        st.markdown(f"#### {md_escape(definition.title)}")
         if definition.type in BLURBS:
             st.caption(BLURBS[definition.type])
         if job is None:
@@ -197,11 +197,11 @@ def dialog_body(export_type: str) -> None:
     try:
         definition = ctx.service.definition(export_type)
     except ExporthubError as exc:
-        st.error(exc.message)
+        st.error(md_escape(exc.message))
         return
     tz = ZoneInfo(ctx.project.timezone)
     st.markdown(f"<div class='eh-dialog-title'>{html.escape(definition.title)}</div>", unsafe_allow_html=True)
-    st.caption(" · ".join(filter(None, (definition.group, ctx.project.name, BLURBS.get(definition.type)))))
+    st.caption(md_escape(" · ".join(filter(None, (definition.group, ctx.project.name, BLURBS.get(definition.type))))))
     _warn_up_front(ctx, definition)
     prefix = f"export-{export_type}"
     values = forms.variable_form(
@@ -215,7 +215,7 @@ def dialog_body(export_type: str) -> None:
         _estimate_box(ctx, definition, values)
     schedule = forms.schedule_input(ctx.project.timezone, key_prefix=f"{prefix}-schedule")
     if schedule.error:
-        st.warning(schedule.error)
+        st.warning(md_escape(schedule.error))
     problem = st.empty()
     cancel, generate = st.columns(2)
     with cancel:
@@ -234,7 +234,7 @@ def dialog_body(export_type: str) -> None:
             ctx.service, ctx.user.username, ctx.project.slug, export_type, values, run_at=schedule.run_at
         )
         if result.error:
-            problem.error(result.error, icon="⛔")
+            problem.error(md_escape(result.error), icon="⛔")
             return
         job = result.job
         assert job is not None
@@ -257,7 +257,7 @@ def _warn_up_front(ctx: PageContext, definition: ExportDefinition) -> None:
     latest = ctx.service.latest_by_type(ctx.user.username, ctx.project.slug).get(definition.type)
     if latest is not None and latest.status in ACTIVE_STATUSES:
         st.info(
-            f"A {definition.title} job is already {jobs_view.status_label(latest).split(' ', 1)[1].lower()} "
+            f"A {md_escape(definition.title)} job is already {jobs_view.status_label(latest).split(' ', 1)[1].lower()} "
             f"(#{latest.id}). Another one can start when it has finished."
         )
 
@@ -286,12 +286,12 @@ def _estimate_box(ctx: PageContext, definition: ExportDefinition, values: dict[s
     with st.container(border=True, key="estimate"):
         st.markdown("**Estimate**")
         if problem is not None:
-            st.warning(problem)
+            st.warning(md_escape(problem))
             return
         assert text is not None
         st.markdown(text.summary)
         for warning in text.warnings:
-            st.warning(warning, icon="⚠️")
+            st.warning(md_escape(warning), icon="⚠️")
 
 
 def _cached_estimate(ctx: PageContext, export_type: str, values: dict[str, Any]) -> Any:

@@ -10,7 +10,9 @@ from exporthub.errors import ExporthubError
 from exporthub.states import ACTIVE_STATUSES, JobStatus
 from exporthub.views import JobView
 from ui import format as fmt
+from ui.format import md_escape
 from ui import hub, jobs_view
+from ui import session
 from ui.session import PageContext, page_context
 
 JOB_PAGE = "pages/job.py"
@@ -55,35 +57,37 @@ def show(ctx: PageContext, job_id: int) -> None:
         job = ctx.service.get(ctx.user.username, job_id)
     except ExporthubError as exc:
         st.title("Job Details")
-        st.error(exc.message)
+        st.error(md_escape(exc.message))
         st.page_link("pages/exports.py", label="Back to Reports & Exports", icon=":material/arrow_back:")
         return
     if job.project != ctx.project.slug:
-        st.info(f"Job #{job.id} belongs to another project ({job.project}).")
+        st.info(f"Job #{job.id} belongs to another project ({md_escape(job.project)}).")
     active = job.status in ACTIVE_STATUSES
     st.fragment(_body, run_every=hub.REFRESH_SECONDS if active else None)(job_id)
 
 
 def _body(job_id: int) -> None:
+    if not session.still_active():
+        st.rerun()  # the whole app then shows the login form
     ctx = page_context()
     try:
         job = ctx.service.get(ctx.user.username, job_id)
     except ExporthubError as exc:  # removed meanwhile
-        st.error(exc.message)
+        st.error(md_escape(exc.message))
         return
     jobs_view.show_flash()
     names = hub.titles(ctx)
     tz = ctx.project.timezone
     st.page_link("pages/exports.py", label="Reports & Exports", icon=":material/arrow_back:")
-    st.title(f"{names.get(job.type, job.type)} · job #{job.id}")
+    st.title(f"{md_escape(names.get(job.type, job.type))} · job #{job.id}")
     st.markdown(jobs_view.status_badge(job))
     if job.status is JobStatus.RUNNING:
         st.progress(max(0, min(100, job.progress)) / 100)
     _timings(job, tz)
     if job.error:
-        st.error(f"**Error:** {jobs_view.md_escape(job.error)}", icon="❌")
+        st.error(f"**Error:** {md_escape(job.error)}", icon="❌")
     for warning in job.warnings:
-        st.warning(jobs_view.md_escape(warning), icon="⚠️")
+        st.warning(md_escape(warning), icon="⚠️")
     jobs_view.render_actions(job, hub.list_context(ctx), key_prefix="details", with_details=False)
     left, right = st.columns(2)
     with left:
@@ -104,7 +108,7 @@ def _body(job_id: int) -> None:
     if job.children:
         st.subheader("Child jobs")
         for child in job.children:
-            st.page_link(JOB_PAGE, label=_job_label(child, names, tz), query_params={"job": str(child.id)})
+            st.page_link(JOB_PAGE, label=md_escape(_job_label(child, names, tz)), query_params={"job": str(child.id)})
     if job.parent_id is not None:
         st.page_link(
             JOB_PAGE,
@@ -118,7 +122,7 @@ def _body(job_id: int) -> None:
 
 def _timings(job: JobView, tz: str) -> None:
     cells = [
-        ("Requested by", jobs_view.md_escape(job.user)),
+        ("Requested by", md_escape(job.user)),
         ("Created", fmt.local_time(job.created, tz)),
         ("Started", fmt.local_time(job.started, tz)),
         ("Finished", fmt.local_time(job.finished, tz)),

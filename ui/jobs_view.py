@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import importlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,6 +26,7 @@ from exporthub.settings import Settings
 from exporthub.states import CANCELLABLE_STATUSES, REMOVABLE_STATUSES, RETRYABLE_STATUSES, JobStatus
 from exporthub.views import FileView, JobView
 from ui import format as fmt
+from ui.format import md_escape
 
 _STATUS: dict[JobStatus, tuple[str, str, str]] = {
     # status: (icon, label, badge colour)
@@ -141,7 +141,7 @@ def show_flash() -> None:
     flash = st.session_state.pop(FLASH_KEY, None)
     if flash:
         icon, message = flash
-        st.toast(message, icon=icon)
+        st.toast(md_escape(message), icon=icon)
 
 
 def _confirm_key(job_id: int) -> str:
@@ -190,14 +190,6 @@ def files_html(settings: Settings, job: JobView, user_id: int, *, show_downloads
 
 
 # ---------------------------------------------------------------------------- one job
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|~<>$:])")
-
-
-def md_escape(text: str) -> str:
-    """Text that Markdown shows literally (user names, file names, messages)."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,20 @@ from __future__ import annotations
 import streamlit as st
 
 from exporthub.auth import LoginRefused
-from ui import session
+from ui import oidc, session
+from ui.format import md_escape
 
 MESSAGES: dict[str, tuple[str, str]] = {
     # reason: (kind, sentence)
     "signed-out": ("success", "You have been logged out."),
     "idle": ("info", "Your session ended after a period of inactivity. Please log in again."),
+    "expired": ("info", "Your session reached its maximum age. Please log in again."),
     "ended": ("info", "Your session has ended. Please log in again."),
+    "password-changed": ("info", "Your password was changed, which ended your session. Please log in again."),
+    "ended-by-admin": ("warning", "An administrator ended your session. Please log in again."),
     "disabled": ("warning", "This account can no longer log in. Ask an administrator if that is a mistake."),
-    "expired-ticket": ("warning", "That sign-in link has expired. Please log in again."),
+    "expired-ticket": ("warning", "That sign-in link has expired or was not made for this browser. Please log in again."),
+    "login-required": ("info", "Log in to download the file you opened; the download starts right after."),
     "no-account": (
         "warning",
         "Your identity provider signed you in, but no active Exporthub account matches it.",
@@ -30,10 +35,21 @@ def page() -> None:
         if reason in MESSAGES:
             kind, sentence = MESSAGES[reason]
             getattr(st, kind)(sentence)
-        if session.auth_mode() == "oidc":
+        if oidc.auth_mode() == "oidc":
             _oidc_buttons()
+        elif session.login_nonce() is None:
+            _no_nonce_yet()
         else:
             _password_form()
+
+
+def _no_nonce_yet() -> None:
+    """The form is bound to this browser by a nonce cookie: fetch one first (``/auth/session/begin``)."""
+    if st.query_params.get("nonce") == "set":  # we were there already: the cookie did not stick
+        st.error("This browser did not keep Exporthub's login cookie. Allow cookies for this site and reload.")
+        return
+    session.ask_for_login_nonce()
+    st.caption("Preparing the login form…")
 
 
 def _password_form() -> None:
@@ -50,13 +66,13 @@ def _password_form() -> None:
         with st.spinner("Checking…"):
             user = session.login(username, password)
     except LoginRefused as exc:
-        st.error(exc.message)
+        st.error(md_escape(exc.message))
         return
-    st.success(f"Welcome, {user.display_name}. Opening the hub…")
+    st.success(f"Welcome, {md_escape(user.display_name)}. Opening the hub…")
 
 
 def _oidc_buttons() -> None:
-    providers = session.oidc_providers(session.streamlit_secrets() or {})
+    providers = oidc.oidc_providers(oidc.streamlit_secrets() or {})
     for provider in providers:
         label = "Log in" if provider is None else f"Log in with {provider.replace('_', ' ').title()}"
         if st.button(label, key=f"oidc-{provider or 'default'}", type="primary", width="stretch"):

@@ -7,14 +7,16 @@ The convention every page follows:
 - :func:`services` gives the process-wide :class:`~exporthub.jobs.JobService`, wired with the Huey
   dispatcher from ``worker.py``.
 
-How a login survives a reload: the login form checks the password, then the browser is sent to
-``/auth/session?ticket=…`` (``web/auth_routes.py``), which stores a signed session token in an
-HttpOnly cookie. On every page load :func:`ensure_session` reads that cookie through
-``st.context.cookies``. While the user is active the page asks ``/auth/session/refresh`` to
-re-sign the cookie, so the idle clock restarts; a session idle for longer than
-``EXPORTHUB_SESSION_IDLE_SECONDS`` ends. Each script run re-reads the user, so a deactivated
-account is sent back to the login form at once. With OIDC configured in Streamlit's ``[auth]``
-secrets, ``st.login``/``st.user`` replace the password form and the cookie.
+How a login works and ends (see :mod:`exporthub.sessions` and ``web/auth_routes.py``): the login form
+is shown only to a browser holding a login nonce cookie (``/auth/session/begin`` sets it); it checks
+the password and sends the browser to ``/auth/session?ticket=…`` with a one-time ticket bound to that
+nonce, which starts a server-side session and stores its signed id in an HttpOnly cookie. Every full
+script run and every refresh of a refreshing fragment checks that session in the database
+(:func:`ensure_session`, :func:`still_active`), so a logout, a password change, a deactivation or an
+admin's "end sessions" shows this tab the login page on its next rerun. Logging out ends the session
+on the server at once, then clears the cookie with a same-site POST to ``/auth/session/end``. With OIDC
+configured in Streamlit's ``[auth]`` secrets, ``st.login``/``st.user`` replace the password form; the
+server-side session then lives in ``st.session_state`` instead of a cookie.
 """
 
 from __future__ import annotations
@@ -22,37 +24,35 @@ from __future__ import annotations
 import importlib
 import json
 import threading
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
 
 import streamlit as st
 
-from exporthub import auth, maintenance
+from exporthub import auth, maintenance, sessions, tickets
 from exporthub.context import ProjectInfo
 from exporthub.db import Database, get_database
 from exporthub.dispatch import Dispatcher
 from exporthub.jobs import JobService
 from exporthub.permissions import Permission
 from exporthub.settings import Settings, get_settings
+from ui.oidc import auth_mode
 
 USER_KEY = "user"
 PROJECT_KEY = "project"
+SESSION_KEY = "_auth_session"  # the session cookie's value (the signed server-side session id)
 _INFO_KEY = "_auth_user"  # the SessionUser of the logged-in user
-_SEEN_KEY = "_auth_seen"  # wall-clock time of the last full script run (user activity)
-_SOURCE_KEY = "_auth_source"  # "cookie" | "form" | "oidc"
-_REFRESHED_KEY = "_auth_refreshed"  # when the cookie was last re-signed
-_REDIRECT_KEY = "_auth_redirect"  # a URL the browser must go to on this run
+_SOURCE_KEY = "_auth_source"  # "cookie" | "oidc"
+_REDIRECT_KEY = "_auth_redirect"  # (method, URL) the browser must go to on this run
 _ENDED_KEY = "_auth_ended"  # why the last session ended (for the login form's message)
 
 LOGIN_ROUTE = "/auth/session"
+BEGIN_ROUTE = "/auth/session/begin"
 LOGOUT_ROUTE = "/auth/session/end"
-REFRESH_ROUTE = "/auth/session/refresh"
 
-AuthMode = Literal["password", "oidc"]
 # Why a session ended; the login form shows a sentence for each (and the logout route passes it on).
-END_REASONS = ("signed-out", "idle", "ended", "disabled", "expired-ticket", "no-account")
+END_REASONS = (
+    *(str(r) for r in sessions.EndReason), "ended", "expired-ticket", "no-account", "login-required",
+)
 
 
 # ---------------------------------------------------------------------------- wiring
@@ -139,67 +139,30 @@ def current_project_info() -> ProjectInfo | None:
     return next((p for p in visible_projects() if p.slug == slug), None) if slug else None
 
 
-# ---------------------------------------------------------------------------- mode
-
-
-def oidc_configured(secrets: Mapping[str, Any] | None) -> bool:
-    """True when Streamlit's ``[auth]`` secrets configure an OIDC provider (so ``st.login`` works).
-
-    Streamlit needs ``redirect_uri`` and ``cookie_secret`` plus a provider with ``client_id``,
-    either directly under ``[auth]`` or in a named section such as ``[auth.google]``.
-    """
-    if not isinstance(secrets, Mapping):
-        return False
-    section = secrets.get("auth")
-    if (
-        not isinstance(section, Mapping)
-        or not section.get("redirect_uri")
-        or not section.get("cookie_secret")
-    ):
-        return False
-    if section.get("client_id"):
-        return True
-    return any(isinstance(v, Mapping) and v.get("client_id") for v in section.values())
-
-
-def oidc_providers(secrets: Mapping[str, Any]) -> list[str | None]:
-    """The provider names to pass to ``st.login`` (``[None]`` for the unnamed default provider)."""
-    section = secrets.get("auth") or {}
-    if section.get("client_id"):
-        return [None]
-    return [k for k, v in section.items() if isinstance(v, Mapping) and v.get("client_id")]
-
-
-def streamlit_secrets() -> Mapping[str, Any] | None:
-    """Streamlit's secrets as a plain mapping, or ``None`` when there are none."""
-    try:
-        return st.secrets.to_dict() if len(st.secrets) else None
-    except Exception:  # no secrets.toml at all: Streamlit raises instead of returning empty
-        return None
-
-
-def auth_mode() -> AuthMode:
-    return "oidc" if oidc_configured(streamlit_secrets()) else "password"
-
-
 # ---------------------------------------------------------------------------- session life
 
 
-def _now() -> float:
-    return time.time()
+def browser_cookie(name: str) -> str | None:
+    """A cookie the browser sent when this tab connected (``st.context.cookies``), or ``None``."""
+    value = st.context.cookies.get(name)
+    return value if isinstance(value, str) and value else None
 
 
-def _start(user: auth.SessionUser, source: str) -> None:
+def _user_agent() -> str | None:
+    value = st.context.headers.get("User-Agent")
+    return value if isinstance(value, str) else None
+
+
+def _start(user: auth.SessionUser, cookie: str, source: str) -> None:
     st.session_state[USER_KEY] = user.username
     st.session_state[_INFO_KEY] = user
+    st.session_state[SESSION_KEY] = cookie
     st.session_state[_SOURCE_KEY] = source
-    st.session_state[_SEEN_KEY] = _now()
-    st.session_state[_REFRESHED_KEY] = _now()
     st.session_state.pop(_ENDED_KEY, None)
 
 
 def _clear(reason: str | None) -> None:
-    for key in (USER_KEY, PROJECT_KEY, _INFO_KEY, _SOURCE_KEY, _SEEN_KEY, _REFRESHED_KEY):
+    for key in (USER_KEY, PROJECT_KEY, _INFO_KEY, SESSION_KEY, _SOURCE_KEY):
         st.session_state.pop(key, None)
     if reason:
         st.session_state[_ENDED_KEY] = reason
@@ -217,139 +180,137 @@ def ended_reason() -> str | None:
 def ensure_session() -> auth.SessionUser | None:
     """The logged-in user for this run, or ``None`` (then the caller shows the login form).
 
-    Picks the user up from this browser session, the session cookie or OIDC; ends the session when
-    it was idle too long or the account was deactivated; and keeps the cookie's idle clock fresh.
+    Checks the server-side session this tab holds (or the browser's session cookie) in the database,
+    counts the run as activity, and ends the tab's login when the session is over for any reason.
     Call once per full script run, before drawing pages.
     """
     db, current = database(), get_settings()
     if auth_mode() == "oidc":
-        return _ensure_oidc(db)
-    name = current_user()
-    if name is not None:
-        seen = float(st.session_state.get(_SEEN_KEY) or _now())
-        if _now() - seen > current.session_idle_seconds:
-            end_session("idle")
-            return None
-        user = auth.current_user(db, name)
-        if user is None:
-            end_session("disabled")
-            return None
-        st.session_state[_INFO_KEY] = user
-        st.session_state[_SEEN_KEY] = _now()
-        _keep_cookie_fresh(current)
-        return user
-    token = st.context.cookies.get(auth.SESSION_COOKIE)
-    if isinstance(token, str) and token:
-        user = auth.validate_session(db, current, token)
-        if user is None:
-            # A stale or revoked cookie: clear it so every later load does not try it again.
-            end_session("ended")
-            return None
-        _start(user, "cookie")
-        return user
-    return None
+        return _ensure_oidc(db, current)
+    cookie = st.session_state.get(SESSION_KEY) or browser_cookie(sessions.SESSION_COOKIE)
+    if not cookie:
+        if current_user():
+            _clear(None)  # a user name without a session is nobody
+        return None
+    check = sessions.check(db, current, cookie, touch=True)
+    if check.user is None:
+        # Over on the server (or a stale cookie): clear the cookie so later loads do not try it again.
+        end_session(check.reason or "ended")
+        return None
+    _start(check.user, cookie, "cookie")
+    return check.user
 
 
-def _ensure_oidc(db: Database) -> auth.SessionUser | None:
+def _ensure_oidc(db: Database, current: Settings) -> auth.SessionUser | None:
     if not st.user.is_logged_in:
         if current_user():
             _clear("signed-out")
         return None
-    name = current_user()
-    if name is not None:
-        user = auth.current_user(db, name)
-        if user is None:
-            _clear("disabled")
-            return None
-        st.session_state[_INFO_KEY] = user
-        st.session_state[_SEEN_KEY] = _now()
-        return user
+    cookie = st.session_state.get(SESSION_KEY)
+    if cookie:
+        check = sessions.check(db, current, cookie, touch=True)
+        if check.user is not None:
+            _start(check.user, cookie, "oidc")
+            return check.user
+        _clear(check.reason or "ended")
+        st.logout()
+        return None
     claims = st.user.to_dict()
 
     def claim(*names: str) -> str | None:
         return next((str(v) for n in names if isinstance(v := claims.get(n), str) and v), None)
 
     user = auth.login_identity(db, email=claim("email"), username=claim("preferred_username", "name"))
-    if user is not None:
-        _start(user, "oidc")
-    else:
+    if user is None:
         st.session_state[_ENDED_KEY] = "no-account"
+        return None
+    _start(user, sessions.start(db, current, user.id, source="oidc", user_agent=_user_agent()), "oidc")
     return user
+
+
+def login_nonce() -> str | None:
+    """This browser's login nonce (set by ``/auth/session/begin``), or ``None`` when it has none yet."""
+    nonce = browser_cookie(tickets.NONCE_COOKIE)
+    return nonce if tickets.is_nonce(nonce) else None
 
 
 def login(username: str, password: str) -> auth.SessionUser:
-    """Check the password and start the session; the browser is then sent to the cookie route.
+    """Check the password and send the browser to trade a one-time ticket for the session cookie.
 
-    Raises :class:`~exporthub.auth.LoginRefused` (or ``LoginThrottled``) with a message to show.
+    The ticket is bound to this browser's login nonce. Raises :class:`~exporthub.auth.LoginRefused`
+    (or ``LoginThrottled``) with a message to show.
     """
+    nonce = login_nonce()
+    if nonce is None:  # the form is only shown with a nonce; it may have expired meanwhile
+        raise auth.LoginRefused("Your login form expired. Reload the page and log in again.")
     db, current = database(), get_settings()
     user = auth.authenticate(db, current, username, password)
-    _start(user, "form")
-    ticket = auth.issue_ticket(db, current, user.id)
-    st.session_state[_REDIRECT_KEY] = f"{LOGIN_ROUTE}?ticket={ticket}"
+    ticket = tickets.issue(db, user.id, nonce)
+    st.session_state[_REDIRECT_KEY] = ("GET", f"{LOGIN_ROUTE}?ticket={ticket}")
     return user
 
 
+def ask_for_login_nonce() -> None:
+    """Have the browser fetch a login nonce (then it comes back to the login form)."""
+    reason = ended_reason()
+    query = f"?auth={reason}" if reason in END_REASONS else ""
+    st.session_state[_REDIRECT_KEY] = ("GET", BEGIN_ROUTE + query)
+
+
 def end_session(reason: str = "signed-out") -> None:
-    """Log out: forget the user here and have the browser clear the cookie (OIDC: ``st.logout``)."""
+    """Log out: end the session on the server now, forget the user here, and have the browser clear
+    the cookie with a same-site POST (OIDC: ``st.logout``)."""
     source = st.session_state.get(_SOURCE_KEY)
+    cookie = st.session_state.get(SESSION_KEY)
+    if cookie:
+        ending = reason if reason in set(sessions.EndReason) else sessions.EndReason.SIGNED_OUT
+        sessions.end(database(), get_settings(), cookie, reason=ending)
     _clear(reason)
     if source == "oidc" or auth_mode() == "oidc":
         st.logout()
         return
-    st.session_state[_REDIRECT_KEY] = f"{LOGOUT_ROUTE}?reason={reason}"
+    reason = reason if reason in END_REASONS else "signed-out"
+    st.session_state[_REDIRECT_KEY] = ("POST", f"{LOGOUT_ROUTE}?reason={reason}")
 
 
 def still_active() -> bool:
-    """For fragments that rerun on their own: False once the account was deactivated or the
-    session idled out (the caller then reruns the whole app, which shows the login form)."""
-    name = current_user()
-    if name is None:
+    """For fragments that rerun on their own: False once the session is over for any reason (the
+    caller then reruns the whole app, which shows the login form). Not counted as activity."""
+    name, cookie = current_user(), st.session_state.get(SESSION_KEY)
+    if name is None or not cookie:
         return False
-    seen = float(st.session_state.get(_SEEN_KEY) or _now())
-    if _now() - seen > get_settings().session_idle_seconds:
-        return False
-    return auth.current_user(database(), name) is not None
+    user = sessions.check(database(), get_settings(), cookie).user
+    return user is not None and user.username == name
 
 
 def touch() -> None:
     """Count an action inside a fragment as activity (fragment reruns skip the main script)."""
-    if current_user():
-        st.session_state[_SEEN_KEY] = _now()
+    cookie = st.session_state.get(SESSION_KEY)
+    if cookie:
+        sessions.touch(database(), get_settings(), cookie)
 
 
-def pending_redirect() -> str | None:
-    """The URL the browser must go to now (sign-in ticket or logout), consumed once."""
-    return st.session_state.pop(_REDIRECT_KEY, None)
+def pending_redirect() -> tuple[str, str] | None:
+    """(method, URL) the browser must go to now (sign-in ticket, login nonce or logout), consumed once."""
+    pending = st.session_state.pop(_REDIRECT_KEY, None)
+    return tuple(pending) if pending else None  # type: ignore[return-value]
 
 
-def redirect_browser(url: str) -> None:
+def redirect_browser(url: str, method: str = "GET") -> None:
     """Send the browser to ``url`` (a local path) with a one-line script.
 
-    ``st.html`` runs the script in the page itself (not in an iframe), so ``location.replace``
-    navigates the tab; ``replace`` keeps the ticket URL out of the history.
+    ``st.html`` runs the script in the page itself (not in an iframe), so it navigates the tab. A GET
+    uses ``location.replace``, which keeps a ticket URL out of the history; a POST submits a form
+    built on the spot, so the browser sends it as a same-origin request (``Sec-Fetch-Site``).
     """
-    st.html(f"<script>window.location.replace({json.dumps(url)});</script>", unsafe_allow_javascript=True)
-
-
-def _refresh_interval(current: Settings) -> float:
-    # Often enough that an active user never idles out, rarely enough to cost nothing.
-    return max(30.0, min(300.0, current.session_idle_seconds / 4))
-
-
-def _keep_cookie_fresh(current: Settings) -> None:
-    if st.session_state.get(_SOURCE_KEY) not in ("cookie", "form"):
-        return
-    last = float(st.session_state.get(_REFRESHED_KEY) or 0)
-    if _now() - last < _refresh_interval(current):
-        return
-    st.session_state[_REFRESHED_KEY] = _now()
-    # The stamp makes the element new, so the browser runs the script once more.
-    st.html(
-        f"<script>/* {int(_now())} */ fetch({json.dumps(REFRESH_ROUTE)}, "
-        "{method: 'POST', credentials: 'same-origin'});</script>",
-        unsafe_allow_javascript=True,
-    )
+    if method == "POST":
+        script = (
+            "const f = document.createElement('form'); f.method = 'POST'; "
+            f"f.action = {json.dumps(url)}; document.body.appendChild(f); f.submit();"
+        )
+    else:
+        script = f"window.location.replace({json.dumps(url)});"
+    st.html(f"<script>{script}</script>", unsafe_allow_javascript=True)
 
 
 # ---------------------------------------------------------------------------- project picker

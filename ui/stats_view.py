@@ -27,7 +27,7 @@ from exporthub.stats import (
     dimensions_for,
 )
 from ui.charts_plotly import figure
-from ui.format import local_time, option_label
+from ui.format import local_time, md_escape, option_label
 from ui.forms import plain_refusal
 
 DATE_PRESETS = ("all", "last7days", "last30days", "custom")
@@ -107,14 +107,14 @@ def filter_bar(options: FilterOptions, timezone: str) -> View | None:
             include_deleted=include_deleted,
         )
     except InvalidVariable as exc:
-        st.error(exc.message)
+        st.error(md_escape(exc.message))
         return None
     return View(filters, granularity)
 
 
 def cutoff_note(preview: Preview) -> None:
     st.caption(
-        f"Data cut-off: **{local_time(preview.cutoff, preview.timezone)}** ({preview.timezone}). "
+        f"Data cut-off: **{local_time(preview.cutoff, preview.timezone)}** ({md_escape(preview.timezone)}). "
         "Scans, sessions and costs that arrived later are not in these numbers."
     )
 
@@ -148,7 +148,7 @@ def start_job(
     try:
         job = service.start(username, project, export_type, dict(values))
     except ExporthubError as exc:
-        st.error(plain_refusal(exc, service.config.get(export_type)))
+        st.error(md_escape(plain_refusal(exc, service.config.get(export_type))))
         return
     st.success(f"{what} started as job #{job.id}. [Follow it in the job details](/job?job={job.id}).")
 
@@ -191,7 +191,7 @@ def explore_controls() -> ExploreSpec | None:
     try:
         return ExploreSpec(measure, dim1, dim2).check()
     except InvalidVariable as exc:  # e.g. a stale choice after the measure changed
-        st.warning(exc.message)
+        st.warning(md_escape(exc.message))
         return None
 
 

@@ -26,7 +26,8 @@ def workers_tab(admin: str) -> None:
     if queue_problem:
         st.error(f"The queue cannot be reached from the web app: {queue_problem}")
     if not live:
-        st.warning("No worker is taking jobs. Start one with `exporthub worker` (or `exporthub up`).")
+        st.info("No worker is taking jobs. Start one with `exporthub worker` (or `exporthub up`).",
+                icon=":material/warning:")
     st.dataframe(
         [
             {

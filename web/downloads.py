@@ -1,7 +1,8 @@
 """``GET /download/{token}``: stream a stored export file to the user a link was made for.
 
 Every check lives in the domain (:func:`exporthub.links.resolve_download`); this handler only finds
-out whether the request carries a login session, streams the granted file in chunks (never the whole
+out who the request is (an API token, else a login session), sends a browser without either to log
+in first, streams the granted file in chunks (never the whole
 file in memory) and writes safe headers. A refusal answers 403 or 404 with a fixed sentence; why it
 was refused is in the audit trail, not in the answer.
 """
@@ -14,19 +15,20 @@ import stat
 import unicodedata
 from collections.abc import AsyncIterator
 from typing import BinaryIO
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import anyio.to_thread
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from exporthub import auth
+from exporthub import api_tokens, sessions
 from exporthub.db import get_database
-from exporthub.links import DownloadGrant, LinkRefused, resolve_download
+from exporthub.links import DownloadGrant, LinkRefused, Requester, resolve_download
 from exporthub.settings import get_settings
+from web.auth_routes import BEGIN_PATH
 
 CHUNK_BYTES = 256 * 1024
 # Sent with every answer of this route, files and refusals alike: never cached by a shared proxy or
@@ -43,18 +45,28 @@ _ATTR_CHAR_SAFE = "!#$&+-.^_`|~"
 _FALLBACK_DROP = re.compile(r'[\x00-\x1f\x7f"\\;]')
 
 
-def session_username(request: Request) -> str | None:
-    """The user of a valid login session this request carries, or ``None``.
+def requester(request: Request) -> Requester:
+    """Who this request is: the user of its API token (``Authorization: Bearer``) or, without one,
+    of its login session cookie. Runs in a worker thread: both read the database.
 
-    An expired, forged or foreign cookie is no session at all (``None``); the link then stands on its
-    own. Runs in a worker thread: validating a session reads the database.
+    An ``Authorization`` header that names no live token is ``bad-token`` (refused, never a session
+    fallback); an expired, forged or ended session cookie is no session at all.
     """
-    token = request.cookies.get(auth.SESSION_COOKIE)
-    if not token:
-        return None
     settings = get_settings()
-    user = auth.validate_session(get_database(settings), settings, token)
-    return None if user is None else user.username
+    db = get_database(settings)
+    header = request.headers.get("authorization")
+    if header is not None:
+        user = api_tokens.authenticate(db, api_tokens.bearer_token(header))
+        return Requester(user.username, "token") if user is not None else Requester(None, "bad-token")
+    cookie = request.cookies.get(sessions.SESSION_COOKIE)
+    user = sessions.check(db, settings, cookie, touch=True).user if cookie else None
+    return Requester(user.username, "session") if user is not None else Requester(None, "none")
+
+
+def _is_browser_navigation(request: Request) -> bool:
+    if request.headers.get("sec-fetch-mode") == "navigate":
+        return True
+    return "text/html" in request.headers.get("accept", "")
 
 
 def content_disposition(filename: str) -> str:
@@ -121,18 +133,27 @@ def _refusal(status: int, message: str) -> Response:
 
 
 async def download(request: Request) -> Response:
-    """``GET /download/{token}``: 200 with the file, or 403/404 with a fixed message."""
+    """``GET /download/{token}``: 200 with the file; a browser without a session is sent to log in
+    first (303); otherwise 401/403/404 with a fixed message."""
     if request.method != "GET":  # Starlette adds HEAD to GET routes; a probe must not count a download
         return Response(status_code=405, headers={**_COMMON_HEADERS, "Allow": "GET"})
     settings = get_settings()
     token = request.path_params.get("token", "")
-    username = await anyio.to_thread.run_sync(session_username, request)
+    who = await anyio.to_thread.run_sync(requester, request)
     try:
         grant = await anyio.to_thread.run_sync(
-            lambda: resolve_download(get_database(settings), settings, token, session_username=username)
+            lambda: resolve_download(get_database(settings), settings, token, requester=who)
         )
     except LinkRefused as refused:
-        return _refusal(refused.status, refused.message)
+        if refused.status == 401 and who.via == "none" and _is_browser_navigation(request):
+            # A forwarded link opened in a browser: log in as its user, then the download starts.
+            target = PATH_PREFIX + token
+            return RedirectResponse(f"{BEGIN_PATH}?{urlencode({'next': target})}", status_code=303,
+                                    headers=_COMMON_HEADERS)
+        response = _refusal(refused.status, refused.message)
+        if refused.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="exporthub"'
+        return response
     fh = await anyio.to_thread.run_sync(_open_granted, grant)
     if fh is None:
         # Changed in the moment between the check and the open: rare, and never served.

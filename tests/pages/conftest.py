@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +38,14 @@ def _navigation_like_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(PagesManager, "__init__", init)
 
 
+@pytest.fixture(autouse=True)
+def _queue_of_this_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``worker`` builds its queue from the settings when first imported; each test has its own instance."""
+    import sys
+
+    monkeypatch.delitem(sys.modules, "worker", raising=False)
+
+
 @pytest.fixture
 def app_hub(demo_hub: Hub) -> Hub:
     """The demo instance, with the app's JobService using the test's recording dispatcher
@@ -47,18 +56,54 @@ def app_hub(demo_hub: Hub) -> Hub:
     return demo_hub
 
 
+def log_in(at: AppTest, username: str) -> str | None:
+    """A real server-side session for ``username`` in ``at``'s browser session, as the cookie route
+    would start it (AppTest cannot send cookies). Returns the session cookie's value."""
+    from sqlalchemy import select
+
+    from exporthub import sessions
+    from exporthub.db import get_database
+    from exporthub.models import User
+    from exporthub.settings import get_settings
+    from ui import session as ui_session
+
+    settings = get_settings()
+    db = get_database(settings)
+    with db.read() as s:
+        user_id = s.scalar(select(User.id).where(User.username == username))
+    at.session_state["user"] = username
+    if user_id is None:
+        return None
+    cookie = sessions.start(db, settings, user_id)
+    at.session_state[ui_session.SESSION_KEY] = cookie
+    return cookie
+
+
 def open_app(
     username: str | None = None, *, project: str | None = None, query: dict[str, str] | None = None
 ) -> AppTest:
     """The app after one run, logged in as ``username`` (as the login form leaves it) on ``project``."""
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     if username is not None:
-        at.session_state["user"] = username
+        log_in(at, username)
     if project is not None:
         at.session_state["project"] = project
     for key, value in (query or {}).items():
         at.query_params[key] = value
     return at.run()
+
+
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def plain(markdown: str) -> str:
+    """Markdown made with ``ui.format.md_escape`` back as the text a person reads."""
+    return _ESCAPED.sub(r"\1", markdown).replace("\u200b", "")
+
+
+def shown(elements) -> list[str]:  # type: ignore[no-untyped-def]
+    """The text of each element (``at.error``, ``at.success`` …) as a person reads it."""
+    return [plain(str(e.value)) for e in elements]
 
 
 def texts(at: AppTest) -> str:
@@ -75,7 +120,7 @@ def texts(at: AppTest) -> str:
         "error",
         "success",
     ):
-        parts.extend(str(e.value) for e in getattr(at, kind))
+        parts.extend(plain(str(e.value)) for e in getattr(at, kind))
     return "\n".join(parts)
 
 
@@ -94,7 +139,7 @@ def run_function() -> Callable[..., AppTest]:
 
     def _run(fn: Callable[..., None], username: str, project: str, *, kwargs: dict | None = None) -> AppTest:
         at = AppTest.from_function(fn, default_timeout=TIMEOUT, kwargs=kwargs or {})
-        at.session_state["user"] = username
+        log_in(at, username)
         at.session_state["project"] = project
         return at.run()
 

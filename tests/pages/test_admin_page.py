@@ -13,6 +13,7 @@ from exporthub import lake
 from exporthub.models import AuditEvent, Project, User
 from exporthub.passwords import verify_password
 from exporthub.permissions import ROLES
+from tests.pages.conftest import plain, shown
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "admin.py")
 SLUG = "demo-open"
@@ -26,7 +27,7 @@ def page(user: str | None) -> AppTest:
 
 
 def button(at: AppTest, label: str):  # type: ignore[no-untyped-def]
-    matches = [b for b in at.button if b.label == label]
+    matches = [b for b in at.button if plain(b.label) == label]
     assert len(matches) == 1, [b.label for b in at.button]
     return matches[0]
 
@@ -45,7 +46,7 @@ def scan_count(hub) -> int:  # type: ignore[no-untyped-def]
 def test_anyone_but_a_global_admin_gets_permission_denied_and_nothing_else(demo_hub, user):
     at = page(user)
     assert not at.exception
-    assert [e.value for e in at.error] == ["Permission denied"]
+    assert shown(at.error) == ["Permission denied"]
     assert not at.title and not at.tabs and not at.dataframe and not at.button and not at.text_input
     assert not at.selectbox and not at.get("file_uploader") and not at.code
 
@@ -54,7 +55,7 @@ def test_admin_sees_projects_users_import_and_audit(demo_hub):
     at = page("admin")
     assert not at.exception and not at.error
     assert at.title[0].value == "Administration"
-    assert [t.label for t in at.tabs] == ["Projects", "Users & roles", "Import data", "Audit trail"]
+    assert [t.label for t in at.tabs] == ["Projects", "Users & roles", "Import data", "Audit trail", "Workers"]
     projects = at.dataframe[0].value
     assert sorted(projects["Slug"]) == ["demo-closed", SLUG]
     users = at.dataframe[1].value.set_index("Username")
@@ -70,14 +71,14 @@ def test_admin_creates_a_project_and_sees_refusals_in_plain_words(demo_hub):
     button(at, "Create project").click()
     at.run()
     assert not at.exception and not at.error
-    assert "Project north-2026 created." in [s.value for s in at.success]
+    assert "Project north-2026 created." in shown(at.success)
     created = project(demo_hub, "north-2026")
     assert (created.name, created.timezone, created.status) == ("North warehouse", "Europe/Paris", "open")
     assert "north-2026" in list(at.dataframe[0].value["Slug"])
     at.text_input(key="new_project_slug").input("Bad Slug")
     button(at, "Create project").click()
     at.run()
-    assert any("Invalid project slug" in e.value for e in at.error)
+    assert any("Invalid project slug" in e for e in shown(at.error))
 
 
 def test_admin_grants_and_revokes_a_role(demo_hub):
@@ -87,14 +88,14 @@ def test_admin_grants_and_revokes_a_role(demo_hub):
     at.selectbox(key="grant_role_name").set_value("analyst")
     button(at, "Grant role").click()
     at.run()
-    assert "outsider is now analyst on demo-open." in [s.value for s in at.success]
+    assert "outsider is now analyst on demo-open." in shown(at.success)
     assert demo_hub.service().permissions("outsider", SLUG) == ROLES["analyst"]
     button(at, "Revoke role").click()
     at.run()
     assert demo_hub.service().permissions("outsider", SLUG) == frozenset()
     button(at, "Revoke role").click()
     at.run()
-    assert [e.value for e in at.error] == ["outsider has no role on demo-open"]
+    assert shown(at.error) == ["outsider has no role on demo-open"]
 
 
 def test_admin_adds_a_user_with_a_temporary_password(demo_hub):
@@ -103,7 +104,7 @@ def test_admin_adds_a_user_with_a_temporary_password(demo_hub):
     at.text_input(key="new_user_display").input("Lena Lindqvist")
     button(at, "Add user").click()
     at.run()
-    assert "User lena added with a temporary password:" in [s.value for s in at.success]
+    assert "User lena added with a temporary password:" in shown(at.success)
     (secret,) = [c.value for c in at.code if c.value and "," not in c.value]
     with demo_hub.db.read() as s:
         stored = s.scalar(select(User).where(User.username == "lena"))
@@ -118,7 +119,7 @@ def test_closing_a_project_asks_for_confirmation(demo_hub):
     at.run()
     button(at, "Close project…").click()
     at.run()
-    assert any("Close **demo-open**?" in w.value for w in at.warning)
+    assert any("Close **demo-open**?" in w for w in shown(at.warning))
     assert project(demo_hub, SLUG).status == "open"
     button(at, "Cancel").click()
     at.run()
@@ -128,7 +129,7 @@ def test_closing_a_project_asks_for_confirmation(demo_hub):
     button(at, "Yes, close demo-open").click()
     at.run()
     assert project(demo_hub, SLUG).status == "closed"
-    assert "Project demo-open is now closed." in [s.value for s in at.success]
+    assert "Project demo-open is now closed." in shown(at.success)
     with demo_hub.db.read() as s:
         closes = s.scalars(select(AuditEvent.actor).where(AuditEvent.action == "project-close")).all()
     assert closes == ["admin"]
@@ -156,7 +157,7 @@ def test_admin_imports_an_uploaded_file_and_gets_a_report(demo_hub):
     button(at, "Import").click()
     at.run()
     assert not at.exception and not at.error
-    (message,) = [s.value for s in at.success]
+    (message,) = shown(at.success)
     assert message.startswith("12 of 12 rows imported into demo-open/scans")
     assert scan_count(demo_hub) == before + 12
     with demo_hub.db.read() as s:
@@ -179,7 +180,7 @@ def test_a_refused_upload_shows_each_problem_and_changes_nothing(demo_hub):
     at.run()
     button(at, "Import").click()
     at.run()
-    assert [e.value for e in at.error] == ["Import refused, nothing was changed. 2 problem(s) found:"]
+    assert shown(at.error) == ["Import refused, nothing was changed. 2 problem(s) found:"]
     (problems,) = [d.value for d in at.dataframe if "Problem" in d.value.columns]
     assert list(zip(problems["File"], problems["Row"], problems["Column"], strict=True)) == [
         ("bad.csv", 2, "quantity"),
@@ -196,13 +197,15 @@ def test_the_audit_trail_filters_by_action_and_user(demo_hub):
     at.run()
     at.selectbox(key="audit_action").set_value("project-add")
     at.run()
-    trail = at.dataframe[-1].value
+    (audit,) = [t for t in at.tabs if t.label == "Audit trail"]
+    trail = audit.dataframe[-1].value
     assert list(trail["Action"]) == ["project-add"] and list(trail["User"]) == ["admin"]
     assert list(trail["Project"]) == ["south"]
     at.selectbox(key="audit_action").set_value("All")
     at.selectbox(key="audit_user").set_value("admin")
     at.run()
-    assert set(at.dataframe[-1].value["User"]) == {"admin"}
+    (audit,) = [t for t in at.tabs if t.label == "Audit trail"]
+    assert set(audit.dataframe[-1].value["User"]) == {"admin"}
 
 
 def test_the_workers_tab_lists_each_worker_with_its_running_job_and_the_queue(demo_hub, monkeypatch):
@@ -229,3 +232,23 @@ def test_the_workers_tab_lists_each_worker_with_its_running_job_and_the_queue(de
         "unhealthy", "queue unreachable: refused")
     metrics = {m.label: m.value for m in workers_tab.metric}
     assert metrics["Live workers"] == "2" and metrics["Jobs waiting for a worker"] == "1"
+def test_admin_sees_live_sessions_per_user_and_ends_them(demo_hub):
+    from exporthub import sessions
+
+    with demo_hub.db.read() as s:
+        analyst_id = s.scalar(select(User.id).where(User.username == "analyst"))
+    cookies = [sessions.start(demo_hub.db, demo_hub.settings, analyst_id, user_agent="Firefox/140") for _ in range(2)]
+    at = page("admin")
+    users = at.dataframe[1].value  # projects, then users
+    assert users.set_index("Username").loc["analyst", "Live sessions"] == 2
+    assert users.set_index("Username").loc["viewer", "Live sessions"] == 0
+    live = at.dataframe[2].value  # under the users tab
+    assert list(live["User"]) == ["analyst", "analyst"] and set(live["Browser"]) == {"Firefox/140"}
+    assert not any(c in " ".join(live["Session"]) for c in cookies)  # never the cookie itself
+    at.selectbox(key="account_user").set_value("analyst").run()
+    button(at, "End sessions (2)").click().run()
+    assert shown(at.success) == ["Ended 2 sessions of analyst; their open tabs show the login page."]
+    assert all(sessions.validate(demo_hub.db, demo_hub.settings, c) is None for c in cookies)
+    with demo_hub.db.read() as s:
+        event = s.scalars(select(AuditEvent).where(AuditEvent.action == "sessions-end")).one()
+    assert (event.actor, event.target, event.detail) == ("admin", "user:analyst", "2 session(s) ended")

@@ -3,14 +3,17 @@ for each demo role. (The cookie round trip through a real browser is in tests/e2
 
 from __future__ import annotations
 
-import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
 
-from exporthub.models import AuditEvent, User
-from tests.pages.conftest import APP, ROLES, TIMEOUT, labels, open_app, texts
+from exporthub import sessions, signing, tickets
+from exporthub.accounts import AccountService
+from exporthub.models import AuditEvent, LoginSession, LoginTicket, User, utcnow
+from tests.pages.conftest import APP, ROLES, TIMEOUT, labels, log_in, open_app, shown, texts
+from ui import oidc
 from ui import session as ui_session
 
 PICKER = {
@@ -38,7 +41,19 @@ def _html(at: AppTest) -> str:
     return "\n".join(h.value for h in at.html)
 
 
-def test_logged_out_visitors_see_only_the_login_form(app_hub):
+NONCE = "n" * 43
+
+
+@pytest.fixture
+def browser_cookies(monkeypatch):
+    """The cookies the browser sends when the tab connects (AppTest cannot send any): a login nonce,
+    as ``/auth/session/begin`` leaves it, plus whatever a test adds."""
+    jar = {tickets.NONCE_COOKIE: NONCE}
+    monkeypatch.setattr(ui_session, "browser_cookie", lambda name: jar.get(name))
+    return jar
+
+
+def test_logged_out_visitors_see_only_the_login_form(app_hub, browser_cookies):
     at = open_app()
     assert [w.label for w in at.text_input] == ["Username", "Password"]
     assert at.text_input[1].proto.type == at.text_input[1].proto.PASSWORD
@@ -49,34 +64,53 @@ def test_logged_out_visitors_see_only_the_login_form(app_hub):
         at.switch_page("pages/exports.py")
 
 
-def test_wrong_password_is_refused_in_plain_words_and_audited_once(app_hub):
+def test_without_a_login_nonce_the_browser_fetches_one_first(app_hub, browser_cookies):
+    browser_cookies.clear()
+    at = open_app(query={"auth": "idle"})
+    assert not at.text_input  # no form: a ticket must be bound to this browser
+    assert 'window.location.replace("/auth/session/begin?auth=idle")' in _html(at)
+    # Back from /auth/session/begin without the cookie: the browser refuses cookies; say so, no loop.
+    at = open_app(query={"nonce": "set"})
+    assert not at.text_input and "/auth/session/begin" not in _html(at)
+    assert any("did not keep Exporthub's login cookie" in e for e in shown(at.error))
+
+
+def test_wrong_password_is_refused_in_plain_words_and_audited_once(app_hub, browser_cookies):
     at = open_app()
     at.text_input[0].input("analyst")
     at.text_input[1].input("not-the-password")
     at.button[0].click().run()
-    assert [e.value for e in at.error] == ["Invalid username or password"]
+    assert shown(at.error) == ["Invalid username or password"]
     assert "user" not in at.session_state
     assert "/auth/session" not in _html(at)
     assert _login_events(app_hub) == [("analyst", "refused")]
 
 
-def test_login_form_logs_in_and_hands_the_browser_a_ticket(app_hub):
+def test_login_form_hands_this_browser_a_bound_one_time_ticket(app_hub, browser_cookies):
     at = open_app()
     at.text_input[0].input("analyst")
     at.text_input[1].input("demo")
     at.button[0].click().run()
-    assert at.session_state["user"] == "analyst"
-    assert 'window.location.replace("/auth/session?ticket=' in _html(at)
+    html = _html(at)
+    assert 'window.location.replace("/auth/session?ticket=' in html
     assert _login_events(app_hub) == [("analyst", "ok")]
-    at.run()  # the same browser session, if the redirect had not happened yet
+    ticket = html.split("ticket=", 1)[1].split('"', 1)[0]
+    with app_hub.db.read() as s:
+        row = s.scalars(select(LoginTicket)).one()
+    assert row.id == signing.token_hash(ticket) and row.browser == signing.token_hash(NONCE)
+    # The route then starts the session for this browser only (tested in tests/test_auth.py).
+    cookie = tickets.redeem(app_hub.db, app_hub.settings, ticket, NONCE)
+    browser_cookies[sessions.SESSION_COOKIE] = cookie
+    at = open_app()  # the reloaded page: logged in from the cookie
+    assert at.session_state["user"] == "analyst"
     assert "Reports & Exports" in [t.value for t in at.title]
     assert at.session_state["project"] == "demo-open"
 
 
-def test_empty_fields_are_not_sent(app_hub):
+def test_empty_fields_are_not_sent(app_hub, browser_cookies):
     at = open_app()
     at.button[0].click().run()
-    assert [e.value for e in at.error] == ["Enter your username and password."]
+    assert shown(at.error) == ["Enter your username and password."]
     assert _login_events(app_hub) == []
 
 
@@ -133,44 +167,74 @@ def test_a_project_the_user_does_not_belong_to_is_never_picked(app_hub):
     assert "Demo Store (closed)" not in texts(at)
 
 
-def test_logout_returns_to_the_login_form_and_clears_the_cookie(app_hub):
-    at = open_app("viewer")
-    at.button(key="logout").click().run()
+def _ended_with(at: AppTest, reason: str) -> None:
+    """The tab forgot its user and sends the browser to clear the cookie with a same-site POST."""
     assert "user" not in at.session_state and "project" not in at.session_state
-    assert 'window.location.replace("/auth/session/end?reason=signed-out")' in _html(at)
-    assert [w.label for w in at.text_input] == ["Username", "Password"]
+    html = _html(at)
+    assert "f.method = 'POST'" in html and f'"/auth/session/end?reason={reason}"' in html
+    assert "Generate" not in labels(at)
 
 
-def test_deactivated_user_is_sent_back_to_the_login_form_at_once(app_hub):
+def test_logout_ends_the_session_on_the_server_at_once(app_hub):
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    cookie = log_in(at, "viewer")
+    at.run()
+    at.button(key="logout").click().run()
+    _ended_with(at, "signed-out")
+    # Ended in the database before the browser even clears its cookie: a replayed cookie opens nothing.
+    assert sessions.check(app_hub.db, app_hub.settings, cookie) == sessions.SessionCheck(None, "signed-out")
+    with app_hub.db.read() as s:
+        assert s.scalars(select(AuditEvent.actor).where(AuditEvent.action == "logout")).all() == ["viewer"]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [("deactivate", "disabled"), ("password", "password-changed"), ("end-sessions", "ended-by-admin")],
+)
+def test_an_open_tab_is_sent_to_the_login_form_on_its_next_run(app_hub, change, reason):
     at = open_app("analyst")
     assert "Generate" in labels(at)
-    with app_hub.db.write() as s:
-        s.execute(update(User).where(User.username == "analyst").values(active=False))
+    accounts = AccountService(app_hub.db)
+    {
+        "deactivate": lambda: accounts.set_active("admin", "analyst", False),
+        "password": lambda: accounts.set_password("admin", "analyst", "a-brand-new-password"),
+        "end-sessions": lambda: accounts.end_sessions("admin", "analyst"),
+    }[change]()
     at.run()
-    assert "user" not in at.session_state
-    assert "Generate" not in labels(at)
-    assert "This account can no longer log in" in texts(at)
+    _ended_with(at, reason)
 
 
 def test_idle_session_ends_with_a_message(app_hub):
-    at = open_app("analyst")
-    at.session_state["_auth_seen"] = time.time() - app_hub.settings.session_idle_seconds - 5
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    log_in(at, "analyst")
     at.run()
-    assert "user" not in at.session_state
-    assert "/auth/session/end?reason=idle" in _html(at)
-    assert "Your session ended after a period of inactivity" in texts(at)
+    with app_hub.db.write() as s:
+        s.execute(update(LoginSession).values(
+            last_seen_at=utcnow() - timedelta(seconds=app_hub.settings.session_idle_seconds + 5)))
+    at.run()
+    _ended_with(at, "idle")
 
 
-def test_active_session_stays_and_refreshes_the_cookie_now_and_then(app_hub):
+def test_each_run_counts_as_activity_at_most_once_a_minute(app_hub):
     at = open_app("analyst")
-    at.session_state["_auth_source"] = "cookie"
-    at.session_state["_auth_seen"] = time.time() - 60  # active a minute ago: fine
-    at.session_state["_auth_refreshed"] = time.time() - 3600
+    long_ago = utcnow() - timedelta(minutes=30)
+    with app_hub.db.write() as s:
+        s.execute(update(LoginSession).values(last_seen_at=long_ago))
     at.run()
+    with app_hub.db.read() as s:
+        first = s.scalars(select(LoginSession.last_seen_at)).one()
+    assert first > long_ago + timedelta(minutes=29)
+    at.run()  # a minute has not passed: nothing written
+    with app_hub.db.read() as s:
+        assert s.scalars(select(LoginSession.last_seen_at)).one() == first
     assert at.session_state["user"] == "analyst"
-    assert 'fetch("/auth/session/refresh"' in _html(at)
-    at.run()  # refreshed a moment ago: no second request
-    assert "/auth/session/refresh" not in _html(at)
+
+
+def test_a_tab_without_a_server_side_session_is_nobody(app_hub):
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.session_state["user"] = "admin"  # a name alone proves nothing
+    at.run()
+    assert "user" not in at.session_state and "Generate" not in labels(at)
 
 
 # ---------------------------------------------------------------------------- OIDC
@@ -200,11 +264,11 @@ OIDC_SECRETS = {
     ],
 )
 def test_oidc_is_used_only_when_auth_secrets_configure_a_provider(secrets, expected):
-    assert ui_session.oidc_configured(secrets) is expected
+    assert oidc.oidc_configured(secrets) is expected
 
 
 def test_oidc_providers_are_named_for_the_login_buttons():
-    assert ui_session.oidc_providers(OIDC_SECRETS) == [None]
+    assert oidc.oidc_providers(OIDC_SECRETS) == [None]
     named = {
         "auth": {
             "redirect_uri": "x",
@@ -213,7 +277,7 @@ def test_oidc_providers_are_named_for_the_login_buttons():
             "okta": {"client_id": "d"},
         }
     }
-    assert ui_session.oidc_providers(named) == ["google", "okta"]
+    assert oidc.oidc_providers(named) == ["google", "okta"]
 
 
 def _oidc_app(user: dict) -> AppTest:

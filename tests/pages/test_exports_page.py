@@ -17,7 +17,7 @@ from exporthub.export_config import parse_config
 from exporthub.jobs import JobService
 from exporthub.models import Job
 from exporthub.states import JobStatus
-from tests.pages.conftest import ROLES, labels, open_app, page_links, texts
+from tests.pages.conftest import ROLES, labels, open_app, page_links, shown, texts
 from ui import forms
 from ui import hub as ui_hub
 from ui import session as ui_session
@@ -178,7 +178,7 @@ def test_cancel_from_the_list(app_hub):
     at = open_app("analyst", project="demo-open")
     at.button(key=f"jobs-cancel-{job.id}").click().run()
     assert app_hub.service().get("analyst", job.id).status is JobStatus.CANCELLED
-    assert [t.value for t in at.toast] == [f"Cancelled job #{job.id}"]
+    assert shown(at.toast) == [f"Cancelled job #{job.id}"]
     assert f"jobs-cancel-{job.id}" not in [b.key for b in at.button]
     assert f"jobs-retry-{job.id}" in [b.key for b in at.button]
 
@@ -193,7 +193,7 @@ def test_retry_starts_a_new_job_with_the_same_variables(app_hub):
     assert newest.id != job.id and newest.status is JobStatus.READY
     assert newest.variables == service.get("analyst", job.id).variables
     assert (newest.id, None) in app_hub.dispatcher.enqueued
-    assert [t.value for t in at.toast] == [f"Started job #{newest.id} again as a retry of #{job.id}"]
+    assert shown(at.toast) == [f"Started job #{newest.id} again as a retry of #{job.id}"]
 
 
 def test_remove_asks_for_confirmation_then_deletes_the_files(app_hub):
@@ -236,7 +236,7 @@ def test_refused_action_is_shown_in_plain_words(app_hub):
     at = open_app("analyst", project="demo-open")
     app_hub.service().cancel("manager", job.id)  # someone else was faster
     at.button(key=f"jobs-cancel-{job.id}").click().run()
-    toasts = [t.value for t in at.toast]
+    toasts = shown(at.toast)
     assert toasts == [f"Job {job.id} is cancelled and can no longer be cancelled"]
 
 
@@ -501,13 +501,13 @@ def test_refusals_appear_in_the_dialog_in_plain_words(app_hub, run_function):
     # Permission denied: a viewer who reached the dialog anyway (the domain is the guard).
     at = run_function(_dialog, "viewer", "demo-open", kwargs={"export_type": "scans"})
     at.button(key="export-scans-generate").click().run()
-    assert [e.value for e in at.error] == ["Permission denied"]
+    assert shown(at.error) == ["Permission denied"]
     # Export job already running.
     app_hub.service().start("manager", "demo-open", "scans", {})
     at = run_function(_dialog, "analyst", "demo-open", kwargs={"export_type": "scans"})
     assert "A Scans job is already queued" in texts(at)
     at.button(key="export-scans-generate").click().run()
-    assert [e.value for e in at.error] == [
+    assert shown(at.error) == [
         "Export job already running: Scans. Wait for it to finish or cancel it first."
     ]
 
@@ -519,7 +519,7 @@ def test_invalid_variable_is_named_by_its_title(app_hub, run_function):
     at.date_input(key="export-scans_dateTo").set_value(date(2026, 11, 10)).run()
     assert "To: the end date is before the start date" in texts(at)  # already in the estimate box
     at.button(key="export-scans-generate").click().run()
-    assert [e.value for e in at.error] == ["To: the end date is before the start date"]
+    assert shown(at.error) == ["To: the end date is before the start date"]
     assert app_hub.service().list("analyst", "demo-open") == []
 
 
@@ -533,7 +533,7 @@ def test_project_must_be_closed_is_explained_up_front_and_refused(app_hub, run_f
     at = run_function(_dialog, "analyst", "demo-open", kwargs={"export_type": "scans"})
     assert "Project must be closed before this export can run." in texts(at)
     at.button(key="export-scans-generate").click().run()
-    assert [e.value for e in at.error] == ["Project must be closed"]
+    assert shown(at.error) == ["Project must be closed"]
     with app_hub.db.read() as s:
         assert s.scalars(select(Job)).all() == []
 
