@@ -22,6 +22,8 @@ from xlsxwriter.worksheet import Worksheet
 from exporters._about import About, local_naive
 from exporters._result import RowCallback, WriteResult, removing_on_error
 from exporters._safety import neutralise_array, neutralise_text
+from exporters._xlsx_rows import RowWriter
+from exporters._xlsx_splice import SheetRows, splice_rows
 
 EXCEL_MAX_ROWS = 1_048_576
 CURRENCY = "#,##0.00"
@@ -78,38 +80,44 @@ def write_xlsx(
     if not schema.names:
         raise ValueError("cannot write a sheet with no columns")
     columns = _Columns(schema, number_formats or {})
-    sheets: list[_DataSheet] = []
+    sheets: list[_StreamedSheet] = []
     rows = 0
-    with removing_on_error(path), _Book(path, about) as book:
-        for batch in _slices(batches, _CHECK_EVERY_ROWS):
-            if batch.num_rows == 0:
-                continue
-            prepared = columns.prepare(batch, about.timezone)
-            if not sheets:
-                columns.estimate_widths(prepared)
-            offset = 0
-            while offset < batch.num_rows:
-                if not sheets or sheets[-1].rows_left(max_rows_per_sheet) == 0:
-                    name = _sheet_name(sheet_name, len(sheets) + 1)
-                    sheets.append(_DataSheet(book, name, columns))
-                take = min(sheets[-1].rows_left(max_rows_per_sheet), batch.num_rows - offset)
-                part = prepared if take == batch.num_rows else [c[offset : offset + take] for c in prepared]
-                sheets[-1].write(part)
-                offset += take
-            rows += batch.num_rows
-            if on_rows is not None:
-                on_rows(rows)
-        if not sheets:  # an empty export still shows its header
-            sheets.append(_DataSheet(book, _sheet_name(sheet_name, 1), columns))
+    try:
+        with removing_on_error(path), _Book(path, about) as book:
+            writer = RowWriter(columns.row_kinds(), [book.style_index(f) for f in columns.num_formats])
+            for batch in _slices(batches, _CHECK_EVERY_ROWS):
+                if batch.num_rows == 0:
+                    continue
+                prepared = columns.prepare_arrow(batch, about.timezone)
+                if not sheets:
+                    columns.estimate_widths_arrow(prepared)
+                offset = 0
+                while offset < batch.num_rows:
+                    if not sheets or sheets[-1].rows_left(max_rows_per_sheet) == 0:
+                        name = _sheet_name(sheet_name, len(sheets) + 1)
+                        sheets.append(_StreamedSheet(book, name, columns, path, len(sheets) + 1))
+                    take = min(sheets[-1].rows_left(max_rows_per_sheet), batch.num_rows - offset)
+                    part = prepared if take == batch.num_rows else [c.slice(offset, take) for c in prepared]
+                    sheets[-1].append(writer, part)
+                    offset += take
+                rows += batch.num_rows
+                if on_rows is not None:
+                    on_rows(rows)
+            if not sheets:  # an empty export still shows its header
+                sheets.append(_StreamedSheet(book, _sheet_name(sheet_name, 1), columns, path, 1))
+            for sheet in sheets:
+                sheet.finish()
+            warnings = columns.warnings(long_text=writer.long_text)
+            if len(sheets) > 1:
+                warnings.append(
+                    f"{rows:,} rows split across {len(sheets)} sheets at Excel's row limit "
+                    f"({max_rows_per_sheet - 1:,} data rows per sheet)"
+                )
+            book.close(taken={s.name for s in sheets})
+            splice_rows(path, [s.splice for s in sheets])
+    finally:
         for sheet in sheets:
-            sheet.finish()
-        warnings = columns.warnings()
-        if len(sheets) > 1:
-            warnings.append(
-                f"{rows:,} rows split across {len(sheets)} sheets at Excel's row limit "
-                f"({max_rows_per_sheet - 1:,} data rows per sheet)"
-            )
-        book.close(taken={s.name for s in sheets})
+            sheet.discard()
     return WriteResult(paths=[path], rows=rows, warnings=warnings)
 
 
@@ -159,9 +167,9 @@ def _sheet_name(base: str, number: int) -> str:
     return clean[: 31 - len(suffix)] + suffix
 
 
-# xlsxwriter writes ~100k cells a second, so a 100k-row batch would leave cancellation unchecked for
-# many seconds; check (through on_rows) at least this often.
-_CHECK_EVERY_ROWS = 10_000
+# Rows are turned into XML a batch at a time; smaller batches check cancellation (through on_rows) more
+# often, larger ones pay less per-call overhead. 50k rows take well under a second.
+_CHECK_EVERY_ROWS = 50_000
 
 
 def _slices(batches: Iterable[pa.RecordBatch], size: int) -> Iterable[pa.RecordBatch]:
@@ -218,6 +226,12 @@ class _Book:
             name = getattr(sheet, "row_data_filename", None)
             if name:
                 Path(name).unlink(missing_ok=True)
+
+    def style_index(self, num_format: str | None) -> int | None:
+        """The xf index of a cell format, fixed now so that rows written as XML can refer to it."""
+        fmt = self.format(num_format)
+        # xlsxwriter numbers a format when a cell first uses it; our cells bypass it, so ask now.
+        return fmt._get_xf_index() if fmt is not None else None
 
     def format(self, num_format: str | None, bold: bool = False) -> Format | None:
         key = (num_format, bold)
@@ -291,10 +305,79 @@ class _Columns:
     def writers(self) -> list[Writer]:
         return [_WRITERS[k] for k in self.kinds]
 
-    def warnings(self) -> list[str]:
-        if self._long_text:
+    def row_kinds(self) -> list[str]:
+        """Kinds for :class:`RowWriter`: anything without a cell type of its own is written as text."""
+        return ["text" if k == "other" else k for k in self.kinds]
+
+    def prepare_arrow(self, batch: pa.RecordBatch, timezone: str) -> list[pa.Array]:
+        """Vectorised clean-up for :class:`RowWriter`: local times, neutralised text, plain types."""
+        batch = local_naive(batch, timezone)
+        out = []
+        for column, kind in zip(batch.columns, self.kinds, strict=True):
+            if pa.types.is_dictionary(column.type):
+                column = column.cast(column.type.value_type)
+            if kind == "other":
+                column = _other_as_text(column)
+            if kind in ("text", "other"):
+                column = neutralise_array(column)
+            elif kind == "datetime":
+                # Excel keeps milliseconds at best.
+                column = pc.floor_temporal(column, unit="millisecond").cast(pa.timestamp("ms"))
+            out.append(column)
+        return out
+
+    def estimate_widths_arrow(self, columns: list[pa.Array]) -> None:
+        for i, (values, kind) in enumerate(zip(columns, self.kinds, strict=True)):
+            fixed = _FIXED_WIDTH.get(kind)
+            if fixed:
+                longest = fixed
+            else:
+                sample = values.slice(0, _WIDTH_SAMPLE)
+                text = sample if pa.types.is_string(sample.type) else sample.cast(pa.string())
+                longest = (pc.max(pc.utf8_length(text)).as_py() or 0) + 2
+            self.widths[i] = float(min(_MAX_WIDTH, max(self.widths[i], longest)))
+
+    def warnings(self, *, long_text: bool = False) -> list[str]:
+        if self._long_text or long_text:
             return [f"some text cells were cut to Excel's limit of {_MAX_STRING:,} characters"]
         return []
+
+
+class _StreamedSheet:
+    """A data sheet whose header, widths, pane and filter come from xlsxwriter and whose rows are XML
+    from :class:`RowWriter`, kept in a file beside the output until the workbook is assembled."""
+
+    def __init__(self, book: _Book, name: str, columns: _Columns, path: Path, number: int) -> None:
+        self.sheet = _DataSheet(book, name, columns)
+        self.name = name
+        self.rows_path = path.with_name(f".{path.name}.rows{number}")
+        self._out = open(self.rows_path, "wb")  # noqa: SIM115 - closed in finish() or discard()
+        self.splice = SheetRows(member=f"xl/worksheets/sheet{number}.xml", rows_path=self.rows_path,
+                                last_column=len(columns.names) - 1)
+
+    def rows_left(self, max_rows: int) -> int:
+        return self.sheet.rows_left(max_rows)
+
+    def append(self, writer: RowWriter, columns: list[pa.Array]) -> None:
+        writer.write(self._out, columns, first_row=self.sheet.rows + 2)  # row 1 is the header
+        self.sheet.rows += len(columns[0])
+
+    def finish(self) -> None:
+        self._out.close()
+        self.sheet.finish()
+        self.splice.last_row = self.sheet.rows + 1
+
+    def discard(self) -> None:
+        self._out.close()
+        self.rows_path.unlink(missing_ok=True)
+
+
+def _other_as_text(column: pa.Array) -> pa.Array:
+    """Values with no cell type of their own (lists, binary …) as their text."""
+    try:
+        return column.cast(pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return pa.array([None if v is None else str(v) for v in column.to_pylist()], pa.string())
 
 
 class _DataSheet:

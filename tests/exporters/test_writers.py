@@ -15,7 +15,7 @@ import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader
 from python_calamine import CalamineWorkbook
@@ -164,6 +164,8 @@ def test_neutralise_header() -> None:
     assert neutralise_header(["=cmd", "qty"]) == ["'=cmd", "qty"]
 
 
+# No deadline: the first example pays pyarrow's one-off imports, which on a busy machine exceed 200 ms.
+@settings(deadline=None)
 @given(st.lists(st.one_of(st.none(), st.text(alphabet=st.sampled_from("=+-@\t\r|'a ë北1"), max_size=6))))
 def test_neutralise_batch_matches_text_rule(values: list[str | None]) -> None:
     for type_ in (pa.string(), pa.large_string()):
