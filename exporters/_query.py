@@ -73,6 +73,10 @@ def run_copy(query: Query, select_sql: str, target: str, options: str,
         except BaseException as exc:  # handed to the calling thread below
             outcome["error"] = exc
 
+    # query_progress() answers -1 unless the progress bar is on; keep it from printing to the console.
+    before = con.execute("SELECT current_setting('enable_progress_bar'), "
+                         "current_setting('enable_progress_bar_print')").fetchall()[0]
+    con.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false")
     worker = threading.Thread(target=copy, name="duckdb-copy", daemon=True)
     worker.start()
     try:
@@ -85,6 +89,9 @@ def run_copy(query: Query, select_sql: str, target: str, options: str,
         con.interrupt()
         worker.join()
         raise
+    finally:
+        con.execute(f"SET enable_progress_bar = {bool(before[0])}; "
+                    f"SET enable_progress_bar_print = {bool(before[1])}")
     if "error" in outcome:
         raise outcome["error"]
     if on_progress is not None:
