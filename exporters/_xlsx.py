@@ -167,9 +167,9 @@ def _sheet_name(base: str, number: int) -> str:
     return clean[: 31 - len(suffix)] + suffix
 
 
-# Rows are turned into XML a batch at a time; smaller batches check cancellation (through on_rows) more
-# often, larger ones pay less per-call overhead. 50k rows take well under a second.
-_CHECK_EVERY_ROWS = 50_000
+# Rows are turned into XML a batch at a time: at most this many, so that memory stays flat and
+# cancellation (through on_rows) is checked often; a batch takes a few milliseconds.
+_CHECK_EVERY_ROWS = 10_000
 
 
 def _slices(batches: Iterable[pa.RecordBatch], size: int) -> Iterable[pa.RecordBatch]:
