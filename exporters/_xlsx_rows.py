@@ -14,13 +14,26 @@ beyond 2**53 as text, NaN and infinity as the errors ``#NUM!`` and ``#DIV/0!``, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from exporters._about import local_naive
+from exporters._safety import neutralise_array
+
 MAX_STRING = 32_767  # Excel's cell limit
+MAX_WIDTH = 60  # columns are never set wider than this many characters
+_MIN_WIDTH = 6
+_WIDTH_SAMPLE = 1_000
+# Excel number formats of the temporal kinds; other columns use their ``number_formats`` or General.
+DATETIME = "yyyy-mm-dd hh:mm:ss"
+DATE = "yyyy-mm-dd"
+TIME = "hh:mm:ss"
+_DEFAULT_FORMAT = {"datetime": DATETIME, "date": DATE, "time": TIME}
+_FIXED_WIDTH = {"datetime": 21, "date": 12, "time": 10, "bool": 7}
 EXACT_INT = 2**53  # beyond this a double (Excel's only number) cannot hold an integer exactly
 _MS_PER_DAY = 86_400_000
 _EPOCH_SERIAL = 25_569  # 1970-01-01 as an Excel serial (1900 date system)
@@ -29,6 +42,89 @@ _CONTROL = [chr(c) for c in (*range(0x00, 0x09), 0x0B, 0x0C, 0x0D, *range(0x0E, 
 _CONTROL_PATTERN = "[" + "".join(f"\\x{{{ord(c):04x}}}" for c in _CONTROL) + "]"
 _LITERAL_ESCAPE = r"_(x[0-9A-Fa-f]{4}_)"  # text that would read as an escape is escaped itself
 _TIME_UNITS_PER_DAY = {"s": 86_400, "ms": _MS_PER_DAY, "us": _MS_PER_DAY * 1_000, "ns": _MS_PER_DAY * 1_000_000}
+
+
+class Columns:
+    """Per-column cell writers, formats and widths, decided once from the schema."""
+
+    def __init__(self, schema: pa.Schema, number_formats: Mapping[str, str]) -> None:
+        unknown = set(number_formats) - set(schema.names)
+        if unknown:
+            raise ValueError(f"number_formats name unknown columns {sorted(unknown)}")
+        self.names = list(schema.names)
+        self.kinds = [_kind(f.type) for f in schema]
+        self.num_formats = [
+            number_formats.get(name) or _DEFAULT_FORMAT.get(kind)
+            for name, kind in zip(self.names, self.kinds, strict=True)
+        ]
+        self.widths = [float(min(MAX_WIDTH, max(_MIN_WIDTH, len(n) + 3))) for n in self.names]
+
+    def row_kinds(self) -> list[str]:
+        """Kinds for :class:`RowWriter`: anything without a cell type of its own is written as text."""
+        return ["text" if k == "other" else k for k in self.kinds]
+
+    def prepare(self, batch: pa.RecordBatch, timezone: str) -> list[pa.Array]:
+        """Vectorised clean-up for :class:`RowWriter`: local times, neutralised text, plain types."""
+        batch = local_naive(batch, timezone)
+        out = []
+        for column, kind in zip(batch.columns, self.kinds, strict=True):
+            if pa.types.is_dictionary(column.type):
+                column = column.cast(column.type.value_type)
+            if kind == "other":
+                column = _other_as_text(column)
+            if kind in ("text", "other"):
+                column = neutralise_array(column)
+            elif kind == "datetime":
+                # Excel keeps milliseconds at best.
+                column = pc.floor_temporal(column, unit="millisecond").cast(pa.timestamp("ms"))
+            out.append(column)
+        return out
+
+    def estimate_widths(self, columns: list[pa.Array]) -> None:
+        for i, (values, kind) in enumerate(zip(columns, self.kinds, strict=True)):
+            fixed = _FIXED_WIDTH.get(kind)
+            if fixed:
+                longest = fixed
+            else:
+                sample = values.slice(0, _WIDTH_SAMPLE)
+                text = sample if pa.types.is_string(sample.type) else sample.cast(pa.string())
+                longest = (pc.max(pc.utf8_length(text)).as_py() or 0) + 2
+            self.widths[i] = float(min(MAX_WIDTH, max(self.widths[i], longest)))
+
+    def warnings(self, *, long_text: bool = False) -> list[str]:
+        if long_text:
+            return [f"some text cells were cut to Excel's limit of {MAX_STRING:,} characters"]
+        return []
+
+
+def _kind(type_: pa.DataType) -> str:
+    if pa.types.is_dictionary(type_):
+        type_ = type_.value_type
+    if pa.types.is_boolean(type_):
+        return "bool"
+    if pa.types.is_integer(type_):
+        return "bigint" if type_.bit_width == 64 else "number"
+    if pa.types.is_floating(type_):
+        return "number"
+    if pa.types.is_decimal(type_):
+        return "decimal"
+    if pa.types.is_timestamp(type_):
+        return "datetime"
+    if pa.types.is_date(type_):
+        return "date"
+    if pa.types.is_time(type_):
+        return "time"
+    if pa.types.is_string(type_) or pa.types.is_large_string(type_) or pa.types.is_string_view(type_):
+        return "text"
+    return "other"
+
+
+def _other_as_text(column: pa.Array) -> pa.Array:
+    """Values with no cell type of their own (lists, binary …) as their text."""
+    try:
+        return column.cast(pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return pa.array([None if v is None else str(v) for v in column.to_pylist()], pa.string())
 
 
 def column_letters(index: int) -> str:

@@ -34,8 +34,8 @@ class SheetRows:
 
 
 def splice_rows(path: Path, sheets: list[SheetRows]) -> None:
-    """Rewrite the workbook at ``path`` with each sheet's rows in place. Raises ``ValueError`` if a
-    sheet is missing or has no ``</sheetData>`` to insert before (not a workbook from xlsxwriter)."""
+    """Rewrite the workbook at ``path`` with each sheet's rows after its header row. Raises
+    ``ValueError`` if a sheet is missing or has no ``<sheetData>`` (not a workbook from xlsxwriter)."""
     by_member = {s.member: s for s in sheets}
     partial = path.with_name(f".{path.name}.partial")
     with removing_on_error(partial):
@@ -53,12 +53,17 @@ def splice_rows(path: Path, sheets: list[SheetRows]) -> None:
 
 
 def _write_sheet(target: zipfile.ZipFile, xml: bytes, sheet: SheetRows) -> None:
-    head, sep, tail = xml.partition(b"</sheetData>")
-    if not sep:
-        raise ValueError(f"{sheet.member} has no </sheetData>")
+    # The rows go right after the header row, so a totals row xlsxwriter wrote below stays below.
+    head, sep, tail = xml.partition(b"</row>")
+    if not sep:  # no header row at all: before the end of the sheet's data
+        head, sep, tail = xml.partition(b"</sheetData>")
+        tail = sep + tail
+        sep = b""
+        if not tail:
+            raise ValueError(f"{sheet.member} has no </sheetData>")
     ref = f'<dimension ref="A1:{column_letters(sheet.last_column)}{sheet.last_row}"/>'.encode()
     head = _DIMENSION.sub(ref, head, count=1)
     with fast_member(target, sheet.member) as out, open(sheet.rows_path, "rb") as rows:
-        out.write(head)
+        out.write(head + sep)
         shutil.copyfileobj(rows, out, _CHUNK)
-        out.write(sep + tail)
+        out.write(tail)
