@@ -79,8 +79,6 @@ class StatisticsExporter(BaseExporter):
     def run(self, ctx: JobContext) -> None:
         tables = compute_tables(ctx)
         fmt = ctx.variables.get("format") or "pdf"
-        granularity = ctx.variables.get("granularity") or "day"
-        specs = charts.preview_charts(tables, granularity=granularity, timezone=ctx.project.timezone)
         shown = report_tables(tables)
         headline = tables["headline"].to_pylist()[0]
         if fmt == "xlsx":
@@ -90,6 +88,8 @@ class StatisticsExporter(BaseExporter):
             sheets += [t.xlsx() for t in shown.values()]
             result = write_xlsx_tables(ctx.output_path("xlsx"), sheets, about=about(ctx))
         else:
+            granularity = ctx.variables.get("granularity") or "day"
+            specs = charts.preview_charts(tables, granularity=granularity, timezone=ctx.project.timezone)
             result = _write_pdf(ctx, headline, specs, shown)
         for warning in result.warnings:
             ctx.warn(warning)

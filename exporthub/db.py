@@ -59,6 +59,7 @@ class Database:
         else:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
             read_engine = self.engine
+        self._read_engine = read_engine
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(read_engine, expire_on_commit=False)
 
@@ -78,7 +79,7 @@ class Database:
         """The revision the database is at (its ``alembic_version``), or None before the first migration."""
         from sqlalchemy import inspect
 
-        with self.engine.connect() as conn:
+        with self._read_engine.connect() as conn:  # a deferred transaction: takes no write lock
             if not inspect(conn).has_table("alembic_version"):
                 return None
             return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
