@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from exporters._about import About
+from exporters._query import ProgressCallback, Query, quote_literal, run_copy
 from exporters._result import RowCallback, WriteResult, removing_on_error
 
 ABOUT_KEY = b"exporthub.about"
@@ -55,6 +56,22 @@ def write_parquet(
                     on_rows(rows)
             if pending:
                 writer.write_table(pa.Table.from_batches(pending, schema=schema))
+    return WriteResult(paths=[path], rows=rows, warnings=[])
+
+
+def copy_parquet(
+    query: Query, path: Path, *, about: About, on_progress: ProgressCallback | None = None
+) -> WriteResult:
+    """Have DuckDB write ``query``'s rows to ``path`` (``COPY``): the file :func:`write_parquet` writes
+    (zstd, About in the metadata, row groups of ~256k rows), without the rows passing through Python.
+
+    ``on_progress`` gets the fraction done; what it raises (or an interrupt of the connection) stops
+    the copy and the file is removed.
+    """
+    metadata = f"{{{quote_literal(ABOUT_KEY.decode())}: {quote_literal(about.to_json())}}}"
+    options = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {_ROW_GROUP_ROWS}, KV_METADATA {metadata}"
+    with removing_on_error(path):
+        rows = run_copy(query, query.sql, str(path), options, on_progress)
     return WriteResult(paths=[path], rows=rows, warnings=[])
 
 

@@ -185,18 +185,32 @@ _FALLBACK = "ExporthubFallback"
 
 
 @cache
-def _coverage() -> tuple[frozenset[int], frozenset[int]]:
-    """Code points of the main font and of the fallback font (empty sets when not available)."""
+def _main_coverage() -> frozenset[int]:
+    """Code points of the main font (empty when it is a built-in font we cannot inspect)."""
     font, _bold = _fonts()
     main = getattr(getattr(pdfmetrics.getFont(font), "face", None), "charToGlyph", None)
-    if main is None or not _FALLBACK_FONT_FILE.is_file():
+    return frozenset(main) if main is not None else frozenset()
+
+
+@cache
+def _coverage() -> tuple[frozenset[int], frozenset[int]]:
+    """Code points of the main font and of the fallback font (empty sets when not available).
+
+    Loading the fallback (a 4 MB CJK font) costs about a second, so it happens only for a report
+    that has text the main font cannot draw (see :func:`_needs_fallback`).
+    """
+    main = _main_coverage()
+    if not main or not _FALLBACK_FONT_FILE.is_file():
         return frozenset(), frozenset()
     fallback = TTFont(_FALLBACK, str(_FALLBACK_FONT_FILE))
     pdfmetrics.registerFont(fallback)
-    return frozenset(main), frozenset(fallback.face.charToGlyph)
+    return main, frozenset(fallback.face.charToGlyph)
 
 
 def _needs_fallback(text: str) -> bool:
+    main = _main_coverage()
+    if not main or all(ord(c) in main for c in text):
+        return False
     main, fallback = _coverage()
     return bool(fallback) and any(ord(c) not in main and ord(c) in fallback for c in text)
 

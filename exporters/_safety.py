@@ -15,11 +15,21 @@ import pyarrow.compute as pc
 
 DANGEROUS_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "|")
 _PATTERN = r"^([=+\-@\t\r|])"
+_CODE_POINTS = ", ".join(str(ord(c)) for c in DANGEROUS_PREFIXES)
 
 
 def neutralise_text(text: str) -> str:
     """Return ``text`` with a leading ``'`` if a spreadsheet could read it as a formula."""
     return "'" + text if text.startswith(DANGEROUS_PREFIXES) else text
+
+
+def sql_neutralise(expression: str) -> str:
+    """A DuckDB SQL expression: ``expression`` (text) neutralised by the rule of :func:`neutralise_text`.
+
+    NULL stays NULL. Only the first character's code point is tested, so it costs little per row.
+    """
+    text = f"CAST({expression} AS VARCHAR)"
+    return f"(CASE WHEN ascii({text}) IN ({_CODE_POINTS}) THEN '''' || {text} ELSE {text} END)"
 
 
 def neutralise_header(names: Iterable[str]) -> list[str]:

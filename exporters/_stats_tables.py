@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from exporters._pdf import DataTable
 from exporters._xlsx import CURRENCY, INTEGER, PERCENT, Sheet
+
+if TYPE_CHECKING:  # reportlab loads only when a PDF is drawn (see ReportTable.pdf)
+    from exporters._pdf import DataTable
 
 LABELS: dict[str, str] = {
     "period": "Period", "day": "Day", "scans": "Scans", "items": "Items", "sessions": "Sessions",
@@ -56,6 +59,8 @@ class ReportTable:
     pdf_omits: tuple[str, ...] = ()  # columns only the XLSX shows (the PDF page is narrow)
 
     def pdf(self, *, caption: str | None = None, max_rows: int = 5_000) -> DataTable:
+        from exporters._pdf import DataTable
+
         table = self.table.drop_columns([c for c in self.pdf_omits if c in self.table.column_names])
         names = table.column_names
         total_row = None if self.totals is None else {

@@ -1,8 +1,10 @@
 """XLSX writers: a streaming one for big data exports and a table one for small multi-sheet reports.
 
-Both use xlsxwriter in ``constant_memory`` mode (each row is flushed to disk once the next begins), write
-typed cells, neutralise text against formula injection and always write text with ``write_string``, and
-end with an "About" sheet.
+xlsxwriter writes the workbook around the data: styles, the styled header row, column widths, the
+frozen header, the autofilter, document properties and the "About" sheet (and a report's totals row).
+The data rows are written as SpreadsheetML from Arrow batches (:mod:`exporters._xlsx_rows`) into a file
+per sheet and spliced into the finished workbook (:mod:`exporters._xlsx_splice`): typed cells, text
+neutralised against formula injection and always written as text, no Python loop over cells.
 """
 
 from __future__ import annotations
@@ -14,28 +16,21 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import xlsxwriter
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
-from exporters._about import About, local_naive
+from exporters._about import About
 from exporters._result import RowCallback, WriteResult, removing_on_error
-from exporters._safety import neutralise_array, neutralise_text
+from exporters._safety import neutralise_text
+from exporters._xlsx_rows import EXACT_INT, MAX_WIDTH, Columns, RowWriter
+from exporters._xlsx_splice import SheetRows, splice_rows
 
 EXCEL_MAX_ROWS = 1_048_576
 CURRENCY = "#,##0.00"
 PERCENT = "0.0%"
 INTEGER = "#,##0"
-DATETIME = "yyyy-mm-dd hh:mm:ss"
-DATE = "yyyy-mm-dd"
-TIME = "hh:mm:ss"
 
-_MAX_WIDTH = 60
-_MIN_WIDTH = 6
-_WIDTH_SAMPLE = 1_000
-_MAX_STRING = 32_767  # Excel's cell limit; xlsxwriter truncates longer text
-_EXACT_INT = 2**53  # beyond this a double (Excel's only number) cannot hold an integer exactly
 _BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 _HEADER_STYLE = {"bold": True, "bg_color": "#DCE6F1", "border": 1, "border_color": "#8EA9DB"}
 
@@ -77,39 +72,45 @@ def write_xlsx(
         raise ValueError("max_rows_per_sheet must leave room for the header and one row")
     if not schema.names:
         raise ValueError("cannot write a sheet with no columns")
-    columns = _Columns(schema, number_formats or {})
-    sheets: list[_DataSheet] = []
+    columns = Columns(schema, number_formats or {})
+    sheets: list[_StreamedSheet] = []
     rows = 0
-    with removing_on_error(path), _Book(path, about) as book:
-        for batch in _slices(batches, _CHECK_EVERY_ROWS):
-            if batch.num_rows == 0:
-                continue
-            prepared = columns.prepare(batch, about.timezone)
-            if not sheets:
-                columns.estimate_widths(prepared)
-            offset = 0
-            while offset < batch.num_rows:
-                if not sheets or sheets[-1].rows_left(max_rows_per_sheet) == 0:
-                    name = _sheet_name(sheet_name, len(sheets) + 1)
-                    sheets.append(_DataSheet(book, name, columns))
-                take = min(sheets[-1].rows_left(max_rows_per_sheet), batch.num_rows - offset)
-                part = prepared if take == batch.num_rows else [c[offset : offset + take] for c in prepared]
-                sheets[-1].write(part)
-                offset += take
-            rows += batch.num_rows
-            if on_rows is not None:
-                on_rows(rows)
-        if not sheets:  # an empty export still shows its header
-            sheets.append(_DataSheet(book, _sheet_name(sheet_name, 1), columns))
+    try:
+        with removing_on_error(path), _Book(path, about) as book:
+            writer = RowWriter(columns.row_kinds(), [book.style_index(f) for f in columns.num_formats])
+            for batch in _slices(batches, _CHECK_EVERY_ROWS):
+                if batch.num_rows == 0:
+                    continue
+                prepared = columns.prepare(batch, about.timezone)
+                if not sheets:
+                    columns.estimate_widths(prepared)
+                offset = 0
+                while offset < batch.num_rows:
+                    if not sheets or sheets[-1].rows_left(max_rows_per_sheet) == 0:
+                        name = _sheet_name(sheet_name, len(sheets) + 1)
+                        sheets.append(_StreamedSheet(book, name, columns, path, len(sheets) + 1))
+                    take = min(sheets[-1].rows_left(max_rows_per_sheet), batch.num_rows - offset)
+                    part = prepared if take == batch.num_rows else [c.slice(offset, take) for c in prepared]
+                    sheets[-1].append(writer, part)
+                    offset += take
+                rows += batch.num_rows
+                if on_rows is not None:
+                    on_rows(rows)
+            if not sheets:  # an empty export still shows its header
+                sheets.append(_StreamedSheet(book, _sheet_name(sheet_name, 1), columns, path, 1))
+            for sheet in sheets:
+                sheet.finish()
+            warnings = columns.warnings(long_text=writer.long_text)
+            if len(sheets) > 1:
+                warnings.append(
+                    f"{rows:,} rows split across {len(sheets)} sheets at Excel's row limit "
+                    f"({max_rows_per_sheet - 1:,} data rows per sheet)"
+                )
+            book.close(taken={s.name for s in sheets})
+            splice_rows(path, [s.splice for s in sheets])
+    finally:
         for sheet in sheets:
-            sheet.finish()
-        warnings = columns.warnings()
-        if len(sheets) > 1:
-            warnings.append(
-                f"{rows:,} rows split across {len(sheets)} sheets at Excel's row limit "
-                f"({max_rows_per_sheet - 1:,} data rows per sheet)"
-            )
-        book.close(taken={s.name for s in sheets})
+            sheet.discard()
     return WriteResult(paths=[path], rows=rows, warnings=warnings)
 
 
@@ -133,22 +134,29 @@ def write_xlsx_tables(
             raise ValueError(f"sheet {spec.name!r}: totals name unknown columns {sorted(unknown)}")
     rows = 0
     warnings: list[str] = []
-    with removing_on_error(path), _Book(path, about) as book:
-        for spec, name in zip(specs, names, strict=True):
-            columns = _Columns(spec.table.schema, spec.number_formats)
-            table = spec.table.combine_chunks()
-            prepared = [columns.prepare(b, about.timezone) for b in table.to_batches()]
-            if prepared:
-                columns.estimate_widths(prepared[0])
-            sheet = _DataSheet(book, name, columns)
-            for batch in prepared:
-                sheet.write(batch)
-            sheet.finish()
-            if spec.totals:
-                sheet.write_totals(spec.totals)
-            rows += table.num_rows
-            warnings += columns.warnings()
-        book.close(taken=set(names))
+    streamed: list[_StreamedSheet] = []
+    try:
+        with removing_on_error(path), _Book(path, about) as book:
+            for number, (spec, name) in enumerate(zip(specs, names, strict=True), start=1):
+                columns = Columns(spec.table.schema, spec.number_formats)
+                writer = RowWriter(columns.row_kinds(), [book.style_index(f) for f in columns.num_formats])
+                batches = [columns.prepare(b, about.timezone) for b in spec.table.combine_chunks().to_batches()]
+                if batches:
+                    columns.estimate_widths(batches[0])
+                sheet = _StreamedSheet(book, name, columns, path, number)
+                streamed.append(sheet)
+                for batch in batches:
+                    sheet.append(writer, batch)
+                sheet.finish()
+                if spec.totals:
+                    sheet.write_totals(spec.totals)
+                rows += spec.table.num_rows
+                warnings += columns.warnings(long_text=writer.long_text)
+            book.close(taken=set(names))
+            splice_rows(path, [s.splice for s in streamed])
+    finally:
+        for sheet in streamed:
+            sheet.discard()
     return WriteResult(paths=[path], rows=rows, warnings=warnings)
 
 
@@ -159,8 +167,8 @@ def _sheet_name(base: str, number: int) -> str:
     return clean[: 31 - len(suffix)] + suffix
 
 
-# xlsxwriter writes ~100k cells a second, so a 100k-row batch would leave cancellation unchecked for
-# many seconds; check (through on_rows) at least this often.
+# Rows are turned into XML a batch at a time: at most this many, so that memory stays flat and
+# cancellation (through on_rows) is checked often; a batch takes a few milliseconds.
 _CHECK_EVERY_ROWS = 10_000
 
 
@@ -219,6 +227,12 @@ class _Book:
             if name:
                 Path(name).unlink(missing_ok=True)
 
+    def style_index(self, num_format: str | None) -> int | None:
+        """The xf index of a cell format, fixed now so that rows written as XML can refer to it."""
+        fmt = self.format(num_format)
+        # xlsxwriter numbers a format when a cell first uses it; our cells bypass it, so ask now.
+        return fmt._get_xf_index() if fmt is not None else None
+
     def format(self, num_format: str | None, bold: bool = False) -> Format | None:
         key = (num_format, bold)
         if key not in self._formats:
@@ -236,76 +250,58 @@ class _Book:
         bold = self.workbook.add_format({"bold": True})
         rows = self.about.rows()
         sheet.set_column(0, 0, max(len(k) for k, _ in rows) + 2)
-        sheet.set_column(1, 1, min(_MAX_WIDTH, max(len(v) for _, v in rows) + 2))
+        sheet.set_column(1, 1, min(MAX_WIDTH, max(len(v) for _, v in rows) + 2))
         for i, (key, value) in enumerate(rows):
             sheet.write_string(i, 0, key, bold)
             sheet.write_string(i, 1, neutralise_text(value))
         self.workbook.close()
 
 
+# Cell writers for the few cells xlsxwriter still writes itself (totals rows).
 Writer = Callable[[Worksheet, int, int, Any, "Format | None"], Any]
 
 
-class _Columns:
-    """Per-column cell writers, formats and widths, decided once from the schema."""
+class _StreamedSheet:
+    """A data sheet whose header, widths, pane and filter come from xlsxwriter and whose rows are XML
+    from :class:`RowWriter`, kept in a file beside the output until the workbook is assembled."""
 
-    def __init__(self, schema: pa.Schema, number_formats: Mapping[str, str]) -> None:
-        unknown = set(number_formats) - set(schema.names)
-        if unknown:
-            raise ValueError(f"number_formats name unknown columns {sorted(unknown)}")
-        self.names = list(schema.names)
-        self.kinds = [_kind(f.type) for f in schema]
-        self.num_formats = [
-            number_formats.get(name) or _DEFAULT_FORMAT.get(kind)
-            for name, kind in zip(self.names, self.kinds, strict=True)
-        ]
-        self.widths = [float(min(_MAX_WIDTH, max(_MIN_WIDTH, len(n) + 3))) for n in self.names]
-        self._long_text = False
+    def __init__(self, book: _Book, name: str, columns: Columns, path: Path, number: int) -> None:
+        self.sheet = _DataSheet(book, name, columns)
+        self.name = name
+        self.rows_path = path.with_name(f".{path.name}.rows{number}")
+        self._out = open(self.rows_path, "wb")  # noqa: SIM115 - closed in finish() or discard()
+        self.splice = SheetRows(member=f"xl/worksheets/sheet{number}.xml", rows_path=self.rows_path,
+                                last_column=len(columns.names) - 1)
 
-    def prepare(self, batch: pa.RecordBatch, timezone: str) -> list[list[Any]]:
-        """Vectorised clean-up, then one Python list per column (the row loop needs Python values)."""
-        batch = local_naive(batch, timezone)
-        out = []
-        for column, kind in zip(batch.columns, self.kinds, strict=True):
-            if pa.types.is_dictionary(column.type):
-                column = column.cast(column.type.value_type)
-            if kind == "text":
-                column = neutralise_array(column)
-                if not self._long_text and (pc.max(pc.utf8_length(column)).as_py() or 0) > _MAX_STRING:
-                    self._long_text = True
-            elif kind == "datetime":
-                # Excel keeps milliseconds at best; ms also keeps to_pylist on plain datetimes.
-                column = pc.floor_temporal(column, unit="millisecond").cast(pa.timestamp("ms"))
-            elif kind == "decimal":
-                column = column.cast(pa.float64())
-            out.append(column.to_pylist())
-        return out
+    def rows_left(self, max_rows: int) -> int:
+        return self.sheet.rows_left(max_rows)
 
-    def estimate_widths(self, columns: list[list[Any]]) -> None:
-        for i, (values, kind) in enumerate(zip(columns, self.kinds, strict=True)):
-            fixed = _FIXED_WIDTH.get(kind)
-            sample = [v for v in values[:_WIDTH_SAMPLE] if v is not None]
-            longest = fixed if fixed else max((len(str(v)) for v in sample), default=0) + 2
-            self.widths[i] = float(min(_MAX_WIDTH, max(self.widths[i], longest)))
+    def append(self, writer: RowWriter, columns: list[pa.Array]) -> None:
+        writer.write(self._out, columns, first_row=self.sheet.rows + 2)  # row 1 is the header
+        self.sheet.rows += len(columns[0])
 
-    def writers(self) -> list[Writer]:
-        return [_WRITERS[k] for k in self.kinds]
+    def finish(self) -> None:
+        self._out.close()
+        self.sheet.finish()
+        self.splice.last_row = self.sheet.rows + 1
 
-    def warnings(self) -> list[str]:
-        if self._long_text:
-            return [f"some text cells were cut to Excel's limit of {_MAX_STRING:,} characters"]
-        return []
+    def write_totals(self, totals: Mapping[str, object]) -> None:
+        """A bold totals row under the data (written by xlsxwriter, after the streamed rows)."""
+        self.sheet.write_totals(totals)
+        self.splice.last_row += 1
+
+    def discard(self) -> None:
+        self._out.close()
+        self.rows_path.unlink(missing_ok=True)
 
 
 class _DataSheet:
     """One worksheet: styled header, typed rows, frozen header, autofilter over the data."""
 
-    def __init__(self, book: _Book, name: str, columns: _Columns) -> None:
+    def __init__(self, book: _Book, name: str, columns: Columns) -> None:
         self.book, self.name, self.columns = book, name, columns
         self.sheet = book.workbook.add_worksheet(name)
         self.rows = 0
-        self._writers = columns.writers()
-        self._formats = [book.format(f) for f in columns.num_formats]
         for i, (name_, width) in enumerate(zip(columns.names, columns.widths, strict=True)):
             self.sheet.set_column(i, i, width)
             self.sheet.write_string(0, i, neutralise_text(name_), book.header)
@@ -313,17 +309,6 @@ class _DataSheet:
 
     def rows_left(self, max_rows: int) -> int:
         return max_rows - 1 - self.rows
-
-    def write(self, columns: list[list[Any]]) -> None:
-        sheet, writers, formats = self.sheet, self._writers, self._formats
-        row = self.rows + 1
-        # The one Python loop over cells; xlsxwriter offers no bulk API. Nulls are simply not written.
-        for values in zip(*columns):
-            for col, value in enumerate(values):
-                if value is not None:
-                    writers[col](sheet, row, col, value, formats[col])
-            row += 1
-        self.rows = row - 1
 
     def finish(self) -> None:
         if self.columns.names:
@@ -342,28 +327,6 @@ class _DataSheet:
                 _WRITERS[_python_kind(value, kind)](self.sheet, row, col, value, fmt)
 
 
-def _kind(type_: pa.DataType) -> str:
-    if pa.types.is_dictionary(type_):
-        type_ = type_.value_type
-    if pa.types.is_boolean(type_):
-        return "bool"
-    if pa.types.is_integer(type_):
-        return "bigint" if type_.bit_width == 64 else "number"
-    if pa.types.is_floating(type_):
-        return "number"
-    if pa.types.is_decimal(type_):
-        return "decimal"
-    if pa.types.is_timestamp(type_):
-        return "datetime"
-    if pa.types.is_date(type_):
-        return "date"
-    if pa.types.is_time(type_):
-        return "time"
-    if pa.types.is_string(type_) or pa.types.is_large_string(type_) or pa.types.is_string_view(type_):
-        return "text"
-    return "other"
-
-
 def _python_kind(value: object, column_kind: str) -> str:
     if isinstance(value, bool):
         return "bool"
@@ -373,7 +336,7 @@ def _python_kind(value: object, column_kind: str) -> str:
 
 
 def _write_bigint(sheet: Worksheet, row: int, col: int, value: int, fmt: Format | None) -> Any:
-    if -_EXACT_INT <= value <= _EXACT_INT:
+    if -EXACT_INT <= value <= EXACT_INT:
         return sheet.write_number(row, col, value, fmt)
     return sheet.write_string(row, col, str(value), fmt)  # text keeps every digit of a huge id
 
@@ -393,5 +356,3 @@ _WRITERS: dict[str, Writer] = {
     "text": Worksheet.write_string,
     "other": _write_other,
 }
-_DEFAULT_FORMAT = {"datetime": DATETIME, "date": DATE, "time": TIME}
-_FIXED_WIDTH = {"datetime": 21, "date": 12, "time": 10, "bool": 7}

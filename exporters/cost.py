@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from exporters._charts import drawing
-from exporters._pdf import Block, Chart, DataTable, Heading, write_pdf
+from exporters._result import WriteResult
 from exporters._stats_tables import ReportTable, totals
 from exporters._tabular import about
 from exporters._xlsx import CURRENCY, INTEGER, Sheet, write_xlsx_tables
@@ -71,15 +70,7 @@ class CostExporter(BaseExporter):
         grand = overview.column("amount")[0].as_py()
         fmt = ctx.variables.get("format") or "xlsx"
         if fmt == "pdf":
-            blocks: list[Block] = [
-                Heading("Summary"),
-                DataTable(overview, header=["Figure", "Amount", "Count"], formats={"Amount": ",.2f"}),
-            ]
-            blocks += [Chart(drawing(charts.cost_by_category(parts["cost_by_category"].table))),
-                       Chart(drawing(charts.cost_over_time(parts["cost_over_time"].table)))]
-            for name, title in BREAKDOWNS:
-                blocks += [Heading(f"Cost {title.lower()}"), parts[name].pdf()]
-            result = write_pdf(ctx.output_path("pdf"), about=about(ctx), blocks=blocks)
+            result = _write_pdf(ctx, parts, overview)
         else:
             sheets = [Sheet("Summary", overview.rename_columns(["Figure", "Amount", "Count"]),
                             number_formats={"Amount": CURRENCY, "Count": INTEGER})]
@@ -89,6 +80,23 @@ class CostExporter(BaseExporter):
             ctx.warn(warning)
         ctx.info(f"Cost report ({fmt}): grand total {grand:,.2f}")
         ctx.progress(100)
+
+
+def _write_pdf(ctx: JobContext, parts: dict[str, ReportTable], overview: pa.Table) -> WriteResult:
+    # reportlab is imported here, not at the top: the registry imports every exporter in every
+    # process, and most never draw a PDF.
+    from exporters._charts import drawing
+    from exporters._pdf import Block, Chart, DataTable, Heading, write_pdf
+
+    blocks: list[Block] = [
+        Heading("Summary"),
+        DataTable(overview, header=["Figure", "Amount", "Count"], formats={"Amount": ",.2f"}),
+    ]
+    blocks += [Chart(drawing(charts.cost_by_category(parts["cost_by_category"].table))),
+               Chart(drawing(charts.cost_over_time(parts["cost_over_time"].table)))]
+    for name, title in BREAKDOWNS:
+        blocks += [Heading(f"Cost {title.lower()}"), parts[name].pdf()]
+    return write_pdf(ctx.output_path("pdf"), about=about(ctx), blocks=blocks)
 
 
 EXPORTER = CostExporter()

@@ -7,6 +7,7 @@ records per-zone export sessions (the highest scan id exported) for incremental 
 from __future__ import annotations
 
 from exporters._filters import Where, scan_filters, tz_literal
+from exporters._query import Query
 from exporters._tabular import write_table
 from exporters.registry import BaseExporter, Estimate
 from exporthub.context import ExportSessionRecord, JobContext
@@ -69,9 +70,9 @@ class ScansExporter(BaseExporter):
         total = _count(ctx, where)
         ctx.info(f"{total:,} scans match the filters")
         ctx.progress(5)
-        reader = con.sql(_select(ctx, where), params=where.params).to_arrow_reader(BATCH_ROWS)
-        # Arrow record batches, one at a time, into the chosen format (writer warnings go to the log).
-        result = write_table(ctx, reader, sheet_name="Scans", total_rows=total)
+        # DuckDB writes CSV and Parquet itself; XLSX streams Arrow batches (writer warnings go to the log).
+        result = write_table(ctx, Query(con, _select(ctx, where), where.params), sheet_name="Scans",
+                             total_rows=total)
         ctx.check_cancelled()
         if ctx.window is not None:
             # A watermark says "everything up to this scan id was exported". After a date-limited

@@ -13,8 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from exporters._charts import drawing
-from exporters._pdf import Block, Chart, DataTable, Heading, NewPage, Text, write_pdf
+from exporters._result import WriteResult
 from exporters._stats_tables import ReportTable, label, totals
 from exporters._tabular import about
 from exporters._xlsx import Sheet, write_xlsx_tables
@@ -80,8 +79,6 @@ class StatisticsExporter(BaseExporter):
     def run(self, ctx: JobContext) -> None:
         tables = compute_tables(ctx)
         fmt = ctx.variables.get("format") or "pdf"
-        granularity = ctx.variables.get("granularity") or "day"
-        specs = charts.preview_charts(tables, granularity=granularity, timezone=ctx.project.timezone)
         shown = report_tables(tables)
         headline = tables["headline"].to_pylist()[0]
         if fmt == "xlsx":
@@ -91,25 +88,37 @@ class StatisticsExporter(BaseExporter):
             sheets += [t.xlsx() for t in shown.values()]
             result = write_xlsx_tables(ctx.output_path("xlsx"), sheets, about=about(ctx))
         else:
-            blocks: list[Block] = [
-                Heading("Headline figures"),
-                DataTable(headline_rows(headline), header=["Figure", "Value"]),
-            ]
-            blocks.append(NewPage())
-            for spec in specs:
-                ctx.check_cancelled()
-                table = shown[spec.key]
-                blocks.append(Chart(drawing(spec)))  # the drawing carries the chart's title
-                if table.table.num_rows <= PDF_TABLE_ROWS:
-                    blocks.append(table.pdf())
-                else:
-                    note = f"{table.table.num_rows:,} rows: the full table is in the XLSX report."
-                    blocks.append(Text(note))
-            result = write_pdf(ctx.output_path("pdf"), about=about(ctx), blocks=blocks)
+            granularity = ctx.variables.get("granularity") or "day"
+            specs = charts.preview_charts(tables, granularity=granularity, timezone=ctx.project.timezone)
+            result = _write_pdf(ctx, headline, specs, shown)
         for warning in result.warnings:
             ctx.warn(warning)
         ctx.info(f"Statistics report ({fmt}) for {headline['scans']:,} scans, cost {headline['cost']:,.2f}")
         ctx.progress(100)
+
+
+def _write_pdf(ctx: JobContext, headline: Mapping[str, Any], specs: list[charts.ChartSpec],
+               shown: Mapping[str, ReportTable]) -> WriteResult:
+    # reportlab is imported here, not at the top: the registry imports every exporter in every
+    # process, and most never draw a PDF.
+    from exporters._charts import drawing
+    from exporters._pdf import Block, Chart, DataTable, Heading, NewPage, Text, write_pdf
+
+    blocks: list[Block] = [
+        Heading("Headline figures"),
+        DataTable(headline_rows(headline), header=["Figure", "Value"]),
+        NewPage(),
+    ]
+    for spec in specs:
+        ctx.check_cancelled()
+        table = shown[spec.key]
+        blocks.append(Chart(drawing(spec)))  # the drawing carries the chart's title
+        if table.table.num_rows <= PDF_TABLE_ROWS:
+            blocks.append(table.pdf())
+        else:
+            note = f"{table.table.num_rows:,} rows: the full table is in the XLSX report."
+            blocks.append(Text(note))
+    return write_pdf(ctx.output_path("pdf"), about=about(ctx), blocks=blocks)
 
 
 EXPORTER = StatisticsExporter()

@@ -15,14 +15,25 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from exporthub.db import Database, get_database
-from exporthub.dispatch import Dispatcher
 from exporthub.errors import ExporthubError
 from exporthub.settings import Settings, SettingsError, get_settings
 from exporthub.states import FINISHED_STATUSES, JobStatus
-from exporthub.views import JobView
+
+# Only what parsing the command line needs is imported up front: `exporthub --help` and a mistyped
+# option should not pay for SQLAlchemy, DuckDB and pyarrow. Each command imports what it uses.
+if TYPE_CHECKING:
+    from exporthub.db import Database
+    from exporthub.dispatch import Dispatcher
+    from exporthub.views import JobView
+
+
+def get_database(settings: Settings) -> Database:
+    """The process's metadata database (imported on first use; see the note on imports above)."""
+    from exporthub.db import get_database as _get_database
+
+    return _get_database(settings)
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_REFUSED = 0, 1, 2
 

@@ -14,10 +14,27 @@ import json
 import sys
 from typing import Any
 
-from exporthub.accounts import AccountService, ProjectView, UserView, cli_actor, initialize, role_table
-from exporthub.db import get_database
+from typing import TYPE_CHECKING
+
 from exporthub.errors import ExporthubError
+from exporthub.permissions import ROLES
 from exporthub.settings import Settings
+
+if TYPE_CHECKING:  # imported by the commands that use them, so `exporthub --help` stays light
+    from exporthub.accounts import AccountService, ProjectView, SystemActor, UserView
+    from exporthub.db import Database
+
+
+def get_database(settings: Settings) -> Database:
+    from exporthub.db import get_database as _get_database
+
+    return _get_database(settings)
+
+
+def cli_actor() -> SystemActor:
+    from exporthub.accounts import cli_actor as _cli_actor
+
+    return _cli_actor()
 
 EXIT_OK = 0
 
@@ -37,6 +54,8 @@ def read_password(prompt: str = "Password: ") -> str:
 
 
 def _service(settings: Settings) -> AccountService:
+    from exporthub.accounts import AccountService
+
     return AccountService(get_database(settings))
 
 
@@ -67,6 +86,8 @@ def _json(key: str, value: Any) -> None:
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    from exporthub.accounts import initialize
+
     db = get_database(settings)  # creates and migrates the schema
     password = read_password(f"Password for {args.username}: ")
     user = initialize(db, cli_actor(), args.username, password, display_name=args.name)
@@ -162,6 +183,8 @@ def cmd_members_remove(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_roles(args: argparse.Namespace, settings: Settings) -> int:
+    from exporthub.accounts import role_table
+
     roles = role_table()
     if args.json:
         _json("roles", {role: list(perms) for role, perms in roles.items()})
@@ -231,7 +254,7 @@ def register(sub: Any) -> None:
     p = members.add_parser("set", help="give USERNAME the ROLE on PROJECT (replaces any role there)")
     p.add_argument("username")
     p.add_argument("project")
-    p.add_argument("role", help=f"one of: {', '.join(role_table())}")
+    p.add_argument("role", help=f"one of: {', '.join(ROLES)}")
     p.set_defaults(func=cmd_members_set)
     p = members.add_parser("remove", help="take away USERNAME's role on PROJECT")
     p.add_argument("username")

@@ -12,14 +12,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from exporthub.db import get_database
-from exporthub.restore import restore_backup
 from exporthub.settings import Settings
 
 EXIT_OK = 0
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here, not at the top: `exporthub --help` should not load pyarrow and DuckDB.
+    from exporthub.db import get_database
+    from exporthub.restore import restore_backup
+
     report = restore_backup(get_database(settings), settings, Path(args.zip), project_slug=args.project,
                             username=args.user, name=args.name)
     if args.json:

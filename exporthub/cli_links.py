@@ -10,10 +10,8 @@ import argparse
 import json
 from typing import Any
 
-from exporthub.db import get_database
 from exporthub.errors import ExporthubError
 from exporthub.settings import Settings
-from exporthub.views import iso
 
 EXIT_OK = 0
 
@@ -31,7 +29,10 @@ def _ttl(text: str) -> int:
 
 
 def cmd_link(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here, not at the top: `exporthub --help` should not load SQLAlchemy.
+    from exporthub.db import get_database
     from exporthub.links import issue_link
+    from exporthub.views import iso
 
     try:
         link = issue_link(get_database(settings), settings, args.file_id, args.user, ttl=args.ttl)

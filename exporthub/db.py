@@ -8,6 +8,7 @@ Read-only work uses :meth:`Database.read`, whose transactions stay deferred so r
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from exporthub.settings import Settings
 
 _MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_REVISION_LINE = re.compile(r'^(down_revision|revision)\s*=\s*(?:"([^"]*)"|\'([^\']*)\'|None)', re.MULTILINE)
 _SQLITE_BEGIN_OPTION = "exporthub_sqlite_begin"
 
 
@@ -60,6 +62,7 @@ class Database:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
                                         connect_args={"connect_timeout": 5})
             read_engine = self.engine
+        self._read_engine = read_engine
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(read_engine, expire_on_commit=False)
 
@@ -74,6 +77,27 @@ class Database:
         """A session for reads only; on SQLite its transaction never blocks writers."""
         with self._read() as session, session.begin():
             yield session
+
+    def current_revision(self) -> str | None:
+        """The revision the database is at (its ``alembic_version``), or None before the first migration."""
+        from sqlalchemy import inspect
+
+        with self._read_engine.connect() as conn:  # a deferred transaction: takes no write lock
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+    def is_current(self) -> bool:
+        """True when the schema is at the newest migration: one cheap query, no Alembic.
+
+        False as well when the files do not name a single head (e.g. a merge migration whose
+        ``down_revision`` is a tuple): Alembic then decides.
+        """
+        try:
+            head = head_revision()
+        except RuntimeError:
+            return False
+        return self.current_revision() == head
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration. Safe when several processes start at once."""
@@ -103,13 +127,37 @@ _databases: dict[str, Database] = {}
 _lock = threading.Lock()
 
 
+def head_revision(migrations_dir: Path = _MIGRATIONS_DIR) -> str:
+    """The newest migration's revision, read from the migration files' text without loading Alembic.
+
+    Loading Alembic and its script directory costs ~0.3 s, which every process paid at start even
+    though the schema changes once per deploy. The head is the one revision no other file names as
+    its ``down_revision``. Raises ``RuntimeError`` unless there is exactly one.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (migrations_dir / "versions").glob("*.py"):
+        for key, double, single in _REVISION_LINE.findall(path.read_text(encoding="utf-8")):
+            value = double or single
+            if value:
+                (revisions if key == "revision" else parents).add(value)
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"expected one head migration in {migrations_dir}, found {sorted(heads)}")
+    return heads.pop()
+
+
 def get_database(settings: Settings, *, migrate: bool = True) -> Database:
-    """The process-wide :class:`Database` for the configured URL, migrated on first use."""
+    """The process-wide :class:`Database` for the configured URL, migrated on first use.
+
+    Alembic is loaded only when the database is behind the newest migration (once per deploy);
+    otherwise the check is one ``SELECT`` of ``alembic_version``.
+    """
     with _lock:
         db = _databases.get(settings.database_url)
         if db is None:
             db = Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
-            if migrate:
+            if migrate and not db.is_current():
                 db.migrate()
             _databases[settings.database_url] = db
         return db

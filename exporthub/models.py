@@ -109,6 +109,8 @@ class Job(Base):
             postgresql_where=text(_ACTIVE_SQL),
         ),
         Index("ix_jobs_project_created", "project_id", "created_at"),
+        # The job list pages through a project's jobs newest first; without it every page sorts them all.
+        Index("ix_jobs_project_id", "project_id", "id"),
         Index("ix_jobs_status", "status"),
     )
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, select, text
 
-from exporthub.db import Database
+from exporthub import db as db_module
+from exporthub.db import Database, forget_databases, get_database, head_revision
 from exporthub.errors import JobAlreadyRunning
 from exporthub.models import Base, Job
 from exporthub.states import JobStatus
@@ -45,7 +47,41 @@ def test_migrate_twice_is_a_no_op(hub):
     head = ScriptDirectory.from_config(cfg).get_current_head()
     hub.db.migrate()
     with hub.db.read() as s:
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
+
+
+def test_head_revision_read_from_the_files_is_alembics_head():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(db_module.__file__).parent / "migrations"))
+    assert head_revision() == ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def test_head_revision_refuses_two_heads(tmp_path):
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    (versions / "a.py").write_text('revision = "0001"\ndown_revision = None\n')
+    (versions / "b.py").write_text("revision = '0002'\ndown_revision = '0001'\n")
+    assert head_revision(tmp_path) == "0002"
+    (versions / "c.py").write_text('revision = "0003"\ndown_revision = "0001"\n')
+    with pytest.raises(RuntimeError, match="one head"):
+        head_revision(tmp_path)
+
+
+def test_a_current_database_is_not_migrated_again_and_a_stale_one_is(hub, monkeypatch):
+    """Alembic runs once per deploy: a process that finds the schema at head never loads it."""
+    calls: list[str] = []
+    monkeypatch.setattr(Database, "migrate", lambda self: calls.append(self.url))
+    forget_databases()
+    get_database(hub.settings)
+    assert calls == [] and get_database(hub.settings).is_current()
+    with hub.db.write() as s:  # the state of a database from the deploy before
+        s.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    forget_databases()
+    get_database(hub.settings)
+    assert calls == [hub.settings.database_url]
 
 
 def _insert_active(db: Database, project_id: int, user_id: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 import re
 import tempfile
@@ -15,7 +16,7 @@ import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader
 from python_calamine import CalamineWorkbook
@@ -164,6 +165,8 @@ def test_neutralise_header() -> None:
     assert neutralise_header(["=cmd", "qty"]) == ["'=cmd", "qty"]
 
 
+# No deadline: the first example pays pyarrow's one-off imports, which on a busy machine exceed 200 ms.
+@settings(deadline=None)
 @given(st.lists(st.one_of(st.none(), st.text(alphabet=st.sampled_from("=+-@\t\r|'a ë北1"), max_size=6))))
 def test_neutralise_batch_matches_text_rule(values: list[str | None]) -> None:
     for type_ in (pa.string(), pa.large_string()):
@@ -547,3 +550,82 @@ def test_pdf_prints_cjk_names_with_the_fallback_font(tmp_path):
     write_pdf(path, about=make_about(), blocks=[DataTable(table)])
     text = "".join(page.extract_text() for page in PdfReader(path).pages)
     assert "李娜" in text and "倉庫" in text and "Zoë Łukasz" in text
+
+
+# --- XLSX rows written as XML (exporters._xlsx_rows) -----------------------------------------------
+
+
+def test_xlsx_text_that_xml_cannot_hold_reads_back_in_both_readers(tmp_path: Path, about: About) -> None:
+    texts = ["a & b <c> \"q\"", "bell\x07ring", "_x0041_ literal", "tab\tand\nnewline", " spaced ", "",
+             "北京 Zoë"]
+    schema = pa.schema([("text", pa.string())])
+    path = tmp_path / "xml.xlsx"
+    write_xlsx(path, schema, [pa.record_batch([pa.array(texts)], schema=schema)], about=about)
+    calamine = CalamineWorkbook.from_path(str(path)).get_sheet_by_name("Data").to_python()
+    assert [r[0] for r in calamine[1:]] == texts  # calamine decodes _xHHHH_ escapes
+    ws = openpyxl.load_workbook(path)["Data"]
+    assert ws["A2"].value == texts[0] and ws["A5"].value == texts[3] and ws["A6"].value == " spaced "
+    assert ws["A3"].value == "bell_x0007_ring"  # openpyxl shows the escape itself, as for \r
+
+
+def test_xlsx_numbers_dates_and_types_without_a_cell_of_their_own(tmp_path: Path, about: About) -> None:
+    schema = pa.schema([("f", pa.float64()), ("d", pa.date32()), ("t", pa.time64("us")),
+                        ("big", pa.int64()), ("dec", pa.decimal128(10, 2)), ("tags", pa.list_(pa.string()))])
+    batch = pa.record_batch([
+        pa.array([float("nan"), float("inf"), 1e20, -0.25]),
+        pa.array([dt.date(1900, 1, 1), dt.date(1900, 3, 1), dt.date(2026, 7, 1), None]),
+        pa.array([dt.time(12, 0), dt.time(6, 30, 15), None, dt.time(0, 0)]),
+        pa.array([2**53 + 1, -(2**53), None, 1]),
+        pa.array([decimal.Decimal("12.34"), None, decimal.Decimal("-1.00"), decimal.Decimal("0.00")]),
+        pa.array([["=x", "y"], None, [], ["z"]]),
+    ], schema=schema)
+    path = tmp_path / "types.xlsx"
+    write_xlsx(path, schema, [batch], about=about)
+    ws = openpyxl.load_workbook(path)["Data"]
+    # As xlsxwriter's nan_inf_to_errors: an error formula, which openpyxl shows as its formula text.
+    assert ws["A2"].value == "=#NUM!" and ws["A3"].value == "=#DIV/0!"
+    assert ws["A4"].value == 1e20 and ws["A5"].value == -0.25
+    assert [ws[f"B{r}"].value for r in (2, 3, 4)] == [dt.datetime(1900, 1, 1), dt.datetime(1900, 3, 1),
+                                                      dt.datetime(2026, 7, 1)]
+    assert ws["C2"].value == dt.time(12, 0) and ws["C3"].value == dt.time(6, 30, 15)
+    assert ws["D2"].value == str(2**53 + 1) and ws["D3"].value == -(2**53)
+    assert ws["E2"].value == 12.34 and ws["E4"].value == -1.0
+    assert (ws["F2"].value, ws["F2"].data_type) == ("['=x', 'y']", "s")  # as text, like str() of it
+    calamine = CalamineWorkbook.from_path(str(path)).get_sheet_by_name("Data").to_python()
+    assert calamine[2][1] == dt.date(1900, 3, 1) and calamine[2][3] == -(2**53)
+
+
+def test_xlsx_cuts_text_at_excels_cell_limit_with_a_warning(tmp_path: Path, about: About) -> None:
+    schema = pa.schema([("text", pa.string())])
+    path = tmp_path / "long.xlsx"
+    result = write_xlsx(path, schema, [pa.record_batch([pa.array(["x" * 40_000, "short"])], schema=schema)],
+                        about=about)
+    assert result.warnings and "32,767" in result.warnings[0]
+    rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_name("Data").to_python()
+    assert len(rows[1][0]) == 32_767 and rows[2][0] == "short"
+
+
+def test_xlsx_leaves_no_row_files_beside_the_output(tmp_path: Path, about: About) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    write_xlsx(out / "a.xlsx", scan_schema(), scans(25, batch_rows=4), about=about, max_rows_per_sheet=10)
+    with pytest.raises(KeyboardInterrupt):
+        write_xlsx(out / "b.xlsx", scan_schema(), scans(100, batch_rows=10), about=about,
+                   on_rows=lambda rows: (_ for _ in ()).throw(KeyboardInterrupt) if rows >= 30 else None)
+    assert sorted(p.name for p in out.iterdir()) == ["a.xlsx"]
+    with zipfile.ZipFile(out / "a.xlsx") as archive:
+        assert archive.testzip() is None
+        sheet = archive.read("xl/worksheets/sheet1.xml").decode()
+    assert '<dimension ref="A1:D10"/>' in sheet and sheet.count("<row ") == 10
+
+
+def test_fast_zip_member_round_trips_and_passes_its_crc(tmp_path: Path) -> None:
+    from exporters._zip import fast_member
+
+    payload = b"".join(f"{i},scan {i},=x\n".encode() for i in range(200_000))
+    path = tmp_path / "x.zip"
+    with zipfile.ZipFile(path, "w") as archive, fast_member(archive, "x.csv") as member:
+        member.write(payload)
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None and archive.read("x.csv") == payload
+        assert archive.getinfo("x.csv").compress_size < len(payload) / 3

@@ -1,0 +1,1 @@
+"""Exporthub's benchmarks: ``python -m benchmarks`` runs the harness (see :mod:`benchmarks.harness`)."""
