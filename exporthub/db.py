@@ -57,6 +57,8 @@ class Database:
         else:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
             read_engine = self.engine
+        # Reads that must never queue behind a writer (on SQLite: deferred transactions).
+        self.read_engine: Engine = read_engine
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(read_engine, expire_on_commit=False)
 

@@ -50,6 +50,14 @@ def web_command(port: int) -> list[str]:
     ]
 
 
+def _migrate_old_lake(settings: Settings) -> None:
+    """Convert a part-file lake of an earlier version into Iceberg tables, once (see ``migrate-lake``)."""
+    from exporthub.lake.migrate import migrate_all
+
+    for report in migrate_all(settings):
+        print(f"Lake migrated to Iceberg: {report.summary()}", flush=True)
+
+
 def up(settings: Settings, *, port: int, demo_scans: int) -> int:
     """Migrate, make the demo on first run, then supervise the worker and the web server.
 
@@ -58,6 +66,7 @@ def up(settings: Settings, *, port: int, demo_scans: int) -> int:
     from exporthub.demo import create_demo, demo_exists
 
     db = get_database(settings)
+    _migrate_old_lake(settings)
     if not demo_exists(db):
         print(f"First run: making the demo data ({demo_scans:,} scans)…", flush=True)
         summary = create_demo(db, settings, scans=demo_scans)

@@ -30,6 +30,7 @@ from exporthub.errors import Cancelled
 from exporthub.export_config import ExportDefinition, load_config, resolve_date_window
 from exporthub.jobs import build_view, finish, job_folder, settle_parent
 from exporthub.lake import fsync_dir
+from exporthub.lake.incremental import export_watermarks
 from exporthub.models import ExportSession, File, Job, JobLog, User, utcnow
 from exporthub.settings import Settings
 from exporthub.states import ACTIVE_STATUSES, JobStatus, LogLevel
@@ -170,14 +171,8 @@ def _build_context(db: Database, settings: Settings, job_id: int, definition_of:
             for u in s.scalars(select(User).order_by(User.id))
         ]
         child_ids = s.scalars(select(Job.id).where(Job.parent_id == job_id).order_by(Job.id)).all()
-        # Incremental exports start after the highest scan id already exported per zone.
-        watermarks = dict(
-            s.execute(
-                select(ExportSession.zone_id, func.max(ExportSession.watermark_scan_id))
-                .where(ExportSession.project_id == job.project_id, ExportSession.export_type == job.export_type)
-                .group_by(ExportSession.zone_id)
-            ).all()
-        )
+        # Incremental exports start from each zone's last delivered export (a scans snapshot).
+        watermarks = export_watermarks(s, job.project_id, job.export_type)
         newest = (
             select(func.max(ExportSession.id)).where(ExportSession.project_id == job.project_id)
             .group_by(ExportSession.zone_id, ExportSession.export_type)
@@ -237,6 +232,7 @@ def run_job(
         try:
             if exporter.uses_lake:
                 ctx.con, ctx.snapshot = lake.open_project(settings, ctx.project.slug)
+                lake.record_job_snapshot(db, job_id, ctx.snapshot)
                 ctx.con.register("_users_arrow", users_table(users))
                 ctx.con.execute("CREATE OR REPLACE VIEW users AS SELECT * FROM _users_arrow")
             ctx.info(f"Started on {worker_id}")
@@ -317,6 +313,7 @@ def _conclude(db: Database, settings: Settings, ctx: JobContext, worker_id: str,
                     for rec in ctx.export_sessions:
                         s.add(ExportSession(job_id=job.id, project_id=job.project_id, export_type=job.export_type,
                                             zone_id=rec.zone_id, watermark_scan_id=rec.watermark_scan_id,
+                                            snapshot_id=rec.snapshot_id,
                                             scan_count=rec.scan_count, created_at=utcnow()))
                     message = "Completed" + (f" with {len(stored)} file(s)" if stored else "")
                     s.add(JobLog(job_id=job.id, time=utcnow(), level=LogLevel.INFO, message=message))

@@ -76,6 +76,9 @@ class Settings:
     sqlite_busy_timeout_ms: int
     login_max_failures: int
     login_lockout_seconds: int
+    lake_url: str  # the Iceberg warehouse: file:///abs/path, or an object-store URL (s3://bucket/prefix)
+    s3_endpoint_url: str | None  # an S3-compatible server other than AWS (MinIO, Ceph, moto)
+    s3_region: str
 
     @property
     def is_embedded(self) -> bool:
@@ -84,7 +87,12 @@ class Settings:
 
     @property
     def lake_dir(self) -> Path:
+        """The local lake folder: the default warehouse, and where a part-file lake of old lies."""
         return self.data_dir / "lake"
+
+    @property
+    def lake_is_local(self) -> bool:
+        return self.lake_url.startswith("file://")
 
     @property
     def files_dir(self) -> Path:
@@ -156,7 +164,23 @@ def _load() -> Settings:
         sqlite_busy_timeout_ms=_int("SQLITE_BUSY_TIMEOUT_MS", 30_000, minimum=0),
         login_max_failures=_int("LOGIN_MAX_FAILURES", 5, minimum=1),
         login_lockout_seconds=_int("LOGIN_LOCKOUT_SECONDS", 300, minimum=1),
+        lake_url=_lake_url(data_dir),
+        s3_endpoint_url=_env("S3_ENDPOINT_URL"),
+        s3_region=_env("S3_REGION", "us-east-1") or "us-east-1",
     )
+
+
+def _lake_url(data_dir: Path) -> str:
+    """``EXPORTHUB_LAKE_URL`` as a URL pyarrow's file systems take; a plain path becomes ``file://``."""
+    raw = _env("LAKE_URL")
+    if raw is None:
+        return (data_dir / "lake").as_uri()
+    if "://" not in raw:
+        return Path(raw).expanduser().resolve().as_uri()
+    scheme = raw.split("://", 1)[0].lower()
+    if scheme not in ("file", "s3", "s3a", "gs", "abfs", "abfss", "hdfs"):
+        raise SettingsError(f"{_PREFIX}LAKE_URL must be a path or a file://, s3://, gs:// … URL, got {raw!r}")
+    return raw.rstrip("/")
 
 
 @cache

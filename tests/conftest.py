@@ -27,30 +27,38 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
     forget_databases()
 
 
+def _demo_instance_root(factory: pytest.TempPathFactory) -> Path:
+    return factory.getbasetemp() / "demo-instance"
+
+
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo instance's data folder, made once per test session (hashing the demo password and
-    writing the lake cost seconds; 150+ tests use it)."""
+    writing the lake cost seconds; 150+ tests use it).
+
+    It is made where every copy will live (:func:`demo_hub`) and then put aside: the Iceberg metadata
+    records absolute file locations, which stay right in a copy at the same path.
+    """
     from exporthub.demo import create_demo
 
-    root = tmp_path_factory.mktemp("demo-template")
+    base = _demo_instance_root(tmp_path_factory)
+    shutil.rmtree(base, ignore_errors=True)
     with pytest.MonkeyPatch.context() as monkeypatch:
-        template = make_hub(root, monkeypatch)
+        template = make_hub(base, monkeypatch)
         create_demo(template.db, template.settings, scans=DEMO_SCANS, seed=7, anchor=ANCHOR)
     forget_databases()
-    return root / "data"
+    kept = tmp_path_factory.mktemp("demo-template") / "data"
+    shutil.move(base / "data", kept)
+    return kept
 
 
 @pytest.fixture
 def demo_hub(demo_template: Path, tmp_path_factory: pytest.TempPathFactory,
              monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
     """An instance with the demo projects and users, with a small deterministic lake: a fresh copy of
-    :func:`demo_template` for each test.
-
-    Every copy lives at the same path (tests run one at a time), so anything that records absolute
-    paths inside the data folder stays valid in the copy.
+    :func:`demo_template` for each test, at the path the template was made at.
     """
-    base = tmp_path_factory.getbasetemp() / "demo-instance"
+    base = _demo_instance_root(tmp_path_factory)
     shutil.rmtree(base, ignore_errors=True)
     shutil.copytree(demo_template, base / "data")
     yield make_hub(base, monkeypatch)

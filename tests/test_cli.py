@@ -7,6 +7,7 @@ import json
 import pytest
 
 from exporthub.cli import main
+from tests._lake import lake_sql
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -131,9 +132,9 @@ def test_demo_is_deterministic_for_seed_and_anchor(hub, capsys):
     import duckdb
 
     def digest() -> str:
-        glob = hub.settings.lake_dir / "demo-open" / "scans" / "part-*.parquet"
+        source = lake_sql(hub.settings, "demo-open", "scans")
         return duckdb.connect().execute(
-            f"SELECT md5(string_agg(scan_id || barcode || scanned_at, ',' ORDER BY scan_id)) FROM read_parquet('{glob}')"
+            f"SELECT md5(string_agg(scan_id || barcode || scanned_at, ',' ORDER BY scan_id)) FROM {source}"
         ).fetchone()[0]
 
     assert run(capsys, "demo", "--scans", "3000", "--seed", "5", "--anchor", "2026-06-30")[0] == 0
