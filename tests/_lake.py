@@ -8,12 +8,15 @@ from pyiceberg.catalog.sql import SqlCatalog
 from exporthub.settings import Settings
 
 
-def lake_files(settings: Settings, slug: str, table: str) -> list[str]:
-    """Local paths of the table's current data files (empty when the table does not exist)."""
+def lake_files(settings: Settings | str, slug: str, table: str) -> list[str]:
+    """Local paths of the table's current data files (empty when the table does not exist).
+
+    ``settings`` may be the metadata database's URL instead (an instance running in another process).
+    """
     from urllib.parse import urlparse
 
-    catalog = SqlCatalog("exporthub", uri=settings.database_url,
-                         init_catalog_tables="false")
+    url = settings if isinstance(settings, str) else settings.database_url
+    catalog = SqlCatalog("exporthub", uri=url, init_catalog_tables="false")
     try:
         tbl = catalog.load_table((slug, table))
     except Exception:  # noqa: BLE001 - no such table

@@ -8,6 +8,7 @@ import pytest
 
 from exporthub.cli import main
 from tests._lake import lake_sql
+from exporthub import lake
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -37,8 +38,10 @@ def test_job_adds_log_and_children(demo_hub, capsys):
     run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst", "--inline", "--json")
     code, out, _ = run(capsys, "job", "1", "--user", "analyst", "--json")
     job = json.loads(out)["job"]
-    assert code == 0 and set(job) == JOB_KEYS | {"log", "children"}
+    assert code == 0 and set(job) == JOB_KEYS | {"log", "children", "lake_snapshot"}
     assert {"time", "level", "message"} == set(job["log"][0]) and job["children"] == []
+    # The data cut-off: the Iceberg snapshot the export read, per lake table.
+    assert job["lake_snapshot"] == lake.current_ids(demo_hub.settings, "demo-open")
 
 
 def test_jobs_lists_newest_first(demo_hub, capsys):

@@ -24,7 +24,8 @@ from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
-from pyiceberg.table.snapshots import Operation
+from pyiceberg.typedef import EMPTY_DICT
+from pyiceberg.table.snapshots import Operation, Summary
 from pyiceberg.table.update.snapshot import _OverwriteFiles
 
 from exporthub.errors import ExporthubError
@@ -40,6 +41,22 @@ ACTION_PROPERTY = "exporthub.action"
 
 class LakeConflict(ExporthubError):
     """Another writer committed to the same table first; nothing of this attempt was published."""
+
+
+class _RewriteFiles(_OverwriteFiles):
+    """Files removed and added without changing the rows: a ``replace`` snapshot (compaction).
+
+    pyiceberg 0.12 computes snapshot summaries for append, overwrite and delete only; a rewrite's
+    totals are computed as an overwrite's, then the summary names the operation it really is.
+    """
+
+    def _summary(self, snapshot_properties: dict[str, str] = EMPTY_DICT) -> Summary:  # type: ignore[override]
+        self._operation = Operation.OVERWRITE
+        try:
+            summary = super()._summary(snapshot_properties)
+        finally:
+            self._operation = Operation.REPLACE
+        return Summary(operation=Operation.REPLACE, **summary.additional_properties)
 
 
 def write_data_files(
@@ -119,7 +136,8 @@ def commit(
                 for f in added:
                     append.append_data_file(f)
         else:
-            producer = _OverwriteFiles(operation=operation, transaction=tx, io=table.io, snapshot_properties=props)
+            kind = _RewriteFiles if operation == Operation.REPLACE else _OverwriteFiles
+            producer = kind(operation=operation, transaction=tx, io=table.io, snapshot_properties=props)
             with producer as rewrite:
                 for f in removed:
                     rewrite.delete_data_file(f)
