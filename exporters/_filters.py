@@ -29,8 +29,12 @@ class Where:
         return " AND ".join(self.clauses) if self.clauses else "TRUE"
 
 
-def scan_filters(ctx: JobContext, *, alias: str = "s", zone_alias: str = "z") -> Where:
-    """Filters on scans from the common variables: dateRange, zones, includeDeleted."""
+def scan_filters(ctx: JobContext, *, alias: str = "s") -> Where:
+    """Filters on scans from the common variables: dateRange, zones, includeDeleted.
+
+    Every condition is on the scans' own columns (the chosen zone codes become zone ids first), so
+    the scan needs no join and DuckDB keeps the rows in the order they are stored.
+    """
     where = Where()
     v = ctx.variables
     if ctx.window is not None:
@@ -38,7 +42,10 @@ def scan_filters(ctx: JobContext, *, alias: str = "s", zone_alias: str = "z") ->
     if not v.get("includeDeleted", False):
         where.add(f"NOT {alias}.deleted")
     if v.get("zones"):
-        where.add(f"{zone_alias}.code IN (SELECT unnest(?::VARCHAR[]))", list(v["zones"]))
+        rows = ctx.sql().execute("SELECT zone_id FROM zones WHERE code IN (SELECT unnest(?::VARCHAR[]))",
+                                 [list(v["zones"])]).fetchall()
+        ids = ", ".join(str(int(r[0])) for r in rows)  # integers from the lake, safe to inline
+        where.add(f"{alias}.zone_id IN ({ids})" if ids else "false")
     return where
 
 

@@ -1,7 +1,8 @@
 """Scans: every scan record with its zone, user and session, filtered by the common variables.
 
-One pass over the scans: DuckDB streams Arrow batches to the writer, so memory does not grow with the
-row count; the export sessions (per zone: rows and highest scan id) are tallied from the same stream,
+One pass over the scans: DuckDB streams Arrow batches of a plain filtered scan (no join, so rows keep
+their stored order, which is scan id order), names of zones, sessions and users are looked up in
+Arrow, and the batches go to the writer, so memory does not grow with the row count; the export sessions (per zone: rows and highest scan id) are tallied from the same stream,
 and the progress total comes from the snapshot's metadata (its files' row counts), not from a count.
 "Only new since last export" reads the incremental append scan of :mod:`exporthub.lake.incremental`.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from exporters._filters import Where, scan_filters, tz_literal
 from exporters._tabular import write_table
@@ -37,30 +39,62 @@ def _source(ctx: JobContext) -> str:
     return new.view
 
 
-def _from(where: Where, source: str) -> str:
+def _scan_query(ctx: JobContext, where: Where, source: str) -> str:
+    deleted = ", s.deleted" if ctx.variables.get("includeDeleted") else ""
+    # No join and no ORDER BY: a sort would hold every row before the first one is written, and
+    # DuckDB may reorder a join's output. A plain filtered scan keeps the order the rows are stored in
+    # (the snapshot lists its files in id order), so rows come in scan id order; names are looked up
+    # in Arrow on the way (see _Names).
     return f"""
-        FROM {source} s
-        LEFT JOIN zones z ON z.zone_id = s.zone_id
-        LEFT JOIN zone_sessions zs ON zs.session_id = s.session_id
-        LEFT JOIN users u ON u.user_id = s.user_id
-        WHERE {where.sql()}
+        SELECT s.scan_id, timezone({tz_literal(ctx)}, s.scanned_at) AS scanned_at, s.zone_id,
+               s.session_id, s.user_id, s.barcode, s.quantity, s.device{deleted}
+        FROM {source} s WHERE {where.sql()}
     """
 
 
-def _select(ctx: JobContext, where: Where, source: str, *, with_zone: bool) -> str:
-    deleted = ", s.deleted AS deleted" if ctx.variables.get("includeDeleted") else ""
-    zone = f", s.zone_id AS {_ZONE}" if with_zone else ""
-    return f"""
-        SELECT s.scan_id,
-               timezone({tz_literal(ctx)}, s.scanned_at) AS scanned_at,
-               z.code AS zone_code, z.name AS zone_name, z.area AS area,
-               s.session_id, zs.kind AS session_kind,
-               u.username AS username, u.display_name AS user_name,
-               s.barcode, s.quantity, s.device{deleted}{zone}
-        {_from(where, source)}
-    """
-    # No ORDER BY: a sort would hold every row before the first one is written. The snapshot's files
-    # are listed in id order and DuckDB keeps insertion order, so rows come in scan id order.
+class _Names:
+    """The small tables the scans refer to, for order-preserving lookups (``index_in`` + ``take``)."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        con = ctx.sql()
+        self.zones = con.sql("SELECT zone_id, code, name, area FROM zones").to_arrow_table()
+        self.sessions = con.sql("SELECT session_id, kind FROM zone_sessions").to_arrow_table()
+        self.users = con.sql("SELECT user_id, username, display_name FROM users").to_arrow_table()
+
+    @staticmethod
+    def _lookup(keys: pa.Array, table: pa.Table, key: str, columns: tuple[str, ...]) -> list[pa.Array]:
+        index = pc.index_in(keys, value_set=table.column(key).combine_chunks())
+        return [table.column(c).combine_chunks().take(index) for c in columns]
+
+    def named(self, batch: pa.RecordBatch, out: pa.Schema) -> pa.RecordBatch:
+        """The export's columns for one batch of scans (the zone id rides along at the end)."""
+        code, name, area = self._lookup(batch.column("zone_id"), self.zones, "zone_id", ("code", "name", "area"))
+        (kind,) = self._lookup(batch.column("session_id"), self.sessions, "session_id", ("kind",))
+        username, display = self._lookup(batch.column("user_id"), self.users, "user_id", ("username", "display_name"))
+        columns = [batch.column("scan_id"), batch.column("scanned_at"), code, name, area,
+                   batch.column("session_id"), kind, username, display, batch.column("barcode"),
+                   batch.column("quantity"), batch.column("device")]
+        if "deleted" in batch.schema.names:
+            columns.append(batch.column("deleted"))
+        columns.append(batch.column("zone_id"))
+        return pa.RecordBatch.from_arrays(columns, schema=out)
+
+
+def _output_schema(scans: pa.Schema, with_deleted: bool) -> pa.Schema:
+    fields = [
+        scans.field("scan_id"), scans.field("scanned_at"), pa.field("zone_code", pa.string()),
+        pa.field("zone_name", pa.string()), pa.field("area", pa.string()), scans.field("session_id"),
+        pa.field("session_kind", pa.string()), pa.field("username", pa.string()),
+        pa.field("user_name", pa.string()), scans.field("barcode"), scans.field("quantity"), scans.field("device"),
+    ]
+    if with_deleted:
+        fields.append(scans.field("deleted"))
+    return pa.schema([*fields, pa.field(_ZONE, pa.int32())])
+
+
+def _named_reader(names: _Names, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    out = _output_schema(reader.schema, "deleted" in reader.schema.names)
+    return pa.RecordBatchReader.from_batches(out, (names.named(b, out) for b in reader))
 
 
 class _ZoneTally:
@@ -70,14 +104,15 @@ class _ZoneTally:
         self.counts: dict[int, int] = {}
         self.highest: dict[int, int] = {}
 
-    def wrap(self, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    def wrap(self, reader: pa.RecordBatchReader, *, record: bool) -> pa.RecordBatchReader:
+        """The batches without the zone id column, counted when ``record``."""
         out = pa.schema([f for f in reader.schema if f.name != _ZONE], metadata=reader.schema.metadata)
-        return pa.RecordBatchReader.from_batches(out, self._batches(reader, out))
+        return pa.RecordBatchReader.from_batches(out, self._batches(reader, out, record))
 
-    def _batches(self, reader: pa.RecordBatchReader, out: pa.Schema) -> Iterator[pa.RecordBatch]:
+    def _batches(self, reader: pa.RecordBatchReader, out: pa.Schema, record: bool) -> Iterator[pa.RecordBatch]:
         zone_index = reader.schema.get_field_index(_ZONE)
         for batch in reader:
-            if batch.num_rows:
+            if record and batch.num_rows:
                 self._add(batch)
             yield pa.RecordBatch.from_arrays(
                 [c for i, c in enumerate(batch.columns) if i != zone_index], schema=out
@@ -103,7 +138,8 @@ class ScansExporter(BaseExporter):
     def estimate(self, ctx: JobContext) -> Estimate:
         where = scan_filters(ctx)
         # fetchall, not fetchone: DuckDB refuses new work on a connection with an unfinished result.
-        rows = int(ctx.sql().execute(f"SELECT count(*) {_from(where, _source(ctx))}", where.params).fetchall()[0][0])
+        source = _source(ctx)
+        rows = int(ctx.sql().execute(f"SELECT count(*) FROM {source} s WHERE {where.sql()}", where.params).fetchall()[0][0])
         fmt = ctx.variables.get("format", "csv")
         warnings = []
         if fmt == "xlsx" and rows > EXCEL_MAX_DATA_ROWS:
@@ -124,10 +160,10 @@ class ScansExporter(BaseExporter):
         # export that is false for older scans of the zone, which "only new" would then skip for ever;
         # so only exports over all time record sessions.
         record = ctx.window is None
-        reader = con.sql(_select(ctx, where, source, with_zone=record), params=where.params).to_arrow_reader(BATCH_ROWS)
+        names = _Names(ctx)  # before the stream opens: the connection runs one query at a time
+        scanned = con.sql(_scan_query(ctx, where, source), params=where.params).to_arrow_reader(BATCH_ROWS)
         tally = _ZoneTally()
-        if record:
-            reader = tally.wrap(reader)
+        reader = tally.wrap(_named_reader(names, scanned), record=record)
         # The progress total is the rows in the snapshot's files: an upper bound known without a pass.
         result = write_table(ctx, reader, sheet_name="Scans", total_rows=scans.rows)
         ctx.check_cancelled()
