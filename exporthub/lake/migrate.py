@@ -4,7 +4,7 @@ The old format: ``<lake>/<slug>/<table>/part-*.parquet``, read in name order, wh
 ``part-X.parquet.replaces`` sidecar (JSON ``{"replaces": [names], ...}``) hides the parts it names.
 
 :func:`migrate_project` moves the project's old folder to ``<lake>/.pre-iceberg/<slug>`` (one rename,
-so the Iceberg tables can take their place), appends each table's live parts, in order, as one commit,
+so the Iceberg tables can take their place), appends each table's live parts, by lowest id, as one commit,
 then checks that every table has the same rows (count and an order-free checksum of every column).
 On any failure the new tables are dropped and the old folder is moved back. The old folder stays in
 ``.pre-iceberg`` for the operator to delete once satisfied.
@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from exporthub.errors import ExporthubError
 from exporthub.lake.catalog import drop_project, ensure_table, has_data
 from exporthub.lake.commit import commit, write_data_files
-from exporthub.lake.schemas import SCHEMAS, TABLES
+from exporthub.lake.schemas import ID_COLUMNS, SCHEMAS, TABLES
 from exporthub.lake.snapshot import connect, snapshot
 from exporthub.settings import Settings
 
@@ -62,6 +62,14 @@ def live_parts(folder: Path) -> list[Path]:
         if sidecar.is_file():
             hidden.update(json.loads(sidecar.read_text(encoding="utf-8"))["replaces"])
     return [p for p in parts if p.name not in hidden]
+
+
+def _lowest_id(part: Path, table: str) -> int:
+    """The smallest id in a part, from its Parquet statistics (no rows are read)."""
+    meta = pq.ParquetFile(part).metadata
+    column = meta.schema.to_arrow_schema().get_field_index(ID_COLUMNS[table])
+    lows = [meta.row_group(i).column(column).statistics for i in range(meta.num_row_groups)]
+    return min((s.min for s in lows if s is not None and s.has_min_max), default=0)
 
 
 def legacy_projects(settings: Settings) -> list[str]:
@@ -109,7 +117,9 @@ def migrate_project(settings: Settings, slug: str) -> MigrationReport:
         con = connect(settings)
         try:
             for table in TABLES:
-                live = live_parts(moved / table)
+                # Old readers went by name, and a compaction's part sorted after newer ones; the lake
+                # keeps tables in id order, so the parts go in by their lowest id.
+                live = sorted(live_parts(moved / table), key=lambda p, t=table: (_lowest_id(p, t), p.name))
                 parts[table] = len(live)
                 expected[table] = _fingerprint(con, _listing(live), table) if live else (0, 0)
                 target = ensure_table(settings, slug, table)
