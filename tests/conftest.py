@@ -15,6 +15,7 @@ import pytest
 
 from exporthub.db import forget_databases
 from tests._hubs import Hub, make_hub
+from tests._s3 import S3Server, start_s3_server
 
 ANCHOR = date(2026, 11, 20)
 DEMO_SCANS = 20_000
@@ -80,3 +81,20 @@ def pg_url() -> Iterator[str]:
     forget_databases()
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's standalone S3 server, one process for the session (see tests/_s3.py)."""
+    server = start_s3_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A fresh bucket, with the credentials and endpoint in the environment; returns the environment
+    (plus ``bucket``) for fixtures that build an instance on it."""
+    for key, value in s3_server.env.items():
+        monkeypatch.setenv(key, value)
+    return {**s3_server.env, "bucket": s3_server.new_bucket()}
