@@ -145,11 +145,10 @@ def commit(
                     rewrite.append_data_file(f)
         return tx.commit_transaction()
     except CommitFailedException as exc:
+        # The commit surely did not land, so its files can go. Any other error leaves the outcome
+        # unknown: the files stay (maintenance removes them if no snapshot references them).
         delete_data_files(table, added)
         raise LakeConflict(f"{'.'.join(table.name())} was changed by another writer: {exc}") from exc
-    except BaseException:
-        # An unknown outcome: the files may be referenced now, so they stay (orphans are removed later).
-        raise
 
 
 def append_rows(settings: Settings, slug: str, name: str, data: pa.Table, *, action: str = "append") -> Table:

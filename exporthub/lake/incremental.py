@@ -29,7 +29,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from exporthub.lake.catalog import fs_path
-from exporthub.lake.snapshot import LakeSnapshot, register_files
+from exporthub.lake.snapshot import LakeSnapshot, lowest_id, register_files
 from exporthub.models import ExportSession, Job, Project
 from exporthub.states import JobStatus
 
@@ -61,7 +61,7 @@ def export_watermarks(s: Session, project_id: int, export_type: str) -> dict[int
     return {int(zone): Watermark(snap, int(mark)) for zone, snap, mark in rows}  # the newest wins
 
 
-def _ancestry(table: Table, head: int | None) -> list[Snapshot]:
+def ancestry(table: Table, head: int | None) -> list[Snapshot]:
     """The snapshots from the table's first retained one up to ``head``, oldest first."""
     chain: list[Snapshot] = []
     current = table.snapshot_by_id(head) if head is not None else None
@@ -80,14 +80,8 @@ def _appended_files(table: Table, snap: Snapshot) -> list[str]:
             continue
         for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
             if entry.status == ManifestEntryStatus.ADDED and entry.snapshot_id == snap.snapshot_id:
-                files.append((entry.data_file.file_path, _low_scan_id(table, entry.data_file)))
+                files.append((entry.data_file.file_path, lowest_id(table, entry.data_file, "scan_id") or 0))
     return [path for path, _ in sorted(files, key=lambda f: (f[1], f[0]))]
-
-
-def _low_scan_id(table: Table, data_file: object) -> int:
-    from exporthub.lake.snapshot import _low_id
-
-    return _low_id(table, data_file, "scan_id") or 0
 
 
 @dataclass(frozen=True)
@@ -105,7 +99,7 @@ def register_new_scans(
 ) -> NewScans:
     """Create ``view``: the scans of ``snap`` that are new for their zone (see the module docstring)."""
     scans = snap.tables["scans"]
-    chain = _ancestry(scans.iceberg, scans.snapshot_id) if scans.iceberg is not None else []
+    chain = ancestry(scans.iceberg, scans.snapshot_id) if scans.iceberg is not None else []
     position = {s.snapshot_id: i for i, s in enumerate(chain)}
     by_snapshot = {z: position[m.snapshot_id] for z, m in marks.items() if m.snapshot_id in position}
     by_scan_id = {z: m.scan_id for z, m in marks.items() if z not in by_snapshot}
@@ -139,7 +133,7 @@ def _ints(values: object) -> str:
 
 def retained_from(table: Table, snapshot_ids: set[int]) -> int | None:
     """The oldest of ``snapshot_ids`` in the table's current history (maintenance keeps it and all later)."""
-    chain = _ancestry(table, table.metadata.current_snapshot_id)
+    chain = ancestry(table, table.metadata.current_snapshot_id)
     for snap in chain:
         if snap.snapshot_id in snapshot_ids:
             return snap.snapshot_id

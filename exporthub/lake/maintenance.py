@@ -19,6 +19,7 @@ that are older than :data:`ORPHAN_AGE` (a writer that died between writing its f
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,10 +34,12 @@ from sqlalchemy import select
 from exporthub.db import Database
 from exporthub.lake.catalog import filesystem, fs_path, load_table, project_slugs
 from exporthub.lake.commit import commit, live_data_files, with_retries, write_data_files
-from exporthub.lake.incremental import _ancestry, retained_from
+from exporthub.lake.incremental import ancestry, retained_from
 from exporthub.lake.schemas import ID_COLUMNS, TABLES
 from exporthub.lake.snapshot import connect, register_files, table_snapshot
 from exporthub.settings import Settings
+
+log = logging.getLogger(__name__)
 
 RETAIN_RECENT = timedelta(hours=1)
 ORPHAN_AGE = timedelta(days=1)
@@ -188,7 +191,7 @@ def expire_table(settings: Settings, table: Table, needed: set[int], *, now: dat
     current = table.metadata.current_snapshot_id
     if current is None:
         return 0, 0
-    chain = _ancestry(table, current)
+    chain = ancestry(table, current)
     keep_from = retained_from(table, needed)
     cut = next(i for i, s in enumerate(chain) if s.snapshot_id == keep_from) if keep_from else len(chain) - 1
     young = now - RETAIN_RECENT
@@ -252,5 +255,15 @@ def maintain_project(db: Database, settings: Settings, slug: str, *, now: dateti
 
 
 def maintain_all(db: Database, settings: Settings) -> list[MaintenanceReport]:
-    """Maintain every project's lake: the function the worker's schedule calls."""
-    return [maintain_project(db, settings, slug) for slug in project_slugs(settings)]
+    """Maintain every project's lake: the function the worker's schedule calls.
+
+    A project whose maintenance fails (e.g. imports kept committing) is logged and left for the next
+    round; the others go on.
+    """
+    reports = []
+    for slug in project_slugs(settings):
+        try:
+            reports.append(maintain_project(db, settings, slug))
+        except Exception:  # noqa: BLE001 - one project must not stop the others
+            log.warning("lake maintenance of %s failed; retried next round", slug, exc_info=True)
+    return reports

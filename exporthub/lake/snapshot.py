@@ -120,7 +120,8 @@ def register_files(
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM _arrow_{view}")
 
 
-def _low_id(table: Table, data_file: Any, id_column: str) -> int | None:
+def lowest_id(table: Table, data_file: Any, id_column: str) -> int | None:
+    """The lowest value of ``id_column`` in a data file, from the manifest's column bounds."""
     field_ = table.schema().find_field(id_column)
     raw = (data_file.lower_bounds or {}).get(field_.field_id)
     return None if raw is None else int(from_bytes(field_.field_type, raw))
@@ -139,7 +140,7 @@ def snapshot_files(table: Table, snap: Snapshot, name: str) -> tuple[DataFileRef
             f = entry.data_file
             ref = DataFileRef(
                 location=f.file_path, record_count=int(f.record_count), size=int(f.file_size_in_bytes),
-                low_id=_low_id(table, f, ID_COLUMNS[name]), added_snapshot_id=entry.snapshot_id,
+                low_id=lowest_id(table, f, ID_COLUMNS[name]), added_snapshot_id=entry.snapshot_id,
             )
             files.append((entry.sequence_number or 0, ref))
     files.sort(key=lambda item: (item[1].low_id is None, item[1].low_id or 0, item[0], item[1].location))

@@ -53,6 +53,9 @@ def test_completed_job_shows_status_timings_variables_files_and_log(app_hub):
         assert f.name in files
     assert "0 downloads" in files and 'href="/download/' in files
     assert "Export sessions recorded for" in texts(at)
+    # The data cut-off: the Iceberg snapshot id of each lake table the job read.
+    cutoff = "Data cut-off: lake snapshot " + ", ".join(f"{t} {i}" for t, i in job.lake_snapshot.items()) + "."
+    assert cutoff in [c.value for c in at.caption]
     assert not at.error
 
 
