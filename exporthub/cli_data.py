@@ -12,7 +12,6 @@ import sys
 from typing import Any
 
 from exporthub.accounts import cli_actor
-from exporthub.compaction import compact
 from exporthub.db import get_database
 from exporthub.importer import CONTRACT, ImportFile, ImportRefused, import_files
 from exporthub.settings import Settings
@@ -42,6 +41,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_compact(args: argparse.Namespace, settings: Settings) -> int:
+    from exporthub.compaction import compact  # pyiceberg's maintenance code: loaded when used
+
     report = compact(get_database(settings), settings, cli_actor(), args.project)
     if args.json:
         print(json.dumps({"compact": report.to_json()}))

@@ -47,7 +47,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from pyiceberg.table.snapshots import Operation
 from sqlalchemy import select
 
 from exporthub import audit, lake
@@ -751,6 +750,8 @@ class _Import:
         snapshot_id = None
         if data.num_rows or self.replace:
             added = write_data_files(table, self.table, [data])
+            from pyiceberg.table.snapshots import Operation  # loaded when an import writes
+
             operation = Operation.OVERWRITE if self.replace else Operation.APPEND
             after = commit(table, added, removed=removed, operation=operation, action=f"import {self.table}")
             snapshot_id = after.metadata.current_snapshot_id

@@ -20,17 +20,20 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import pyarrow.fs as pafs
-from pyiceberg.catalog import MetastoreCatalog
-from pyiceberg.catalog.sql import SqlCatalog
+from typing import TYPE_CHECKING
+
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, TableAlreadyExistsError
-from pyiceberg.table import Table
-from pyiceberg.typedef import Identifier
 from sqlalchemy import Engine
 
 from exporthub.db import Database, get_database
 from exporthub.lake.schemas import SCHEMAS, TABLE_PROPERTIES, TABLES
 from exporthub.settings import Settings
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
+    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.table import Table
+    from pyiceberg.typedef import Identifier
 
 CATALOG_NAME = "exporthub"
 _reading: contextvars.ContextVar[bool] = contextvars.ContextVar("exporthub_catalog_reading", default=False)
@@ -45,37 +48,48 @@ def _read_only() -> Iterator[None]:
         _reading.reset(token)
 
 
-class ExporthubCatalog(SqlCatalog):
-    """pyiceberg's SQL catalog over our :class:`Database` (see the module docstring)."""
+def _catalog_class() -> type[SqlCatalog]:
+    """:class:`ExporthubCatalog`, defined on first use (pyiceberg's catalog and table modules are heavy)."""
+    global _CATALOG_CLASS
+    if _CATALOG_CLASS is None:
+        from pyiceberg.catalog import MetastoreCatalog
+        from pyiceberg.catalog.sql import SqlCatalog
 
-    def __init__(self, db: Database, name: str, **properties: str) -> None:
-        # SqlCatalog.__init__ would make an engine of its own and create its tables; we do neither.
-        MetastoreCatalog.__init__(self, name, **properties)
-        self._db = db
-        self._schema_version = "v1"  # the schema migration 0005 creates
+        class ExporthubCatalog(SqlCatalog):
+            """pyiceberg's SQL catalog over our :class:`Database` (see the module docstring)."""
 
-    @property  # type: ignore[override]
-    def engine(self) -> Engine:
-        return self._db.read_engine if _reading.get() else self._db.engine
+            def __init__(self, db: Database, name: str, **properties: str) -> None:
+                # SqlCatalog.__init__ would make an engine of its own and create its tables; we do neither.
+                MetastoreCatalog.__init__(self, name, **properties)
+                self._db = db
+                self._schema_version = "v1"  # the schema migration 0005 creates
 
-    def load_table(self, identifier: str | Identifier) -> Table:
-        with _read_only():
-            return super().load_table(identifier)
+            @property  # type: ignore[override]
+            def engine(self) -> Engine:
+                return self._db.read_engine if _reading.get() else self._db.engine
 
-    def namespace_exists(self, identifier: str | Identifier) -> bool:
-        with _read_only():
-            return super().namespace_exists(identifier)
+            def load_table(self, identifier: str | Identifier) -> Table:
+                with _read_only():
+                    return super().load_table(identifier)
 
-    def list_tables(self, namespace: str | Identifier) -> list[Identifier]:
-        with _read_only():
-            return super().list_tables(namespace)
+            def namespace_exists(self, identifier: str | Identifier) -> bool:
+                with _read_only():
+                    return super().namespace_exists(identifier)
 
-    def list_namespaces(self, namespace: str | Identifier = ()) -> list[Identifier]:
-        with _read_only():
-            return super().list_namespaces(namespace)
+            def list_tables(self, namespace: str | Identifier) -> list[Identifier]:
+                with _read_only():
+                    return super().list_tables(namespace)
+
+            def list_namespaces(self, namespace: str | Identifier = ()) -> list[Identifier]:
+                with _read_only():
+                    return super().list_namespaces(namespace)
+
+        _CATALOG_CLASS = ExporthubCatalog
+    return _CATALOG_CLASS
 
 
-_catalogs: weakref.WeakKeyDictionary[Database, dict[str, ExporthubCatalog]] = weakref.WeakKeyDictionary()
+_CATALOG_CLASS: type[SqlCatalog] | None = None
+_catalogs: weakref.WeakKeyDictionary[Database, dict[str, SqlCatalog]] = weakref.WeakKeyDictionary()
 _catalogs_lock = threading.Lock()
 
 
@@ -91,20 +105,22 @@ def io_properties(settings: Settings) -> dict[str, str]:
     return props
 
 
-def get_catalog(settings: Settings, db: Database | None = None) -> ExporthubCatalog:
+def get_catalog(settings: Settings, db: Database | None = None) -> SqlCatalog:
     """The process-wide catalog for this metadata database and warehouse."""
     db = db or get_database(settings)
     with _catalogs_lock:
         per_db = _catalogs.setdefault(db, {})
         catalog = per_db.get(settings.lake_url)
         if catalog is None:
-            catalog = ExporthubCatalog(db, CATALOG_NAME, warehouse=settings.lake_url, **io_properties(settings))
+            catalog = _catalog_class()(db, CATALOG_NAME, warehouse=settings.lake_url, **io_properties(settings))
             per_db[settings.lake_url] = catalog
         return catalog
 
 
 def filesystem(settings: Settings) -> pafs.FileSystem:
     """The pyarrow file system the warehouse lives on (paths for it come from :func:`fs_path`)."""
+    import pyarrow.fs as pafs
+
     scheme = urlparse(settings.lake_url).scheme
     if scheme == "file":
         return pafs.LocalFileSystem()
@@ -195,6 +211,8 @@ def drop_project(settings: Settings, slug: str) -> None:
 
 
 def delete_tree(settings: Settings, location: str) -> None:
+    import pyarrow.fs as pafs
+
     fs = filesystem(settings)
     path = fs_path(location)
     info: Any = fs.get_file_info(path)

@@ -17,20 +17,19 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.io.pyarrow import _dataframe_to_data_files
-from pyiceberg.manifest import DataFile
-from pyiceberg.table import Table
-from pyiceberg.typedef import EMPTY_DICT
-from pyiceberg.table.snapshots import Operation, Summary
-from pyiceberg.table.update.snapshot import _OverwriteFiles
 
 from exporthub.errors import ExporthubError
 from exporthub.lake.schemas import ROWS_PER_FILE, conform
 from exporthub.settings import Settings
+
+if TYPE_CHECKING:  # pyiceberg's table and IO modules load on first use (see exporthub.lake.snapshot)
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.table import Table
+    from pyiceberg.table.snapshots import Operation
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,20 +42,25 @@ class LakeConflict(ExporthubError):
     """Another writer committed to the same table first; nothing of this attempt was published."""
 
 
-class _RewriteFiles(_OverwriteFiles):
-    """Files removed and added without changing the rows: a ``replace`` snapshot (compaction).
+def _rewrite_files_class() -> type:
+    """A producer of ``replace`` snapshots: files removed and added without changing the rows.
 
     pyiceberg 0.12 computes snapshot summaries for append, overwrite and delete only; a rewrite's
     totals are computed as an overwrite's, then the summary names the operation it really is.
     """
+    from pyiceberg.table.snapshots import Operation, Summary
+    from pyiceberg.table.update.snapshot import _OverwriteFiles
 
-    def _summary(self, snapshot_properties: dict[str, str] = EMPTY_DICT) -> Summary:  # type: ignore[override]
-        self._operation = Operation.OVERWRITE
-        try:
-            summary = super()._summary(snapshot_properties)
-        finally:
-            self._operation = Operation.REPLACE
-        return Summary(operation=Operation.REPLACE, **summary.additional_properties)
+    class _RewriteFiles(_OverwriteFiles):
+        def _summary(self, snapshot_properties: dict[str, str] | None = None) -> Summary:  # type: ignore[override]
+            self._operation = Operation.OVERWRITE
+            try:
+                summary = super()._summary(snapshot_properties or {})
+            finally:
+                self._operation = Operation.REPLACE
+            return Summary(operation=Operation.REPLACE, **summary.additional_properties)
+
+    return _RewriteFiles
 
 
 def write_data_files(
@@ -67,6 +71,8 @@ def write_data_files(
     Each file holds consecutive rows and the files come back in the order of the rows, so a table
     kept in id order stays in id order. Chunks are conformed to the lake schema first.
     """
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
     write_uuid, counter = uuid.uuid4(), itertools.count(0)
     files: list[DataFile] = []
     try:
@@ -119,15 +125,19 @@ def commit(
     added: Sequence[DataFile],
     *,
     removed: Sequence[DataFile] = (),
-    operation: Operation = Operation.APPEND,
+    operation: Operation | None = None,
     action: str,
 ) -> Table:
-    """Publish ``added`` (and drop ``removed``) in one snapshot of ``operation``; returns the new table.
+    """Publish ``added`` (and drop ``removed``) in one snapshot of ``operation`` (default: append).
 
     ``APPEND`` adds files; ``OVERWRITE`` replaces data (``import --replace``); ``REPLACE`` rewrites files
     without changing the rows (compaction), which incremental readers skip. Raises :class:`LakeConflict`
     when the table moved on since ``table`` was loaded (the added files are deleted then).
     """
+    from pyiceberg.table.snapshots import Operation
+    from pyiceberg.table.update.snapshot import _OverwriteFiles
+
+    operation = operation or Operation.APPEND
     tx = table.transaction()
     props = {ACTION_PROPERTY: action}
     try:
@@ -136,7 +146,7 @@ def commit(
                 for f in added:
                     append.append_data_file(f)
         else:
-            kind = _RewriteFiles if operation == Operation.REPLACE else _OverwriteFiles
+            kind = _rewrite_files_class() if operation == Operation.REPLACE else _OverwriteFiles
             producer = kind(operation=operation, transaction=tx, io=table.io, snapshot_properties=props)
             with producer as rewrite:
                 for f in removed:

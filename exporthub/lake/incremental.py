@@ -21,10 +21,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import duckdb
-from pyiceberg.manifest import ManifestEntryStatus
-from pyiceberg.table import Table
-from pyiceberg.table.snapshots import Operation, Snapshot
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -32,6 +31,10 @@ from exporthub.lake.catalog import fs_path
 from exporthub.lake.snapshot import LakeSnapshot, lowest_id, register_files
 from exporthub.models import ExportSession, Job, Project
 from exporthub.states import JobStatus
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+    from pyiceberg.table.snapshots import Snapshot
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ def ancestry(table: Table, head: int | None) -> list[Snapshot]:
 
 def _appended_files(table: Table, snap: Snapshot) -> list[str]:
     """The data files ``snap`` itself added (for an append: the new rows)."""
+    from pyiceberg.manifest import ManifestEntryStatus
+
     files: list[tuple[str, int]] = []
     for manifest in snap.manifests(table.io):
         if manifest.added_snapshot_id != snap.snapshot_id:
@@ -98,6 +103,8 @@ def register_new_scans(
     view: str = "new_scans",
 ) -> NewScans:
     """Create ``view``: the scans of ``snap`` that are new for their zone (see the module docstring)."""
+    from pyiceberg.table.snapshots import Operation
+
     scans = snap.tables["scans"]
     chain = ancestry(scans.iceberg, scans.snapshot_id) if scans.iceberg is not None else []
     position = {s.snapshot_id: i for i, s in enumerate(chain)}
@@ -123,7 +130,7 @@ def register_new_scans(
     return NewScans(view=view, by_snapshot=tuple(sorted(by_snapshot)), by_scan_id=tuple(sorted(by_scan_id)))
 
 
-def _operation(snap: Snapshot) -> Operation | None:
+def _operation(snap: Snapshot) -> object:
     return snap.summary.operation if snap.summary is not None else None
 
 

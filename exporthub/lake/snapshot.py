@@ -19,18 +19,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import duckdb
-import pyarrow.dataset as pads
-import pyarrow.fs as pafs
-from pyiceberg.conversions import from_bytes
-from pyiceberg.manifest import ManifestContent
-from pyiceberg.table import Table
-from pyiceberg.table.snapshots import Snapshot
 
 from exporthub.errors import ExporthubError
 from exporthub.lake.catalog import filesystem, fs_path, load_table
 from exporthub.lake.schemas import ID_COLUMNS, SCHEMAS, TABLES
 from exporthub.settings import Settings
+
+if TYPE_CHECKING:  # pyiceberg is imported where it is used: importing the exporters stays quick
+    import pyarrow.fs as pafs
+    from pyiceberg.table import Table
+    from pyiceberg.table.snapshots import Snapshot
 
 
 class LakeUnreadable(ExporthubError):
@@ -115,6 +116,8 @@ def register_files(
         listing = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet([{listing}])")
     else:
+        import pyarrow.dataset as pads
+
         dataset = pads.dataset(list(paths), schema=SCHEMAS[table], format="parquet", filesystem=fs)
         con.register(f"_arrow_{view}", dataset)
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM _arrow_{view}")
@@ -122,6 +125,8 @@ def register_files(
 
 def lowest_id(table: Table, data_file: Any, id_column: str) -> int | None:
     """The lowest value of ``id_column`` in a data file, from the manifest's column bounds."""
+    from pyiceberg.conversions import from_bytes
+
     field_ = table.schema().find_field(id_column)
     raw = (data_file.lower_bounds or {}).get(field_.field_id)
     return None if raw is None else int(from_bytes(field_.field_type, raw))
@@ -129,6 +134,8 @@ def lowest_id(table: Table, data_file: Any, id_column: str) -> int | None:
 
 def snapshot_files(table: Table, snap: Snapshot, name: str) -> tuple[DataFileRef, ...]:
     """The live data files of ``snap``, in id order (then in the order they were added)."""
+    from pyiceberg.manifest import ManifestContent
+
     files: list[tuple[int, DataFileRef]] = []
     for manifest in snap.manifests(table.io):
         if manifest.content != ManifestContent.DATA:
