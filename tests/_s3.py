@@ -7,6 +7,7 @@ S3-compatible store. :func:`start_s3_server` is wrapped by the ``s3_server`` ses
 
 from __future__ import annotations
 
+import atexit
 import socket
 import subprocess
 import sys
@@ -77,6 +78,7 @@ def start_s3_server(timeout: float = 60) -> S3Server:
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = S3Server(endpoint=f"http://127.0.0.1:{port}", process=proc)
+    atexit.register(server.stop)  # even when the test session is interrupted
     deadline = time.monotonic() + timeout
     while True:
         try:
