@@ -1,9 +1,10 @@
 """Scans: every scan record with its zone, user and session, filtered by the common variables.
 
 One pass over the scans: DuckDB streams Arrow batches of a plain filtered scan (no join, so rows keep
-their stored order, which is scan id order), names of zones, sessions and users are looked up in
-Arrow, and the batches go to the writer, so memory does not grow with the row count; the export sessions (per zone: rows and highest scan id) are tallied from the same stream,
-and the progress total comes from the snapshot's metadata (its files' row counts), not from a count.
+their stored order, which is scan id order); the names of zones, sessions and users are looked up in
+Arrow and the batches go to the writer, so memory does not grow with the row count. The export
+sessions (per zone: rows and highest scan id) are tallied from the same stream, and the progress total
+comes from the snapshot's metadata (its files' row counts), not from a count.
 "Only new since last export" reads the incremental append scan of :mod:`exporthub.lake.incremental`.
 """
 
