@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from exporthub.lake.snapshot import snapshot_label
+
 _EMPTY = "—"
 
 
@@ -37,6 +39,8 @@ class About:
     generated_at: dt.datetime
     timezone: str
     generator_version: str
+    # The Iceberg snapshot id of each lake table the export read: exactly the data it saw.
+    lake_snapshot: Mapping[str, int | None] | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -50,6 +54,8 @@ class About:
             object.__setattr__(self, name, value.astimezone(dt.UTC))
         # A private copy: the caller's dict may keep changing after the export started.
         object.__setattr__(self, "variables", dict(self.variables))
+        if self.lake_snapshot is not None:
+            object.__setattr__(self, "lake_snapshot", dict(self.lake_snapshot))
 
     def local(self, moment: dt.datetime) -> str:
         """``moment`` as ``YYYY-MM-DD HH:MM:SS (Zone/Name)`` in the project timezone."""
@@ -67,6 +73,10 @@ class About:
         rows += [(f"Variable: {key}", self._render(value)) for key, value in self.variables.items()]
         rows += [
             ("Data cut-off", self.local(self.data_cutoff)),
+        ]
+        if self.lake_snapshot is not None:
+            rows.append(("Lake snapshot", snapshot_label(self.lake_snapshot)))
+        rows += [
             ("Generated at", self.local(self.generated_at)),
             ("Generator version", self.generator_version),
         ]
@@ -81,6 +91,7 @@ class About:
             "title": self.title,
             "variables": self.variables,
             "data_cutoff": _utc_iso(self.data_cutoff),
+            "lake_snapshot": self.lake_snapshot,
             "generated_at": _utc_iso(self.generated_at),
             "timezone": self.timezone,
             "generator_version": self.generator_version,

@@ -1,4 +1,6 @@
-"""SQL filter fragments shared by exporters: date window, zones, deleted rows, watermarks.
+"""SQL filter fragments shared by exporters: date window, zones, deleted rows.
+
+("Only new since last export" is not a filter but another source: :mod:`exporthub.lake.incremental`.)
 
 Values are bound as parameters, never pasted into SQL, except the project's timezone which is a
 validated IANA name from the metadata DB.
@@ -8,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-
-import pyarrow as pa
 
 from exporthub.context import JobContext
 
@@ -29,8 +29,12 @@ class Where:
         return " AND ".join(self.clauses) if self.clauses else "TRUE"
 
 
-def scan_filters(ctx: JobContext, *, alias: str = "s", zone_alias: str = "z") -> Where:
-    """Filters on scans from the common variables: dateRange, zones, includeDeleted, onlyNew…"""
+def scan_filters(ctx: JobContext, *, alias: str = "s") -> Where:
+    """Filters on scans from the common variables: dateRange, zones, includeDeleted.
+
+    Every condition is on the scans' own columns (the chosen zone codes become zone ids first), so
+    the scan needs no join and DuckDB keeps the rows in the order they are stored.
+    """
     where = Where()
     v = ctx.variables
     if ctx.window is not None:
@@ -38,18 +42,10 @@ def scan_filters(ctx: JobContext, *, alias: str = "s", zone_alias: str = "z") ->
     if not v.get("includeDeleted", False):
         where.add(f"NOT {alias}.deleted")
     if v.get("zones"):
-        where.add(f"{zone_alias}.code IN (SELECT unnest(?::VARCHAR[]))", list(v["zones"]))
-    if v.get("onlyNewSinceLastExport", False) and ctx.previous_watermarks:
-        marks = pa.table(
-            {
-                "zone_id": pa.array(list(ctx.previous_watermarks), pa.int32()),
-                "watermark": pa.array(list(ctx.previous_watermarks.values()), pa.int64()),
-            }
-        )
-        ctx.sql().register("_watermarks", marks)
-        where.add(
-            f"{alias}.scan_id > coalesce((SELECT w.watermark FROM _watermarks w WHERE w.zone_id = {alias}.zone_id), 0)"
-        )
+        rows = ctx.sql().execute("SELECT zone_id FROM zones WHERE code IN (SELECT unnest(?::VARCHAR[]))",
+                                 [list(v["zones"])]).fetchall()
+        ids = ", ".join(str(int(r[0])) for r in rows)  # integers from the lake, safe to inline
+        where.add(f"{alias}.zone_id IN ({ids})" if ids else "false")
     return where
 
 

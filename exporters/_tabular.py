@@ -33,6 +33,7 @@ def about(ctx: JobContext) -> About:
         project_slug=ctx.project.slug, project_name=ctx.project.name, export_type=ctx.export_type,
         title=ctx.definition.title, variables=dict(ctx.variables), data_cutoff=ctx.started_at,
         generated_at=ctx.started_at, timezone=ctx.project.timezone, generator_version=__version__,
+        lake_snapshot=ctx.snapshot.ids if ctx.snapshot is not None else None,
     )
 
 

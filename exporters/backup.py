@@ -4,7 +4,8 @@ The layout and its verification live in :mod:`exporthub.backup_format`; :mod:`ex
 reads it back.
 Everything is streamed into the archive in 1 MiB chunks and hashed on the way, so memory stays
 constant whatever the lake's size. Parquet files are stored (they are compressed already); the JSON
-metadata is deflated. The lake is the job's snapshot: appends during the backup are not in it.
+metadata is deflated. The lake is the job's snapshot: each table's Iceberg data files of that snapshot
+(plain Parquet), in id order; commits during the backup are not in it.
 """
 
 from __future__ import annotations
@@ -55,8 +56,11 @@ class _Archive:
         self.entries.append({"name": name, "size": size, "sha256": digest.hexdigest()})
 
 
-def _file_chunks(path: Path, on_bytes: Any) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
+def _file_chunks(ctx: JobContext, path: str, on_bytes: Any) -> Iterator[bytes]:
+    """A lake file's bytes, from local disk or through the object store's file system."""
+    assert ctx.snapshot is not None
+    fs = ctx.snapshot.filesystem
+    with (open(path, "rb") if fs is None else fs.open_input_stream(path)) as fh:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             on_bytes(len(chunk))
             yield chunk
@@ -129,12 +133,13 @@ class BackupExporter(BaseExporter):
     def run(self, ctx: JobContext) -> None:
         assert ctx.snapshot is not None
         con = ctx.sql()
-        rows = {t: int(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]) for t in TABLES}
+        rows = {t: ctx.snapshot.tables[t].rows for t in TABLES}
         people = ("SELECT user_id FROM scans UNION SELECT user_id FROM zone_sessions"
                   " UNION SELECT user_id FROM costs")
         lake_user_ids = {int(r[0]) for r in con.execute(people).fetchall() if r[0] is not None}
-        parts = [(t, Path(p)) for t in TABLES for p in ctx.snapshot.files.get(t, ())]
-        total = sum(p.stat().st_size for _, p in parts) or 1
+        parts = [(t, i, path, ref.size) for t in TABLES
+                 for i, (path, ref) in enumerate(zip(ctx.snapshot.files[t], ctx.snapshot.tables[t].files, strict=True))]
+        total = sum(size for *_, size in parts) or 1
         done = 0
 
         def on_bytes(n: int) -> None:
@@ -146,16 +151,16 @@ class BackupExporter(BaseExporter):
         with removing_on_error(path):
             archive = _Archive(path, ctx.started_at)
             with archive.zip:
-                for table, part in parts:
-                    entry = layout.lake_entry(table, part.name)
-                    archive.add(entry, _file_chunks(part, on_bytes), compress=False)
+                for table, index, part, _size in parts:
+                    entry = layout.lake_entry(table, f"part-{index:05d}.parquet")
+                    archive.add(entry, _file_chunks(ctx, part, on_bytes), compress=False)
                 _write_metadata(ctx, archive, lake_user_ids)
                 ctx.check_cancelled()
                 manifest = {
                     "format": layout.FORMAT, "version": layout.FORMAT_VERSION,
                     "generator_version": __version__,
                     "project": ctx.project.slug, "job_id": ctx.job_id, "created_at": _iso(ctx.started_at),
-                    "lake_rows": rows, "entries": archive.entries,
+                    "lake_rows": rows, "lake_snapshot": ctx.snapshot.ids, "entries": archive.entries,
                 }
                 archive.zip.writestr(layout.MANIFEST, json.dumps(manifest, indent=1), zipfile.ZIP_DEFLATED)
         counted = ", ".join(f"{n:,} {t}" for t, n in rows.items())

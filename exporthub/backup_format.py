@@ -2,13 +2,14 @@
 
 A backup is a zip with:
 
-- ``lake/<table>/part-*.parquet``: the project's lake files, byte for byte;
+- ``lake/<table>/part-*.parquet``: each lake table's data files of the backed-up snapshot, byte for
+  byte (Iceberg data files are plain Parquet), numbered in id order;
 - ``metadata/project.json``, ``metadata/memberships.json`` (username and role),
   ``metadata/users.json`` (every user the project references: members, job owners and the people in
   the lake, flagged ``in_lake``; never a password hash), ``metadata/jobs.jsonl`` and
   ``metadata/export_sessions.jsonl`` (JSON Lines, so neither side holds them in memory);
-- ``manifest.json``, written last: the format and version, the source project, the row count of each
-  lake table, and the size and sha256 of every other entry.
+- ``manifest.json``, written last: the format and version, the source project, the row count and
+  snapshot id of each lake table, and the size and sha256 of every other entry.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Data commands: ``import`` files into a project's lake and ``compact`` its part files.
+"""Data commands: ``import`` files into a project's lake, ``compact`` it, ``migrate-lake`` an old one.
 
-Both run as the system actor (see :mod:`exporthub.cli_admin`). A refused import prints every problem
+They run as the system actor (see :mod:`exporthub.cli_admin`). A refused import prints every problem
 found (up to 50), one per line, on stderr, and exits 2 with nothing changed.
 """
 
@@ -53,7 +53,22 @@ def cmd_compact(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps({"compact": report.to_json()}))
     else:
-        print(f"{report.project}: {report.summary()}; {report.purged} retired part files purged")
+        print(f"{report.project}: {report.summary()}")
+    return EXIT_OK
+
+
+def cmd_migrate_lake(args: argparse.Namespace, settings: Settings) -> int:
+    from exporthub.db import get_database
+    from exporthub.lake.migrate import migrate_all
+
+    get_database(settings)  # the catalog lives in the metadata DB: migrate its schema first
+    reports = migrate_all(settings)
+    if args.json:
+        print(json.dumps({"migrate_lake": [r.to_json() for r in reports]}))
+    elif not reports:
+        print("No part-file lake found: nothing to migrate.")
+    for report in reports if not args.json else ():
+        print(report.summary())
     return EXIT_OK
 
 
@@ -74,7 +89,15 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_import)
 
-    p = sub.add_parser("compact", help="merge a project's small lake part files (safe while jobs run)")
+    p = sub.add_parser(
+        "compact", help="compact a project's lake and expire old snapshots (safe while jobs and imports run)"
+    )
     p.add_argument("project")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_compact)
+
+    p = sub.add_parser(
+        "migrate-lake", help="convert a part-file lake of earlier versions into Iceberg tables (same rows)"
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_migrate_lake)

@@ -18,6 +18,7 @@ import pyarrow as pa
 from exporthub.errors import Cancelled
 from exporthub.export_config import DateWindow, ExportDefinition
 from exporthub.lake import LakeSnapshot
+from exporthub.lake.incremental import Watermark
 from exporthub.settings import Settings
 from exporthub.states import LogLevel
 
@@ -33,9 +34,12 @@ class ProjectInfo:
 
 @dataclass(frozen=True)
 class ExportSessionRecord:
+    """One zone an export covered: the scans snapshot it read, its highest scan id, how many scans."""
+
     zone_id: int
     watermark_scan_id: int
     scan_count: int
+    snapshot_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,8 @@ class JobContext:
     reporter: JobReporter
     con: duckdb.DuckDBPyConnection | None = None
     snapshot: LakeSnapshot | None = None
-    previous_watermarks: dict[int, int] = field(default_factory=dict)  # zone id -> last exported scan id
+    # zone id -> where its last delivered export of this type stopped ("only new since last export")
+    previous_watermarks: dict[int, Watermark] = field(default_factory=dict)
     children: list[Any] = field(default_factory=list)  # finished child JobViews, for parent jobs
     # The newest export session per (zone, export type) of this project, e.g. for the zones export.
     export_session_history: list[PastExportSession] = field(default_factory=list)

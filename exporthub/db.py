@@ -63,6 +63,8 @@ class Database:
                                         connect_args={"connect_timeout": 5})
             read_engine = self.engine
         self._read_engine = read_engine
+        # Reads that must never queue behind a writer (on SQLite: deferred transactions).
+        self.read_engine: Engine = read_engine
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(read_engine, expire_on_commit=False)
 

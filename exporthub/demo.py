@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select
 from exporthub.db import Database
 from exporthub.demo_lake import StaffMember, generate_project_lake
 from exporthub.errors import InstanceNotEmpty
+from exporthub.lake.catalog import drop_project as drop_lake
 from exporthub.models import Job, Membership, Project, User, utcnow
 from exporthub.passwords import hash_password
 from exporthub.settings import Settings
@@ -95,7 +96,7 @@ def _drop_project(db: Database, settings: Settings, slug: str) -> None:
         s.execute(delete(Job).where(Job.project_id == project.id, Job.parent_id.is_not(None)))
         s.execute(delete(Job).where(Job.project_id == project.id))
         s.delete(project)
-    shutil.rmtree(settings.lake_dir / slug, ignore_errors=True)
+    drop_lake(settings, slug)
     shutil.rmtree(settings.files_dir / slug, ignore_errors=True)
 
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -53,6 +53,8 @@ import numpy as np
 import pyarrow as pa
 
 from exporthub import lake
+from exporthub.lake.catalog import drop_project, ensure_table
+from exporthub.lake.commit import commit, write_data_files
 from exporthub.settings import Settings
 
 DAYS = 60
@@ -189,8 +191,8 @@ def generate_project_lake(
 ) -> LakeSummary:
     """Replace the project's lake tables with deterministic demo data (see the module docstring).
 
-    ``settings`` only needs ``lake_dir``. Existing part files of the project are deleted first; scans
-    are written as ``part-00000.parquet``, ``part-00001.parquet``... of at most ``part_rows`` rows.
+    The project's Iceberg tables are dropped (files included) and written again, one commit per table;
+    scans go in data files of at most ``part_rows`` rows, in scan-id order.
     """
     started = time.perf_counter()
     tz = _validate(n_scans=n_scans, timezone=timezone, staff=staff, n_zones=n_zones, part_rows=part_rows)
@@ -205,11 +207,11 @@ def generate_project_lake(
     devices = _device_names(len(workers.user_ids))
     costs = _make_costs(cost_rng, sessions, zones, workers, first_day)
 
-    _clear_project(settings, slug)
-    lake.write_part(settings, slug, "zones", zones.table, name=_part_name(0))
-    lake.write_part(settings, slug, "zone_sessions", _sessions_table(sessions), name=_part_name(0))
-    _write_scans(settings, slug, scan_rng, sessions, devices, n_scans, part_rows)
-    lake.write_part(settings, slug, "costs", costs, name=_part_name(0))
+    drop_project(settings, slug)
+    _write(settings, slug, "zones", [zones.table], part_rows)
+    _write(settings, slug, "zone_sessions", [_sessions_table(sessions)], part_rows)
+    _write(settings, slug, "scans", _scan_parts(scan_rng, sessions, devices, n_scans, part_rows), part_rows)
+    _write(settings, slug, "costs", [costs], part_rows)
 
     return LakeSummary(
         zones=zones.table.num_rows,
@@ -245,16 +247,10 @@ def _validate(
         raise ValueError(f"unknown timezone {timezone!r}") from None
 
 
-def _clear_project(settings: Settings, slug: str) -> None:
-    for table in lake.TABLES:
-        # all_parts, not list_parts: superseded parts (compaction, replace) must go too, with the sidecars.
-        for part in lake.all_parts(settings, slug, table):
-            lake.replaces_path(part).unlink(missing_ok=True)
-            part.unlink()
-
-
-def _part_name(index: int) -> str:
-    return f"{lake.PART_PREFIX}{index:05d}{lake.PART_SUFFIX}"
+def _write(settings: Settings, slug: str, name: str, chunks: Iterable[pa.Table], part_rows: int) -> None:
+    """One commit of the chunks, in order, as data files of at most ``part_rows`` rows."""
+    table = ensure_table(settings, slug, name)
+    commit(table, write_data_files(table, name, chunks, rows_per_file=part_rows), action="demo")
 
 
 # --- zones -----------------------------------------------------------------------------------------
@@ -527,15 +523,10 @@ def _sessions_table(s: _Sessions) -> pa.Table:
 # --- scans -----------------------------------------------------------------------------------------
 
 
-def _write_scans(
-    settings: Settings,
-    slug: str,
-    rng: np.random.Generator,
-    sessions: _Sessions,
-    devices: pa.Array,
-    n_scans: int,
-    part_rows: int,
-) -> None:
+def _scan_parts(
+    rng: np.random.Generator, sessions: _Sessions, devices: pa.Array, n_scans: int, part_rows: int
+) -> Iterator[pa.Table]:
+    """The scans in scan-id order, ``part_rows`` at a time (built lazily: memory stays bounded)."""
     session_index, scanned_at = _scan_times(rng, sessions, n_scans)
     pool = _barcode_pool(rng, n_scans)
     barcode = _barcode_indices(rng, n_scans, len(pool) - len(DIRTY_BARCODES))
@@ -545,8 +536,7 @@ def _write_scans(
     deleted = (rng.random(n_scans) < DELETED_SCAN_SHARE) | sessions.deleted[session_index]
 
     ts = pa.timestamp("us", tz="UTC")
-    # Always at least one (maybe empty) part, so the table exists with its schema.
-    for part, lo in enumerate(range(0, max(n_scans, 1), part_rows)):
+    for lo in range(0, n_scans, part_rows):
         hi = min(lo + part_rows, n_scans)
         idx = session_index[lo:hi]
         table = pa.table(
@@ -563,7 +553,7 @@ def _write_scans(
             },
             schema=lake.SCHEMAS["scans"],
         )
-        lake.write_part(settings, slug, "scans", table, name=_part_name(part))
+        yield table
 
 
 def _scan_times(rng: np.random.Generator, sessions: _Sessions, n_scans: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,11 +16,16 @@ What an import guarantees:
   values, ids that refer to existing zones, sessions and users, unique ids) before anything is
   written. A refusal (:class:`ImportRefused`) names the file, the row (1 = the first row after the
   header) and the column of each problem, and nothing changes.
-* **Atomic.** All files of one import become a single new part file (:func:`exporthub.lake.write_part`);
-  ``replace`` (zones and costs only) writes the new part so that it supersedes every current part in
-  one rename (see :mod:`exporthub.compaction`).
-* **Scan ids keep rising**, so "only new since last export" stays right: a given ``scan_id`` must be
-  above the project's highest one, and missing ids continue from it.
+* **Atomic.** All files of one import become one Iceberg commit (:mod:`exporthub.lake.commit`);
+  ``replace`` (zones and costs only) is an overwrite of the whole table in that commit.
+* **Concurrent imports** into one project are settled by the catalog's optimistic commit: the checks
+  run against one snapshot, and the commit only lands if the table is still at that snapshot. When
+  another import committed first, the whole import is checked again against the new snapshot (ids,
+  duplicates and references depend on it) and retried a few times, else refused; never a lost or
+  doubled row.
+* **Scan ids follow file order**: id order = the order rows are stored = the order of the files and
+  their rows. A missing ``scan_id`` is the previous row's id + 1 (the first continues after the
+  project's highest); a given one must be above the previous row's id.
 * **Duplicates.** A row whose id is in the lake already with the same values, or a scan with the same
   zone, session, user, barcode, quantity, time and device as one in the lake (or earlier in the same
   import), is a duplicate. By default duplicates refuse the import; with ``skip_duplicates`` they are
@@ -33,7 +38,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -43,7 +47,8 @@ from sqlalchemy import select
 from exporthub import audit, lake
 from exporthub.access import get_project
 from exporthub.accounts import Actor, InvalidValue, actor_name, authorize
-from exporthub.compaction import LOCK_TIMEOUT_SECONDS, project_lock, purge_retired, supersede_names
+from exporthub.lake.catalog import ensure_table
+from exporthub.lake.commit import LakeConflict, commit, live_data_files, with_retries, write_data_files
 from exporthub.db import Database
 from exporthub.errors import ExporthubError, InvalidTransition
 from exporthub.import_reading import ImportFile, ImportRefused, Problem, read_raw
@@ -167,8 +172,8 @@ class ImportReport:
     rows_imported: int
     duplicates_skipped: int
     replaced: bool
-    parts_retired: int = 0
-    part: str | None = None
+    files_replaced: int = 0
+    snapshot_id: int | None = None  # the Iceberg snapshot the import committed (None: nothing to write)
     first_id: int | None = None  # of the imported rows (for scans: the scan id range)
     last_id: int | None = None
     rows_per_file: dict[str, int] = field(default_factory=dict)
@@ -178,7 +183,7 @@ class ImportReport:
         if self.duplicates_skipped:
             text += f", {self.duplicates_skipped:,} duplicates skipped"
         if self.replaced:
-            text += f", replacing the previous {self.table} ({self.parts_retired} part files retired)"
+            text += f", replacing the previous {self.table} ({self.files_replaced} data files replaced)"
         if self.first_id is not None:
             text += f"; ids {self.first_id}..{self.last_id}"
         return text
@@ -192,8 +197,8 @@ class ImportReport:
             "rows_imported": self.rows_imported,
             "duplicates_skipped": self.duplicates_skipped,
             "replaced": self.replaced,
-            "parts_retired": self.parts_retired,
-            "part": self.part,
+            "files_replaced": self.files_replaced,
+            "snapshot_id": self.snapshot_id,
             "first_id": self.first_id,
             "last_id": self.last_id,
             "rows_per_file": dict(self.rows_per_file),
@@ -213,13 +218,13 @@ def import_files(
     *,
     replace: bool = False,
     skip_duplicates: bool = False,
-    lock_timeout: float = LOCK_TIMEOUT_SECONDS,
 ) -> ImportReport:
     """Validate ``files`` and append them to ``table`` of the project (or replace it whole).
 
     Raises :class:`PermissionDenied` (not a global admin), :class:`NotFound`, :class:`InvalidValue`
     (unknown table, replace of a table that cannot be replaced), :class:`InvalidTransition` (published
-    project), :class:`ImportRefused` or :class:`exporthub.compaction.LakeBusy`. Writes one audit event.
+    project), :class:`ImportRefused` or :class:`exporthub.lake.commit.LakeConflict` (other imports kept
+    committing to the table while this one was checked). Writes one audit event.
     """
     try:
         with db.read() as s:
@@ -237,11 +242,10 @@ def import_files(
             )
         if not files:
             raise InvalidValue("No files to import")
-        with project_lock(settings, project_slug, timeout=lock_timeout):
-            purge_retired(db, settings, project_slug)
-            report = _Import(
-                settings, project_slug, table, files, users, replace=replace, skip_duplicates=skip_duplicates
-            ).run()
+        # Each attempt reads the files and checks them against the snapshot it commits on.
+        report = with_retries(lambda _attempt: _Import(
+            settings, project_slug, table, files, users, replace=replace, skip_duplicates=skip_duplicates
+        ).run())
     except ExporthubError as exc:
         audit.record_refusal(db, exc, action="import", actor=actor_name(actor), project=project_slug, target=table)
         raise
@@ -506,20 +510,46 @@ class _Import:
             f"(PARTITION BY {', '.join(SCAN_KEY)} ORDER BY __file, __row) AS n FROM incoming) d "
             f"WHERE d.n > 1 AND incoming.__file = d.f AND incoming.__row = d.r"
         )
+        self._assign_scan_ids()
+
+    def _assign_scan_ids(self) -> None:
+        """Scan ids in file order: a missing id is the previous row's + 1, a given one must be above it.
+
+        Rows are taken in the order they are stored (file order, then row order; duplicates left out),
+        starting after the project's highest id. ``__scan_id`` holds the id each row gets.
+        """
         top = self._rows("SELECT coalesce(max(scan_id), 0) FROM scans")[0][0]
-        for f, row, value in self._rows(
-            "SELECT __file, __row, scan_id FROM incoming "
-            "WHERE NOT __dup AND scan_id IS NOT NULL AND scan_id <= ? "
-            f"ORDER BY 1, 2 LIMIT {_PER_CHECK}",
-            [top],
+        self.con.execute("ALTER TABLE incoming ADD COLUMN __scan_id BIGINT")
+        self.con.execute(
+            "CREATE TEMP TABLE scan_ids AS "
+            "WITH o AS (SELECT __file, __row, scan_id, row_number() OVER (ORDER BY __file, __row) AS pos "
+            "           FROM incoming WHERE NOT __dup), "
+            # A group starts at each given id; the rows before the first one continue after the lake.
+            "g AS (SELECT *, count(scan_id) OVER (ORDER BY pos ROWS UNBOUNDED PRECEDING) AS grp FROM o), "
+            "h AS (SELECT *, coalesce(first_value(scan_id) OVER (PARTITION BY grp ORDER BY pos), ?) AS base, "
+            "      row_number() OVER (PARTITION BY grp ORDER BY pos) - CASE WHEN grp > 0 THEN 1 ELSE 0 END AS k "
+            "      FROM g) "
+            "SELECT __file, __row, pos, scan_id AS given, base + k AS assigned, "
+            "       coalesce(lag(base + k) OVER (ORDER BY pos), ?) AS previous FROM h",
+            [top, top],
+        )
+        self.con.execute(
+            "UPDATE incoming SET __scan_id = i.assigned FROM scan_ids i "
+            "WHERE incoming.__file = i.__file AND incoming.__row = i.__row"
+        )
+        for f, row, value, previous in self._rows(
+            "SELECT __file, __row, given, previous FROM scan_ids WHERE given IS NOT NULL AND given <= previous "
+            f"ORDER BY pos LIMIT {_PER_CHECK}"
         ):
+            before = (f"the project's highest scan id ({top})" if previous == top
+                      else f"the scan id of the row before it ({previous})")
             self._add(
                 f,
                 row,
                 "scan_id",
-                f"scan_id {value} is not above the project's highest scan id ({top}); "
-                "scan ids must keep rising for incremental exports. Leave scan_id "
-                "empty to have ids assigned",
+                f"scan_id {value} is not above {before}; scan ids follow the order of the files and "
+                "their rows, so that 'only new since last export' stays right. Leave scan_id empty to "
+                "have ids assigned, or give the files in id order",
             )
 
     def _check_zone_codes(self) -> None:
@@ -601,15 +631,7 @@ class _Import:
         rows_read = self._rows("SELECT count(*) FROM incoming")[0][0]
         per_file = dict(self._rows("SELECT __file, count(*) FROM incoming GROUP BY 1"))
         if self.table == "scans":
-            # Missing ids continue after the highest one, in file order.
-            self.con.execute(
-                "UPDATE incoming SET scan_id = n.id FROM (SELECT __file AS f, __row AS r, "
-                "(SELECT greatest(coalesce((SELECT max(scan_id) FROM scans), 0), "
-                "coalesce((SELECT max(scan_id) FROM incoming WHERE NOT __dup), 0))) + "
-                "row_number() OVER (ORDER BY __file, __row) AS id "
-                "FROM incoming WHERE scan_id IS NULL AND NOT __dup) n "
-                "WHERE incoming.__file = n.f AND incoming.__row = n.r"
-            )
+            self.con.execute("UPDATE incoming SET scan_id = __scan_id WHERE scan_id IS NULL")
         names = ", ".join(_q(c.name) for c in self.columns)
         keep = "true" if not self.skip_duplicates else "NOT __dup"
         data = self.con.sql(
@@ -619,16 +641,19 @@ class _Import:
         ids = self._rows(f"SELECT min({_q(self.id_col)}), max({_q(self.id_col)}) FROM incoming WHERE {keep}")[
             0
         ]
-        part_name: str | None = None
-        retired = 0
-        if self.replace:
-            current = [Path(p) for p in snap.files.get(self.table, ())]
-            part_name = lake.write_part(
-                self.settings, self.slug, self.table, data, replaces=supersede_names(current)
-            ).name
-            retired = len(current)
-        elif data.num_rows:
-            part_name = lake.write_part(self.settings, self.slug, self.table, data).name
+        validated = snap.tables[self.table]
+        table = validated.iceberg or ensure_table(self.settings, self.slug, self.table)
+        if table.metadata.current_snapshot_id != validated.snapshot_id:
+            raise LakeConflict(f"{self.slug}.{self.table} changed while the import was checked")
+        removed = live_data_files(table) if self.replace else []
+        snapshot_id = None
+        if data.num_rows or self.replace:
+            added = write_data_files(table, self.table, [data])
+            from pyiceberg.table.snapshots import Operation  # loaded when an import writes
+
+            operation = Operation.OVERWRITE if self.replace else Operation.APPEND
+            after = commit(table, added, removed=removed, operation=operation, action=f"import {self.table}")
+            snapshot_id = after.metadata.current_snapshot_id
         return ImportReport(
             project=self.slug,
             table=self.table,
@@ -637,8 +662,8 @@ class _Import:
             rows_imported=data.num_rows,
             duplicates_skipped=dups,
             replaced=self.replace,
-            parts_retired=retired,
-            part=part_name,
+            files_replaced=len(removed),
+            snapshot_id=snapshot_id,
             first_id=ids[0],
             last_id=ids[1],
             rows_per_file={self.files[i].name: n for i, n in per_file.items()},

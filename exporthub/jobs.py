@@ -32,6 +32,7 @@ from exporthub.errors import (
     ProjectNotClosed,
 )
 from exporthub.export_config import ExportDefinition, load_config, resolve_date_window, validate_variables
+from exporthub.lake.incremental import export_watermarks
 from exporthub.models import ExportSession, File, Job, JobLog, Project, User, utcnow
 from exporthub.permissions import Permission
 from exporthub.stats import options as stats_options
@@ -153,13 +154,7 @@ class JobService:
                  "can_log_in": u.password_hash is not None}
                 for u in s.scalars(select(User).order_by(User.id))
             ]
-            watermarks = dict(
-                s.execute(
-                    select(ExportSession.zone_id, func.max(ExportSession.watermark_scan_id))
-                    .where(ExportSession.project_id == project.id, ExportSession.export_type == export_type)
-                    .group_by(ExportSession.zone_id)
-                ).all()
-            )
+            watermarks = export_watermarks(s, project.id, export_type)
         definition = self.definition(export_type)
         values = self.validate(project_slug, export_type, variables or {})
         exporter = self.registry.get(export_type)

@@ -62,6 +62,14 @@ def worker_command() -> list[str]:
     return [sys.executable, "-m", "exporthub.cli", "worker"]
 
 
+def _migrate_old_lake(settings: Settings) -> None:
+    """Convert a part-file lake of an earlier version into Iceberg tables, once (see ``migrate-lake``)."""
+    from exporthub.lake.migrate import migrate_all
+
+    for report in migrate_all(settings):
+        print(f"Lake migrated to Iceberg: {report.summary()}", flush=True)
+
+
 def local_url(address: str, port: int) -> str:
     host = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
     return f"http://{host}:{port}"
@@ -102,6 +110,7 @@ def up(settings: Settings, *, port: int, address: str, demo_scans: int) -> int:
     from exporthub.demo import DEMO_PASSWORD, create_demo, demo_exists, instance_is_empty
 
     db = get_database(settings)
+    _migrate_old_lake(settings)
     demo = demo_exists(db)
     if instance_is_empty(db):
         print(f"Empty data folder ({settings.data_dir}): making the demo instance ({demo_scans:,} scans)…",

@@ -57,6 +57,7 @@ class SessionRecord:
     zone_id: int
     watermark_scan_id: int
     scan_count: int
+    snapshot_id: int | None = None  # the scans snapshot it read ("only new since last export" starts there)
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,7 @@ def _record_outputs(s: Session, job_id: int, outcome: Outcome) -> None:
     for r in outcome.sessions:
         s.add(ExportSession(job_id=job_id, project_id=job.project_id, export_type=job.export_type,
                             zone_id=r.zone_id, watermark_scan_id=r.watermark_scan_id, scan_count=r.scan_count,
-                            created_at=db_now()))
+                            snapshot_id=r.snapshot_id, created_at=db_now()))
 
 
 def _apply_effects(s: Session, job_id: int, effects: Sequence[PublishProject]) -> str | None:

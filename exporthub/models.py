@@ -138,6 +138,8 @@ class Job(Base):
     requeued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last handed back to the queue
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # The Iceberg snapshot id of each lake table the job read ({"scans": 123, ...}): its data cut-off.
+    lake_snapshot: Mapped[dict[str, int | None] | None] = mapped_column(JSON)
 
     project: Mapped[Project] = relationship(lazy="joined")
     user: Mapped[User] = relationship(lazy="joined")
@@ -173,7 +175,11 @@ class File(Base):
 
 
 class ExportSession(Base):
-    """Per zone: "exported by job J up to scan id W, N scans". Incremental exports read W."""
+    """Per zone: "exported by job J, reading scans snapshot S (up to scan id W), N scans".
+
+    "Only new since last export" reads the rows appended after S; W (the highest scan id exported) is
+    shown to people, and is the watermark of records made before the lake was Iceberg (S empty).
+    """
 
     __tablename__ = "export_sessions"
     __table_args__ = (Index("ix_export_sessions_project_zone", "project_id", "zone_id"),)
@@ -184,6 +190,7 @@ class ExportSession(Base):
     export_type: Mapped[str] = mapped_column(String(64))
     zone_id: Mapped[int] = mapped_column(Integer)
     watermark_scan_id: Mapped[int] = mapped_column(BigInteger)
+    snapshot_id: Mapped[int | None] = mapped_column(BigInteger)
     scan_count: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

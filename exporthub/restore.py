@@ -3,22 +3,21 @@
 :func:`restore_backup` verifies *every* entry against the manifest before it touches anything, then
 restores the project under a new slug:
 
-- the lake is copied, with user ids rewritten only where the target instance numbers a user
-  differently (users are matched by username);
+- the lake is written into the new project's Iceberg namespace, one commit per table, with user ids
+  rewritten only where the target instance numbers a user differently (users are matched by username);
 - a person in the lake whose username the target does not know is created as field staff (no
   password, so no login), so the lake keeps its people; they are reported;
 - memberships are mapped by username; unknown usernames are skipped and reported, because a backup
   must never create a login account or grant a role;
 - finished jobs come back as removed (their files are not in the backup) with their export
-  sessions, so incremental exports carry on from the same watermarks; a job's owner that the target
+  sessions, so incremental exports carry on from the same watermarks (as highest scan ids: the
+  snapshots of the source project do not exist here); a job's owner that the target
   does not know is replaced by the restoring admin. Jobs that were still active are skipped.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,10 +32,11 @@ import pyarrow.parquet as pq
 from sqlalchemy import delete, select
 
 from exporthub import audit, lake
+from exporthub.lake.catalog import drop_project, ensure_table, has_data
+from exporthub.lake.commit import commit, write_data_files
 from exporthub.access import get_user, is_usable
 from exporthub.accounts import InvalidValue, validate_slug
 from exporthub.backup_format import (
-    CHUNK,
     EXPORT_SESSIONS_ENTRY,
     JOBS_ENTRY,
     MEMBERSHIPS_ENTRY,
@@ -128,8 +128,8 @@ def _check_slug(s: Any, settings: Settings, slug: str) -> None:
         raise RestoreRefused(exc.message) from None
     if s.scalar(select(Project.id).where(Project.slug == slug)) is not None:
         raise RestoreRefused(f"Project already exists: {slug}")
-    if lake.project_dir(settings, slug).exists():
-        raise RestoreRefused(f"A lake folder already exists for {slug}")
+    if has_data(settings, slug):
+        raise RestoreRefused(f"The lake has tables for {slug} already")
 
 
 def _read_json(archive: zipfile.ZipFile, entry: str) -> Any:
@@ -151,24 +151,19 @@ def _restore(db: Database, settings: Settings, path: Path, manifest: Manifest, s
         memberships = _read_json(archive, MEMBERSHIPS_ENTRY)
         lake_user_ids = {i for i, u in users.items() if u.get("in_lake")}
         created, id_map = _ensure_lake_users(db, users, lake_user_ids)
-        staging = settings.lake_dir / f".restore-{uuid.uuid4().hex}"
-        final = lake.project_dir(settings, slug)
-        renamed = False
         try:
-            files = _stage_lake(archive, manifest, staging, id_map)
-            rows = _count_rows(settings, staging)
+            files, rows = _write_lake(settings, archive, manifest, slug, id_map)
             if rows != {t: manifest.lake_rows.get(t, 0) for t in lake.TABLES}:
                 raise BackupCorrupted(f"the restored lake has {rows} rows, the manifest {manifest.lake_rows}")
             with db.write() as s:
-                _check_slug(s, settings, slug)
+                if s.scalar(select(Project.id).where(Project.slug == slug)) is not None:
+                    raise RestoreRefused(f"Project already exists: {slug}")
                 report = _write_metadata(s, archive, project, memberships, slug, username, name)
                 audit.record(s, action="restore", actor=username, project=slug, target=f"project:{slug}",
                              detail=f"from a backup of {manifest.source_project} ({path.name}); "
                                     f"unknown usernames: {', '.join(report['unknown']) or 'none'}")
-                staging.rename(final)
-                renamed = True
         except BaseException:
-            shutil.rmtree(final if renamed else staging, ignore_errors=True)
+            drop_project(settings, slug)
             _drop_users(db, created)
             raise
     return RestoreReport(
@@ -211,61 +206,47 @@ def _drop_users(db: Database, created: dict[int, int]) -> None:
             s.execute(delete(User).where(User.id.in_(list(created.values()))))
 
 
-def _stage_lake(archive: zipfile.ZipFile, manifest: Manifest, staging: Path, id_map: dict[int, int]) -> int:
+def _write_lake(settings: Settings, archive: zipfile.ZipFile, manifest: Manifest, slug: str,
+                id_map: dict[int, int]) -> tuple[int, dict[str, int]]:
+    """Each table's entries, in order, as one commit into the new namespace; (files, rows per table)."""
     remap = any(old != new for old, new in id_map.items())
-    staging.mkdir(parents=True)  # even an empty lake becomes a folder, so the final rename works
-    count = 0
+    entries: dict[str, list[str]] = {t: [] for t in lake.TABLES}
     for entry in manifest.entries:
         parsed = parse_lake_entry(entry)
-        if parsed is None:
-            continue
-        table, part = parsed
-        target = staging / table / part
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with archive.open(entry) as src, open(target, "wb") as dst:
-            shutil.copyfileobj(src, dst, CHUNK)
-        if remap and table in USER_COLUMNS:
-            _rewrite_user_ids(target, USER_COLUMNS[table], id_map)
-        count += 1
-    return count
+        if parsed is not None:
+            entries[parsed[0]].append(entry)
+    rows: dict[str, int] = {}
+    for table in lake.TABLES:
+        names = sorted(entries[table])  # part-00000, part-00001…: the id order they were written in
+        counted = [0]
+
+        def chunks(table: str = table, names: list[str] = names, counted: list[int] = counted) -> Iterator[pa.Table]:
+            for name in names:
+                with archive.open(name) as fh:
+                    source = pq.ParquetFile(fh)
+                    for i in range(source.num_row_groups):
+                        group = lake.conform(table, source.read_row_group(i))
+                        if remap and table in USER_COLUMNS:
+                            group = _remap_user_ids(group, USER_COLUMNS[table], id_map)
+                        counted[0] += group.num_rows
+                        yield group
+
+        target = ensure_table(settings, slug, table)
+        commit(target, write_data_files(target, table, chunks()), action="restore")
+        rows[table] = counted[0]
+    return sum(len(v) for v in entries.values()), rows
 
 
-def _rewrite_user_ids(path: Path, column: str, id_map: dict[int, int]) -> None:
-    """Replace user ids in one part file, a row group at a time (constant memory).
-
-    Ids the map does not know (a lake row whose user no longer existed when the backup was made) and
-    nulls (costs without a user) are kept as they are.
-    """
+def _remap_user_ids(data: pa.Table, column: str, id_map: dict[int, int]) -> pa.Table:
+    """Replace user ids in one chunk. Ids the map does not know (a lake row whose user no longer
+    existed when the backup was made) and nulls (costs without a user) are kept as they are."""
     old = pa.array(list(id_map), pa.int32())
     new = pa.array([id_map[k] for k in id_map], pa.int32())
-    tmp = path.with_name(path.name + ".tmp")
-    source = pq.ParquetFile(path)
-    with pq.ParquetWriter(tmp, source.schema_arrow, compression="zstd") as writer:
-        for i in range(source.num_row_groups):
-            group = source.read_row_group(i)
-            index = group.schema.get_field_index(column)
-            original = group[column]
-            found = pc.index_in(original, value_set=old)
-            mapped = pc.if_else(pc.is_null(found), original, pc.take(new, found))
-            writer.write_table(group.set_column(index, group.schema.field(index), mapped.cast(pa.int32())))
-    source.close()
-    tmp.replace(path)
-
-
-def _count_rows(settings: Settings, folder: Path) -> dict[str, int]:
-    con = lake.connect(settings)
-    try:
-        rows = {}
-        for table in lake.TABLES:
-            parts = sorted((folder / table).glob("part-*.parquet"))
-            if not parts:
-                rows[table] = 0
-                continue
-            listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
-            rows[table] = int(con.execute(f"SELECT count(*) FROM read_parquet([{listing}])").fetchall()[0][0])
-        return rows
-    finally:
-        con.close()
+    index = data.schema.get_field_index(column)
+    original = data[column]
+    found = pc.index_in(original, value_set=old)
+    mapped = pc.if_else(pc.is_null(found), original, pc.take(new, found))
+    return data.set_column(index, data.schema.field(index), mapped.cast(pa.int32()))
 
 
 def _time(value: str | None) -> datetime | None:
@@ -323,6 +304,7 @@ def _write_metadata(
         new_job = job_ids.get(int(e["job_id"]))
         if new_job is None:
             continue
+        # No snapshot id: the source project's snapshots do not exist here; the scan id carries on.
         s.add(ExportSession(job_id=new_job, project_id=new_project.id, export_type=e["export_type"],
                             zone_id=int(e["zone_id"]), watermark_scan_id=int(e["watermark_scan_id"]),
                             scan_count=int(e["scan_count"]), created_at=_time(e["created_at"]) or now))

@@ -31,6 +31,7 @@ from exporthub.dispatch import Dispatcher, hand_over
 from exporthub.errors import Cancelled
 from exporthub.export_config import ExportDefinition, load_config, resolve_date_window
 from exporthub.jobs import build_view, job_folder
+from exporthub.lake.incremental import export_watermarks
 from exporthub.lifecycle import Lease, Outcome, PublishProject, SessionRecord
 from exporthub.models import ExportSession, Job, User
 from exporthub.outputs import PARTIAL_DIR, discard, store_outputs
@@ -150,14 +151,8 @@ def _build_context(db: Database, settings: Settings, job_id: int, definition_of:
             for u in s.scalars(select(User).order_by(User.id))
         ]
         child_ids = s.scalars(select(Job.id).where(Job.parent_id == job_id).order_by(Job.id)).all()
-        # Incremental exports start after the highest scan id already exported per zone.
-        watermarks = dict(
-            s.execute(
-                select(ExportSession.zone_id, func.max(ExportSession.watermark_scan_id))
-                .where(ExportSession.project_id == job.project_id, ExportSession.export_type == job.export_type)
-                .group_by(ExportSession.zone_id)
-            ).all()
-        )
+        # Incremental exports start from each zone's last delivered export (a scans snapshot).
+        watermarks = export_watermarks(s, job.project_id, job.export_type)
         newest = (
             select(func.max(ExportSession.id)).where(ExportSession.project_id == job.project_id)
             .group_by(ExportSession.zone_id, ExportSession.export_type)
@@ -213,7 +208,7 @@ def run_job(
     # The watcher heartbeats until the job's final commit, storing large outputs included.
     threading.Thread(target=_watch, args=(db, settings, watch), daemon=True, name=f"job-{job_id}-watch").start()
     try:
-        outcome = _run_exporter(settings, exporter, ctx, users, watch)
+        outcome = _run_exporter(db, settings, exporter, ctx, users, watch)
         return _conclude(db, ctx, watch, outcome, dispatcher)
     finally:
         watch.stop.set()
@@ -221,10 +216,12 @@ def run_job(
             _running.pop(job_id, None)
 
 
-def _run_exporter(settings: Settings, exporter: Any, ctx: JobContext, users: Any, watch: _Watch) -> Outcome:
+def _run_exporter(db: Database, settings: Settings, exporter: Any, ctx: JobContext, users: Any,
+                  watch: _Watch) -> Outcome:
     try:
         if exporter.uses_lake:
             con, ctx.snapshot = lake.open_project(settings, ctx.project.slug)
+            lake.record_job_snapshot(db, ctx.job_id, ctx.snapshot)
             with watch.con_lock:
                 ctx.con = con
             con.register("_users_arrow", users_table(users))
@@ -275,7 +272,7 @@ def _conclude(db: Database, ctx: JobContext, watch: _Watch, outcome: Outcome, di
                 outcome = Outcome(JobStatus.FAILED, error=f"Could not store the files: {exc}")
             else:
                 outcome.files = stored
-                outcome.sessions = [SessionRecord(r.zone_id, r.watermark_scan_id, r.scan_count)
+                outcome.sessions = [SessionRecord(r.zone_id, r.watermark_scan_id, r.scan_count, r.snapshot_id)
                                     for r in ctx.export_sessions]
                 outcome.effects = [PublishProject() for _ in range(ctx.publishes)]
                 outcome.honour_cancel = not ctx.committed

@@ -84,6 +84,9 @@ class Settings:
     import_max_file_bytes: int
     restore_max_entry_bytes: int
     restore_max_total_bytes: int
+    lake_url: str  # the Iceberg warehouse: file:///abs/path, or an object-store URL (s3://bucket/prefix)
+    s3_endpoint_url: str | None  # an S3-compatible server other than AWS (MinIO, Ceph, moto)
+    s3_region: str
 
     @property
     def is_embedded(self) -> bool:
@@ -92,7 +95,12 @@ class Settings:
 
     @property
     def lake_dir(self) -> Path:
+        """The local lake folder: the default warehouse, and where a part-file lake of old lies."""
         return self.data_dir / "lake"
+
+    @property
+    def lake_is_local(self) -> bool:
+        return self.lake_url.startswith("file://")
 
     @property
     def files_dir(self) -> Path:
@@ -170,7 +178,23 @@ def _load() -> Settings:
         import_max_file_bytes=_int("IMPORT_MAX_FILE_BYTES", 2 * 1024**3, minimum=1),
         restore_max_entry_bytes=_int("RESTORE_MAX_ENTRY_BYTES", 4 * 1024**3, minimum=1),
         restore_max_total_bytes=_int("RESTORE_MAX_TOTAL_BYTES", 16 * 1024**3, minimum=1),
+        lake_url=_lake_url(data_dir),
+        s3_endpoint_url=_env("S3_ENDPOINT_URL"),
+        s3_region=_env("S3_REGION", "us-east-1") or "us-east-1",
     )
+
+
+def _lake_url(data_dir: Path) -> str:
+    """``EXPORTHUB_LAKE_URL`` as a URL pyarrow's file systems take; a plain path becomes ``file://``."""
+    raw = _env("LAKE_URL")
+    if raw is None:
+        return (data_dir / "lake").as_uri()
+    if "://" not in raw:
+        return Path(raw).expanduser().resolve().as_uri()
+    scheme = raw.split("://", 1)[0].lower()
+    if scheme not in ("file", "s3", "s3a", "gs", "abfs", "abfss", "hdfs"):
+        raise SettingsError(f"{_PREFIX}LAKE_URL must be a path or a file://, s3://, gs:// … URL, got {raw!r}")
+    return raw.rstrip("/")
 
 
 @cache

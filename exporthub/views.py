@@ -81,6 +81,7 @@ class JobView:
     log: tuple[LogView, ...] = ()
     children: tuple[JobView, ...] = ()
     export_session_count: int = 0
+    lake_snapshot: dict[str, int | None] | None = None  # the Iceberg snapshot ids the job read
 
     @property
     def has_warnings(self) -> bool:
@@ -111,6 +112,7 @@ class JobView:
         if with_log:
             data["log"] = [entry.to_json() for entry in self.log]
             data["children"] = [child.to_json() for child in self.children]
+            data["lake_snapshot"] = self.lake_snapshot
         return data
 
 
@@ -151,6 +153,7 @@ def job_view(
         log=tuple(LogView(e.time, LogLevel(e.level), e.message) for e in logs) if with_log else (),
         children=children,
         export_session_count=export_session_count,
+        lake_snapshot=dict(job.lake_snapshot) if job.lake_snapshot else None,
     )
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from exporthub.db import forget_databases
 from tests._hubs import Hub, make_hub
+from tests._s3 import S3Server, start_s3_server
 
 ANCHOR = date(2026, 11, 20)
 DEMO_SCANS = 20_000
@@ -27,30 +28,38 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
     forget_databases()
 
 
+def _demo_instance_root(factory: pytest.TempPathFactory) -> Path:
+    return factory.getbasetemp() / "demo-instance"
+
+
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo instance's data folder, made once per test session (hashing the demo password and
-    writing the lake cost seconds; 150+ tests use it)."""
+    writing the lake cost seconds; 150+ tests use it).
+
+    It is made where every copy will live (:func:`demo_hub`) and then put aside: the Iceberg metadata
+    records absolute file locations, which stay right in a copy at the same path.
+    """
     from exporthub.demo import create_demo
 
-    root = tmp_path_factory.mktemp("demo-template")
+    base = _demo_instance_root(tmp_path_factory)
+    shutil.rmtree(base, ignore_errors=True)
     with pytest.MonkeyPatch.context() as monkeypatch:
-        template = make_hub(root, monkeypatch)
+        template = make_hub(base, monkeypatch)
         create_demo(template.db, template.settings, scans=DEMO_SCANS, seed=7, anchor=ANCHOR)
     forget_databases()
-    return root / "data"
+    kept = tmp_path_factory.mktemp("demo-template") / "data"
+    shutil.move(base / "data", kept)
+    return kept
 
 
 @pytest.fixture
 def demo_hub(demo_template: Path, tmp_path_factory: pytest.TempPathFactory,
              monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
     """An instance with the demo projects and users, with a small deterministic lake: a fresh copy of
-    :func:`demo_template` for each test.
-
-    Every copy lives at the same path (tests run one at a time), so anything that records absolute
-    paths inside the data folder stays valid in the copy.
+    :func:`demo_template` for each test, at the path the template was made at.
     """
-    base = tmp_path_factory.getbasetemp() / "demo-instance"
+    base = _demo_instance_root(tmp_path_factory)
     shutil.rmtree(base, ignore_errors=True)
     shutil.copytree(demo_template, base / "data")
     yield make_hub(base, monkeypatch)
@@ -72,3 +81,20 @@ def pg_url() -> Iterator[str]:
     forget_databases()
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's standalone S3 server, one process for the session (see tests/_s3.py)."""
+    server = start_s3_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A fresh bucket, with the credentials and endpoint in the environment; returns the environment
+    (plus ``bucket``) for fixtures that build an instance on it."""
+    for key, value in s3_server.env.items():
+        monkeypatch.setenv(key, value)
+    return {**s3_server.env, "bucket": s3_server.new_bucket()}

@@ -7,6 +7,8 @@ import json
 import pytest
 
 from exporthub.cli import main
+from tests._lake import lake_sql
+from exporthub import lake
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -37,8 +39,10 @@ def test_job_adds_log_and_children(demo_hub, capsys):
     run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst", "--inline", "--json")
     code, out, _ = run(capsys, "job", "1", "--user", "analyst", "--json")
     job = json.loads(out)["job"]
-    assert code == 0 and set(job) == JOB_KEYS | {"log", "children"}
+    assert code == 0 and set(job) == JOB_KEYS | {"log", "children", "lake_snapshot"}
     assert {"time", "level", "message"} == set(job["log"][0]) and job["children"] == []
+    # The data cut-off: the Iceberg snapshot the export read, per lake table.
+    assert job["lake_snapshot"] == lake.current_ids(demo_hub.settings, "demo-open")
 
 
 def test_jobs_lists_newest_first(demo_hub, capsys):
@@ -140,9 +144,9 @@ def test_demo_is_deterministic_for_seed_and_anchor(hub, capsys):
     import duckdb
 
     def digest() -> str:
-        glob = hub.settings.lake_dir / "demo-open" / "scans" / "part-*.parquet"
+        source = lake_sql(hub.settings, "demo-open", "scans")
         return duckdb.connect().execute(
-            f"SELECT md5(string_agg(scan_id || barcode || scanned_at, ',' ORDER BY scan_id)) FROM read_parquet('{glob}')"
+            f"SELECT md5(string_agg(scan_id || barcode || scanned_at, ',' ORDER BY scan_id)) FROM {source}"
         ).fetchone()[0]
 
     assert run(capsys, "demo", "--scans", "3000", "--seed", "5", "--anchor", "2026-06-30")[0] == 0

@@ -13,12 +13,12 @@ import sys
 import pytest
 from sqlalchemy import select
 
-from exporthub import lake
 from exporthub.cli import main
 from exporthub.models import AuditEvent, Membership, User
 from exporthub.passwords import verify_password
 from exporthub.permissions import ROLES
 from tests import _handmade as hm
+from tests._lake import lake_files
 
 OPERATOR = f"cli:{getpass.getuser()}"
 
@@ -299,18 +299,19 @@ def test_import_replace_and_compact(ready, cli, tmp_path):
             f"cost_id,user,zone_id,date,category,hours,rate,amount\n{i + 1},ann,1,2026-03-28,labor,1,10,10\n"
         )
         assert cli("import", hm.SLUG, "costs", str(hm.write(folder, f"c{i}.csv", text)))[0] == 0
-    assert len(lake.list_parts(ready.settings, hm.SLUG, "costs")) == 3
+    assert len(lake_files(ready.settings, hm.SLUG, "costs")) == 3
     code, out, _ = cli("compact", hm.SLUG, "--json")
-    result = json.loads(out)["compact"]
-    assert code == 0 and result["tables"]["costs"] == {"parts_before": 3, "parts_after": 1, "rows_merged": 3}
+    result = json.loads(out)["compact"]["tables"]["costs"]
+    assert code == 0 and (result["files_before"], result["files_after"], result["rows_rewritten"]) == (3, 1, 3)
+    assert len(lake_files(ready.settings, hm.SLUG, "costs")) == 1
     code, out, _ = cli("compact", hm.SLUG)
-    assert code == 0 and "costs: 1 -> 1 parts" in out
+    assert code == 0 and "costs: 1 -> 1 files" in out
     replacement = "cost_id,user,zone_id,date,category,hours,rate,amount\n9,,,2026-04-01,other,,,5\n"
     code, out, _ = cli("import", hm.SLUG, "costs", str(hm.write(folder, "new.csv", replacement)), "--replace")
     assert code == 0 and "replacing the previous costs" in out
     import duckdb
 
-    files = [str(p) for p in lake.list_parts(ready.settings, hm.SLUG, "costs")]
+    files = lake_files(ready.settings, hm.SLUG, "costs")
     assert duckdb.sql(f"SELECT cost_id, amount FROM read_parquet({files!r})").fetchall() == [(9, 5.0)]
     code, _, err = cli("compact", "nope")
     assert code == 2 and "Unknown project: nope" in err

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import types
+import dataclasses
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from exporthub import lake
+from exporthub.settings import Settings, get_settings
 from exporthub.demo_lake import LakeSummary, StaffMember, generate_project_lake
 
 SLUG = "demo"
@@ -25,15 +26,23 @@ STAFF = [
 ]
 
 
-def _generate(root: Path, **overrides: object) -> tuple[types.SimpleNamespace, LakeSummary]:
-    settings = types.SimpleNamespace(lake_dir=root / "lake")
+def _settings(root: Path) -> Settings:
+    """Settings of an instance in ``root`` (the lake's catalog lives in its metadata DB)."""
+    return dataclasses.replace(
+        get_settings(), data_dir=root, database_url=f"sqlite:///{root / 'exporthub.db'}",
+        lake_url=(root / "lake").as_uri(),
+    )
+
+
+def _generate(root: Path, **overrides: object) -> tuple[Settings, LakeSummary]:
+    settings = _settings(root)
     args: dict[str, object] = dict(n_scans=N_SCANS, seed=SEED, anchor=ANCHOR, timezone=TZ, staff=STAFF)
     args.update(overrides)
     summary = generate_project_lake(settings, SLUG, **args)  # type: ignore[arg-type]
     return settings, summary
 
 
-def _connect(settings: types.SimpleNamespace) -> duckdb.DuckDBPyConnection:
+def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     lake.snapshot(settings, SLUG).register(con)  # type: ignore[arg-type]
@@ -63,12 +72,12 @@ def _fingerprint(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[types.SimpleNamespace, LakeSummary]:
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, LakeSummary]:
     return _generate(tmp_path_factory.mktemp("demo"))
 
 
 @pytest.fixture()
-def con(generated: tuple[types.SimpleNamespace, LakeSummary]) -> duckdb.DuckDBPyConnection:
+def con(generated: tuple[Settings, LakeSummary]) -> duckdb.DuckDBPyConnection:
     return _connect(generated[0])
 
 
@@ -292,14 +301,18 @@ def test_other_costs_have_the_right_shape(con: duckdb.DuckDBPyConnection) -> Non
                      "AND (user_id IS NULL OR zone_id IS NOT NULL)") == 0
 
 
-def test_scans_are_split_into_numbered_parts_and_old_parts_are_replaced(tmp_path: Path) -> None:
+def test_scans_are_split_into_files_in_id_order_and_a_new_demo_replaces_the_old(tmp_path: Path) -> None:
     settings, _ = _generate(tmp_path, n_scans=2_000, part_rows=300)
-    assert len(lake.list_parts(settings, SLUG, "scans")) == 7  # type: ignore[arg-type]
+    first = lake.snapshot(settings, SLUG)
+    assert [f.record_count for f in first.tables["scans"].files] == [300] * 6 + [200]
+    assert [f.low_id for f in first.tables["scans"].files] == [1, 301, 601, 901, 1201, 1501, 1801]
     settings, summary = _generate(tmp_path, n_scans=2_000, part_rows=900)
-    names = [p.name for p in lake.list_parts(settings, SLUG, "scans")]  # type: ignore[arg-type]
-    assert names == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    second = lake.snapshot(settings, SLUG)
+    assert [f.record_count for f in second.tables["scans"].files] == [900, 900, 200]
     for table in ("zones", "zone_sessions", "costs"):
-        assert len(lake.list_parts(settings, SLUG, table)) == 1  # type: ignore[arg-type]
+        assert len(second.files[table]) == 1
+    # The first demo's tables were dropped with their files.
+    assert not any(Path(p).exists() for p in first.files["scans"])
     con = _connect(settings)
     assert _one(con, "SELECT count(*) FROM scans") == 2_000
     assert _one(con, "SELECT count(*) FROM zone_sessions") == summary.sessions == 20

@@ -8,12 +8,13 @@ from sqlalchemy import func, select
 
 from exporthub.errors import InvalidVariable, PermissionDenied
 from exporthub.models import AuditEvent
+from tests._lake import lake_sql
 
 
 def _lake_count(hub, where: str = "NOT deleted") -> int:
-    glob = str(hub.settings.lake_dir / "demo-open" / "scans" / "part-*.parquet")
+    source = lake_sql(hub.settings, "demo-open", "scans")
     return int(
-        duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{glob}') WHERE {where}").fetchone()[0]
+        duckdb.connect().execute(f"SELECT count(*) FROM {source} WHERE {where}").fetchone()[0]
     )
 
 

@@ -3,7 +3,6 @@ and a round trip from hand-written csv files through a real scans export back to
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -15,11 +14,11 @@ from sqlalchemy import select
 
 from exporthub import lake
 from exporthub.accounts import InvalidValue, SystemActor
-from exporthub.compaction import LakeBusy, project_lock
 from exporthub.errors import InvalidTransition, PermissionDenied
 from exporthub.importer import ImportFile, ImportRefused, import_files
 from exporthub.models import AuditEvent, Project
 from tests import _handmade as hm
+from tests._lake import lake_files
 
 SYSTEM = SystemActor("pytest")
 
@@ -38,8 +37,8 @@ def do_import(hub, table: str, *files: Path, **kwargs):  # type: ignore[no-untyp
 
 
 def lake_rows(hub, table: str, order: str) -> list[tuple]:  # type: ignore[type-arg]
-    """An independent read of the live parts with DuckDB."""
-    files = [str(p) for p in lake.list_parts(hub.settings, hm.SLUG, table)]
+    """An independent read of the table's current data files with DuckDB."""
+    files = lake_files(hub.settings, hm.SLUG, table)
     if not files:
         return []
     return duckdb.sql(f"SELECT * FROM read_parquet({files!r}) ORDER BY {order}").fetchall()
@@ -284,28 +283,6 @@ def test_a_published_project_takes_no_imports(made):
         do_import(hub, "scans", hm.write(folder, "scans.csv", hm.SCANS_CSV))
 
 
-def test_a_second_writer_waits_for_the_lock_then_gives_up_cleanly(made):
-    hub, _, folder = made
-    path = hm.write(folder, "scans.csv", hm.SCANS_CSV)
-    holding, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with project_lock(hub.settings, hm.SLUG):
-            holding.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        assert holding.wait(5)
-        with pytest.raises(LakeBusy, match="Another import or compaction"):
-            do_import(hub, "scans", path, lock_timeout=0.3)
-    finally:
-        release.set()
-        thread.join()
-    assert do_import(hub, "scans", path).rows_imported == 5
-
-
 # ---------------------------------------------------------------------- duplicates and ids
 
 
@@ -331,10 +308,12 @@ def test_skip_duplicates_leaves_out_what_is_there_and_appends_the_rest(made):
     assert (report.first_id, report.last_id) == (6, 6)
     rows = lake_rows(hub, "scans", "scan_id")
     assert [r[0] for r in rows] == [1, 2, 3, 4, 5, 6] and rows[-1][4] == "1234567890128"
-    # Nothing new at all: no part file is written.
+    assert report.snapshot_id is not None and hm.lake_fingerprint(hub) != before
+    # Nothing new at all: nothing is written, no snapshot is committed.
+    after_first = hm.lake_fingerprint(hub)
     again = do_import(hub, "scans", hm.write(folder, "more.csv", more), skip_duplicates=True)
-    assert (again.rows_imported, again.duplicates_skipped, again.part) == (0, 6, None)
-    assert set(hm.lake_fingerprint(hub)) - set(before) == {f"scans/{report.part}"}
+    assert (again.rows_imported, again.duplicates_skipped, again.snapshot_id) == (0, 6, None)
+    assert hm.lake_fingerprint(hub) == after_first
 
 
 def test_given_scan_ids_must_be_above_the_highest_and_missing_ones_continue(made):
@@ -403,7 +382,7 @@ def test_replace_swaps_the_whole_table_and_keeps_old_snapshots_readable(made):
         "8,bob,2,2026-04-02,travel,,,2.5\n"
     )
     report = do_import(hub, "costs", hm.write(folder, "costs.csv", text), replace=True)
-    assert report.replaced and report.parts_retired == 1 and report.rows_imported == 2
+    assert report.replaced and report.files_replaced == 1 and report.rows_imported == 2
     assert [(r[0], r[7]) for r in lake_rows(hub, "costs", "cost_id")] == [(7, 1.5), (8, 2.5)]
     con = duckdb.connect()
     old_snapshot.register(con)  # a job that started before the replace still reads the old costs

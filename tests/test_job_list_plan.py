@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import event, insert, text
 
-from exporthub.db import Database, forget_databases, get_database
+from exporthub.db import Database, forget_databases
 from exporthub.models import Job, Membership, Project, User
 from tests._hubs import make_hub
 

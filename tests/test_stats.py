@@ -26,6 +26,7 @@ from exporthub.stats import (
     dimensions_for,
 )
 from exporthub.stats.queries import DURATION_BUCKETS
+from tests._lake import lake_files
 
 TZ = "Europe/Berlin"
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
@@ -38,11 +39,13 @@ class Lake:
     """The demo-open lake read with polars, plus the users from the metadata DB."""
 
     def __init__(self, hub, slug: str = "demo-open") -> None:
-        base = hub.settings.lake_dir / slug
-        self.zones = pl.read_parquet(f"{base}/zones/part-*.parquet")
-        self.sessions = pl.read_parquet(f"{base}/zone_sessions/part-*.parquet")
-        self.scans = pl.read_parquet(f"{base}/scans/part-*.parquet")
-        self.costs = pl.read_parquet(f"{base}/costs/part-*.parquet")
+        def read(table: str) -> pl.DataFrame:
+            return pl.concat([pl.read_parquet(f) for f in lake_files(hub.settings, slug, table)])
+
+        self.zones = read("zones")
+        self.sessions = read("zone_sessions")
+        self.scans = read("scans")
+        self.costs = read("costs")
         with hub.db.read() as s:
             rows = [
                 (u.id, u.username, u.display_name, u.deleted_at is not None) for u in s.scalars(select(User))
@@ -432,9 +435,9 @@ def test_cache_hits_and_the_data_version(demo_hub, ref):
     assert second.cache_hits == len(second.tables)
     assert second.headline == first.headline
 
-    # New data: a part file appended to the lake makes the old entries unreachable.
+    # New data: a commit to the lake makes the old entries unreachable.
     extra = ref.scans.head(50).with_columns(pl.col("scan_id") + 10_000_000, deleted=pl.lit(False))
-    lake.write_part(demo_hub.settings, "demo-open", "scans", extra.to_arrow())
+    lake.append_rows(demo_hub.settings, "demo-open", "scans", extra.to_arrow())
     third = svc.preview("analyst", "demo-open", StatsFilter())
     assert third.cache_hits == 0 and third.data_version != first.data_version
     assert third.headline["scans"] == first.headline["scans"] + 50

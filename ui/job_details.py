@@ -7,6 +7,7 @@ from typing import Any
 import streamlit as st
 
 from exporthub.errors import ExporthubError
+from exporthub.lake.snapshot import snapshot_label
 from exporthub.states import ACTIVE_STATUSES, JobStatus
 from exporthub.views import JobView
 from ui import format as fmt
@@ -102,6 +103,8 @@ def _body(job_id: int) -> None:
             st.caption(
                 "No files." if job.status not in ACTIVE_STATUSES else "Files appear when the job completes."
             )
+        if job.lake_snapshot:
+            st.caption(f"Data cut-off: lake snapshot {snapshot_label(job.lake_snapshot)}.")
         if job.export_session_count or job.export_sessions_reset:
             reset = " (reset)" if job.export_sessions_reset else ""
             st.caption(f"Export sessions recorded for {job.export_session_count} zones{reset}.")

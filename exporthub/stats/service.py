@@ -2,8 +2,8 @@
 
 Every call takes the acting username and needs ``exports.view`` on the project, checked before the
 cache is consulted. Results are cached per process by (project, lake data version, users version,
-query, resolved filters, parameters), so a repeated view is answered from memory and any new part file
-or user change makes the old entries unreachable.
+query, resolved filters, parameters), so a repeated view is answered from memory and any new lake
+snapshot (an import, a compaction) or user change makes the old entries unreachable.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class _Request:
     timezone: str
     users: list[dict[str, Any]]
     users_version: str
-    snapshot: lake.LakeSnapshot
+    snapshot_ids: dict[str, int | None]  # the files are listed only when a query has to run
     data_version: str
     cutoff: datetime
     _con: duckdb.DuckDBPyConnection | None = None
@@ -100,7 +100,7 @@ class _Request:
     def con(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             self._con = lake.connect(self.settings)
-            self.snapshot.register(self._con)
+            lake.snapshot(self.settings, self.slug, self.snapshot_ids).register(self._con)
             self._con.register("_users_arrow", users_table(self.users))
             self._con.execute("CREATE OR REPLACE VIEW users AS SELECT * FROM _users_arrow")
         return self._con
@@ -210,15 +210,11 @@ class StatsService:
         fingerprint = "\n".join(f"{u['user_id']}:{u['username']}:{u['display_name']}:{u['deleted_at']}"
                                 for u in users) + f"\nmembers:{members}"
         users_version = hashlib.sha1(fingerprint.encode()).hexdigest()[:16]
-        # The version must describe exactly the snapshot's files: if a part lands in between, look again.
-        for _ in range(5):
-            before = lake.data_version(self.settings, slug)
-            cutoff = datetime.now(UTC)
-            snap = lake.snapshot(self.settings, slug)
-            if lake.data_version(self.settings, slug) == before:
-                break
+        # The cache key is the snapshot's ids, so it describes exactly the files the results come from.
+        cutoff = datetime.now(UTC)
+        ids = lake.current_ids(self.settings, slug)
         return _Request(settings=self.settings, slug=slug, timezone=timezone, users=users,
-                        users_version=users_version, snapshot=snap, data_version=before, cutoff=cutoff)
+                        users_version=users_version, snapshot_ids=ids, data_version=lake.version_of(slug, ids), cutoff=cutoff)
 
     def _named(self, request: _Request, scope: Scope, name: str, params: dict[str, Any]) -> StatsResult:
         key = ("query", name, scope.key(), tuple(sorted(params.items())))

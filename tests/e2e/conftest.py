@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests._lake import lake_files
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -34,8 +35,9 @@ class RunningHub:
     url: str
     data_dir: Path
 
-    def lake(self, slug: str, table: str) -> str:
-        return str(self.data_dir / "lake" / slug / table / "part-*.parquet")
+    def lake(self, slug: str, table: str) -> list[str]:
+        """The table's current data files (for ``read_parquet(?)``)."""
+        return lake_files(f"sqlite:///{self.data_dir / 'exporthub.db'}", slug, table)
 
 
 def _free_port() -> int:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from exporthub.states import JobStatus
 from exporthub.views import JobView
+from tests._lake import lake_sql
 
 
 def completed_job(hub, export_type: str, variables: dict, *, user: str = "analyst",  # type: ignore[no-untyped-def]
@@ -25,4 +26,4 @@ def data_file(job: JobView, ext: str) -> Path:
 
 def parts(hub, slug: str, table: str) -> str:  # type: ignore[no-untyped-def]
     """A DuckDB ``read_parquet`` over a lake table's part files, for independent checks."""
-    return f"read_parquet('{hub.settings.lake_dir / slug / table / 'part-*.parquet'}')"
+    return lake_sql(hub.settings, slug, table)

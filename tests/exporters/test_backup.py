@@ -20,6 +20,8 @@ from exporthub.models import AuditEvent, ExportSession, Job, Membership, Project
 from exporthub.passwords import hash_password
 from exporthub.restore import BackupCorrupted, RestoreRefused, restore_backup
 from exporthub.states import JobStatus
+from exporthub.lake.catalog import project_slugs
+from tests._lake import lake_files, lake_sql
 
 
 def run_backup(hub, *, user: str = "manager", slug: str = "demo-open") -> Path:
@@ -33,20 +35,19 @@ def run_backup(hub, *, user: str = "manager", slug: str = "demo-open") -> Path:
 def lake_figures(settings, slug: str) -> dict[str, tuple]:
     """Counts and sums per table, and scans per username-free user id, read straight from parquet."""
     con = duckdb.connect()
-    base = settings.lake_dir / slug
     return {
         "zones": con.execute(
-            f"SELECT count(*), sum(expected_items) FROM '{base}/zones/part-*.parquet'"
+            f"SELECT count(*), sum(expected_items) FROM {lake_sql(settings, slug, 'zones')}"
         ).fetchone(),
         "zone_sessions": con.execute(
-            f"SELECT count(*), sum(epoch(ended_at - started_at)) FROM '{base}/zone_sessions/part-*.parquet'"
+            f"SELECT count(*), sum(epoch(ended_at - started_at)) FROM {lake_sql(settings, slug, 'zone_sessions')}"
         ).fetchone(),
         "scans": con.execute(
-            f"SELECT count(*), sum(quantity), sum(scan_id) FROM '{base}/scans/part-*.parquet' "
+            f"SELECT count(*), sum(quantity), sum(scan_id) FROM {lake_sql(settings, slug, 'scans')} "
             "WHERE NOT deleted"
         ).fetchone(),
         "costs": con.execute(
-            f"SELECT count(*), round(sum(amount), 2) FROM '{base}/costs/part-*.parquet'"
+            f"SELECT count(*), round(sum(amount), 2) FROM {lake_sql(settings, slug, 'costs')}"
         ).fetchone(),
     }
 
@@ -57,7 +58,7 @@ def scans_by_username(settings, db, slug: str) -> dict[str, int]:
     rows = (
         duckdb.connect()
         .execute(
-            f"SELECT user_id, count(*) FROM '{settings.lake_dir / slug}/scans/part-*.parquet' GROUP BY 1"
+            f"SELECT user_id, count(*) FROM {lake_sql(settings, slug, 'scans')} GROUP BY 1"
         )
         .fetchall()
     )
@@ -74,11 +75,12 @@ def test_backup_holds_the_lake_and_metadata_with_checksums(demo_hub):
         for entry in manifest["entries"]:
             data = archive.read(entry["name"])
             assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["size"]
-        lake_dir = demo_hub.settings.lake_dir / "demo-open"
-        lake_files = sorted(p.relative_to(lake_dir).as_posix() for p in lake_dir.rglob("part-*.parquet"))
-        assert sorted(n[len("lake/") :] for n in names if n.startswith("lake/")) == lake_files
-        for rel in lake_files:
-            assert archive.read("lake/" + rel) == (lake_dir / rel).read_bytes()
+        # Each table's data files of the snapshot, byte for byte (the demo writes one file per table).
+        entries = sorted(n for n in names if n.startswith("lake/"))
+        assert entries == [f"lake/{t}/part-00000.parquet" for t in ("costs", "scans", "zone_sessions", "zones")]
+        for table in ("costs", "scans", "zone_sessions", "zones"):
+            (source,) = lake_files(demo_hub.settings, "demo-open", table)
+            assert archive.read(f"lake/{table}/part-00000.parquet") == Path(source).read_bytes()
         members = json.loads(archive.read("metadata/memberships.json"))
         users = json.loads(archive.read("metadata/users.json"))
         project = json.loads(archive.read("metadata/project.json"))
@@ -92,7 +94,7 @@ def test_backup_holds_the_lake_and_metadata_with_checksums(demo_hub):
     assert all("password" not in key for u in users for key in u)
     assert (
         manifest["lake_rows"]["scans"]
-        == duckdb.connect().execute(f"SELECT count(*) FROM '{lake_dir}/scans/part-*.parquet'").fetchone()[0]
+        == duckdb.connect().execute(f"SELECT count(*) FROM {lake_sql(demo_hub.settings, 'demo-open', 'scans')}").fetchone()[0]
     )
     assert [j["export_type"] for j in jobs] == ["backup"] and jobs[0]["status"] == "running"
 
@@ -140,7 +142,8 @@ def test_restore_round_trips_on_the_same_instance(demo_hub, capsys):
 def test_restore_into_another_instance_maps_users_by_username(demo_hub, tmp_path):
     zip_path = run_backup(demo_hub, user="admin", slug="demo-closed")
     other_settings = dataclasses.replace(
-        demo_hub.settings, data_dir=tmp_path / "other", database_url=f"sqlite:///{tmp_path / 'other.db'}"
+        demo_hub.settings, data_dir=tmp_path / "other", database_url=f"sqlite:///{tmp_path / 'other.db'}",
+        lake_url=(tmp_path / "other" / "lake").as_uri(),
     )
     other = Database(other_settings.database_url)
     other.migrate()
@@ -225,12 +228,14 @@ def test_a_corrupted_backup_is_refused_and_creates_nothing(demo_hub, tmp_path, c
         bad = edit_manifest(zip_path, tmp_path / "bad.zip")
     before = counts(demo_hub)
     lake_before = sorted(p.name for p in demo_hub.settings.lake_dir.iterdir())
+    namespaces_before = project_slugs(demo_hub.settings)
     rc = main(["restore", str(bad), "--project", "broken", "--user", "admin"])
     err = capsys.readouterr().err
     assert rc == 2 and "Backup is corrupted, nothing was restored" in err
     assert "entry " in err and ("lake/" in err or "metadata/" in err)
     assert counts(demo_hub) == before
     assert sorted(p.name for p in demo_hub.settings.lake_dir.iterdir()) == lake_before
+    assert project_slugs(demo_hub.settings) == namespaces_before
     with demo_hub.db.read() as s:
         (event,) = s.scalars(select(AuditEvent).where(AuditEvent.action == "restore")).all()
     assert event.outcome == "refused" and "corrupted" in event.detail
@@ -252,7 +257,7 @@ def test_refusals_not_an_admin_taken_slug_not_a_backup(demo_hub, tmp_path, capsy
     junk.write_bytes(b"not a zip at all")
     assert main(["restore", str(junk), "--project", "x2", "--user", "admin"]) == 2
     assert "not a readable zip archive" in capsys.readouterr().err
-    assert not (demo_hub.settings.lake_dir / "x1").exists()
+    assert not (demo_hub.settings.lake_dir / "x1").exists() and "x1" not in project_slugs(demo_hub.settings)
 
 
 @pytest.mark.parametrize(
@@ -283,7 +288,7 @@ def test_a_project_without_data_round_trips(hub):
     zip_path = run_backup(hub, user="root", slug="empty")
     report = restore_backup(hub.db, hub.settings, zip_path, project_slug="empty-copy", username="root")
     assert report.lake_files == 0 and set(report.lake_rows.values()) == {0}
-    assert (hub.settings.lake_dir / "empty-copy").is_dir()
+    assert lake_files(hub.settings, "empty-copy", "scans") == []
     with hub.db.read() as s:
         copy = s.scalar(select(Project).where(Project.slug == "empty-copy"))
     assert (copy.timezone, copy.status, copy.name) == ("Asia/Tokyo", "closed", "Empty")

@@ -10,12 +10,13 @@ from python_calamine import CalamineWorkbook
 
 from exporthub.errors import PermissionDenied
 from tests.exporters._support import completed_job
+from tests._lake import lake_sql
 
 CATEGORIES = ("labor", "travel", "equipment", "other")
 
 
 def lake(hub, slug: str, table: str) -> str:
-    return f"read_parquet('{hub.settings.lake_dir / slug / table / 'part-*.parquet'}')"
+    return lake_sql(hub.settings, slug, table)
 
 
 def lake_costs(

@@ -12,10 +12,11 @@ from exporthub.errors import InvalidVariable, PermissionDenied
 from exporthub.models import AuditEvent
 from exporthub.stats import ExploreSpec, ResultCache, StatsFilter, StatsService
 from tests.exporters._support import completed_job
+from tests._lake import lake_sql
 
 
 def lake(hub, table: str) -> str:
-    return f"read_parquet('{hub.settings.lake_dir / 'demo-open' / table / 'part-*.parquet'}')"
+    return lake_sql(hub.settings, "demo-open", table)
 
 
 def run(hub, variables: dict, user: str = "analyst"):

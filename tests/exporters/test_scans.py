@@ -11,11 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from exporthub.models import ExportSession
+from tests._lake import lake_sql
 from tests.exporters._support import completed_job, data_file
-
-
-def lake_glob(hub, table: str) -> str:
-    return str(hub.settings.lake_dir / "demo-open" / table / "part-*.parquet")
 
 
 def expected(hub, where: str = "NOT deleted", params: list | None = None) -> tuple[int, int, int]:
@@ -23,7 +20,7 @@ def expected(hub, where: str = "NOT deleted", params: list | None = None) -> tup
     con = duckdb.connect()
     row = con.execute(
         f"SELECT count(*), coalesce(sum(quantity), 0), coalesce(sum(scan_id), 0) "
-        f"FROM read_parquet('{lake_glob(hub, 'scans')}') WHERE {where}",
+        f"FROM {lake_sql(hub.settings, 'demo-open', 'scans')} WHERE {where}",
         params or [],
     ).fetchone()
     return tuple(int(x) for x in row)
@@ -64,7 +61,7 @@ def test_xlsx_matches_the_lake_with_typed_cells(demo_hub):
 def test_filters_zones_and_deleted(demo_hub):
     con = duckdb.connect()
     zones = con.execute(
-        f"SELECT zone_id, code FROM read_parquet('{lake_glob(demo_hub, 'zones')}') WHERE NOT deleted ORDER BY code LIMIT 2"
+        f"SELECT zone_id, code FROM {lake_sql(demo_hub.settings, 'demo-open', 'zones')} WHERE NOT deleted ORDER BY code LIMIT 2"
     ).fetchall()
     job = run_export(demo_hub, {"format": "parquet", "zones": [c for _, c in zones], "includeDeleted": True})
     got = con.execute(
@@ -90,7 +87,7 @@ def test_export_sessions_recorded_incremental_and_reset(demo_hub):
         sessions = s.scalars(select(ExportSession).where(ExportSession.job_id == first.id)).all()
         recorded = {e.zone_id: (e.watermark_scan_id, e.scan_count) for e in sessions}
     lake = duckdb.connect().execute(
-        f"SELECT zone_id, max(scan_id), count(*) FROM read_parquet('{lake_glob(demo_hub, 'scans')}') "
+        f"SELECT zone_id, max(scan_id), count(*) FROM {lake_sql(demo_hub.settings, 'demo-open', 'scans')} "
         "WHERE NOT deleted GROUP BY zone_id"
     ).fetchall()
     assert recorded == {z: (m, c) for z, m, c in lake}
@@ -125,13 +122,13 @@ def test_late_upload_is_new_for_incremental_export(demo_hub):
     """A scan ingested after the export, even with an old scan time, is exported next time."""
     import pyarrow as pa
 
-    from exporthub.lake import SCHEMAS, write_part
+    from exporthub.lake import SCHEMAS, append_rows
 
     run_export(demo_hub, {"format": "csv"}, user="manager")
     con = duckdb.connect()
     zone_id, session_id, user_id, max_id = con.execute(
-        f"SELECT zone_id, session_id, user_id, (SELECT max(scan_id) FROM read_parquet('{lake_glob(demo_hub, 'scans')}')) "
-        f"FROM read_parquet('{lake_glob(demo_hub, 'scans')}') WHERE NOT deleted LIMIT 1"
+        f"SELECT zone_id, session_id, user_id, (SELECT max(scan_id) FROM {lake_sql(demo_hub.settings, 'demo-open', 'scans')}) "
+        f"FROM {lake_sql(demo_hub.settings, 'demo-open', 'scans')} WHERE NOT deleted LIMIT 1"
     ).fetchone()
     old_time = datetime(2026, 10, 1, 9, 0, tzinfo=ZoneInfo("UTC"))
     late = pa.table({
@@ -139,7 +136,7 @@ def test_late_upload_is_new_for_incremental_export(demo_hub):
         "barcode": ["4000000000017"], "quantity": [3], "scanned_at": [old_time], "device": ["DEV-99"],
         "deleted": [False],
     }, schema=SCHEMAS["scans"])
-    write_part(demo_hub.settings, "demo-open", "scans", late)
+    append_rows(demo_hub.settings, "demo-open", "scans", late)
     job = run_export(demo_hub, {"format": "parquet", "onlyNewSinceLastExport": True}, user="manager")
     got = con.execute(f"SELECT scan_id, quantity FROM read_parquet('{data_file(job, 'parquet')}')").fetchall()
     assert got == [(max_id + 1, 3)]

@@ -11,10 +11,11 @@ from exporthub import charts
 from exporthub.errors import PermissionDenied
 from exporthub.stats import ResultCache, StatsFilter, StatsService
 from tests.exporters._support import completed_job
+from tests._lake import lake_sql
 
 
 def lake(hub, table: str, slug: str = "demo-open") -> str:
-    return f"read_parquet('{hub.settings.lake_dir / slug / table / 'part-*.parquet'}')"
+    return lake_sql(hub.settings, slug, table)
 
 
 def run(hub, variables: dict, user: str = "analyst", slug: str = "demo-open"):

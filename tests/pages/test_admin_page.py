@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from exporthub import lake
 from exporthub.models import AuditEvent, Project, User
 from exporthub.passwords import verify_password
 from exporthub.permissions import ROLES
 from tests.pages.conftest import plain, shown
+from tests import _handmade as hm
+from tests._lake import lake_files
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "admin.py")
 SLUG = "demo-open"
@@ -38,7 +39,7 @@ def project(hub, slug: str) -> Project | None:  # type: ignore[no-untyped-def]
 
 
 def scan_count(hub) -> int:  # type: ignore[no-untyped-def]
-    files = [str(p) for p in lake.list_parts(hub.settings, SLUG, "scans")]
+    files = lake_files(hub.settings, SLUG, "scans")
     return int(duckdb.sql(f"SELECT count(*) FROM read_parquet({files!r})").fetchall()[0][0])
 
 
@@ -136,7 +137,7 @@ def test_closing_a_project_asks_for_confirmation(demo_hub):
 
 
 def _scans_csv(hub, rows: int) -> bytes:  # type: ignore[no-untyped-def]
-    files = [str(p) for p in lake.list_parts(hub.settings, SLUG, "zone_sessions")]
+    files = lake_files(hub.settings, SLUG, "zone_sessions")
     sid, zone, user_id = duckdb.sql(
         f"SELECT session_id, zone_id, user_id FROM read_parquet({files!r}) "
         "WHERE NOT deleted ORDER BY session_id LIMIT 1"
@@ -166,7 +167,7 @@ def test_admin_imports_an_uploaded_file_and_gets_a_report(demo_hub):
 
 
 def test_a_refused_upload_shows_each_problem_and_changes_nothing(demo_hub):
-    before = sorted(p.name for p in (demo_hub.settings.lake_dir / SLUG / "scans").iterdir())
+    before = hm.lake_fingerprint(demo_hub, SLUG)
     bad = (
         _scans_csv(demo_hub, 3)
         .replace(b",2,2026-11-19T09:01", b",two,2026-11-19T09:01")
@@ -186,7 +187,7 @@ def test_a_refused_upload_shows_each_problem_and_changes_nothing(demo_hub):
         ("bad.csv", 2, "quantity"),
         ("bad.csv", 3, "scanned_at"),
     ]
-    assert sorted(p.name for p in (demo_hub.settings.lake_dir / SLUG / "scans").iterdir()) == before
+    assert hm.lake_fingerprint(demo_hub, SLUG) == before
 
 
 def test_the_audit_trail_filters_by_action_and_user(demo_hub):

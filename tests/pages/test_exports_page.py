@@ -21,12 +21,9 @@ from tests.pages.conftest import ROLES, labels, open_app, page_links, shown, tex
 from ui import forms
 from ui import hub as ui_hub
 from ui import session as ui_session
+from tests._lake import lake_sql
 
 STARTERS = {"admin", "manager", "analyst"}
-
-
-def _lake(hub, table: str) -> str:
-    return str(hub.settings.lake_dir / "demo-open" / table / "part-*.parquet")
 
 
 def _run_scans(hub, user: str = "analyst", **variables):
@@ -378,7 +375,7 @@ def test_scans_form_shows_presets_and_dates_only_for_a_custom_range(run_function
     codes = [
         r[0]
         for r in con.execute(
-            f"SELECT code FROM read_parquet('{_lake(app_hub, 'zones')}') WHERE NOT deleted ORDER BY code"
+            f"SELECT code FROM {lake_sql(app_hub.settings, 'demo-open', 'zones')} WHERE NOT deleted ORDER BY code"
         ).fetchall()
     ]
     assert at.multiselect[0].options == codes and at.multiselect[0].label == "Zones (empty = all)"
@@ -416,8 +413,8 @@ def _count(hub, where: str, params: list | None = None) -> int:
     con = duckdb.connect()
     return int(
         con.execute(
-            f"SELECT count(*) FROM read_parquet('{_lake(hub, 'scans')}') s "
-            f"JOIN read_parquet('{_lake(hub, 'zones')}') z USING (zone_id) WHERE {where}",
+            f"SELECT count(*) FROM {lake_sql(hub.settings, 'demo-open', 'scans')} s "
+            f"JOIN {lake_sql(hub.settings, 'demo-open', 'zones')} z USING (zone_id) WHERE {where}",
             params or [],
         ).fetchone()[0]
     )
@@ -432,7 +429,7 @@ def test_dialog_estimate_matches_an_independent_count(app_hub, run_function):
         duckdb.connect()
         .execute(
             "SELECT timezone('Europe/Berlin', scanned_at)::DATE AS d "
-            f"FROM read_parquet('{_lake(app_hub, 'scans')}') GROUP BY d ORDER BY count(*) DESC, d LIMIT 1"
+            f"FROM {lake_sql(app_hub.settings, 'demo-open', 'scans')} GROUP BY d ORDER BY count(*) DESC, d LIMIT 1"
         )
         .fetchone()[0]
     )
@@ -444,8 +441,8 @@ def test_dialog_estimate_matches_an_independent_count(app_hub, run_function):
         r[0]
         for r in duckdb.connect()
         .execute(
-            f"SELECT z.code FROM read_parquet('{_lake(app_hub, 'scans')}') s "
-            f"JOIN read_parquet('{_lake(app_hub, 'zones')}') z USING (zone_id) WHERE {window} "
+            f"SELECT z.code FROM {lake_sql(app_hub.settings, 'demo-open', 'scans')} s "
+            f"JOIN {lake_sql(app_hub.settings, 'demo-open', 'zones')} z USING (zone_id) WHERE {window} "
             "GROUP BY z.code ORDER BY count(*) DESC, z.code LIMIT 2",
             [start, end],
         )

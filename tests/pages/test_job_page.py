@@ -3,12 +3,15 @@ the actions, for each demo role."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from exporthub.states import JobStatus
 from tests.pages.conftest import ROLES, labels, open_app, page_links, plain, shown, texts
+from tests._lake import lake_files
 
 
 def _details(username: str, job_id: int | None, project: str = "demo-open"):
@@ -50,6 +53,9 @@ def test_completed_job_shows_status_timings_variables_files_and_log(app_hub):
         assert f.name in files
     assert "0 downloads" in files and 'href="/download/' in files
     assert "Export sessions recorded for" in texts(at)
+    # The data cut-off: the Iceberg snapshot id of each lake table the job read.
+    cutoff = "Data cut-off: lake snapshot " + ", ".join(f"{t} {i}" for t, i in job.lake_snapshot.items()) + "."
+    assert cutoff in [c.value for c in at.caption]
     assert not at.error
 
 
@@ -76,7 +82,7 @@ def test_running_job_can_be_cancelled_from_the_details_page(app_hub):
 def test_failed_job_shows_its_error_with_the_cause(app_hub):
     service = app_hub.service()
     job = service.start("analyst", "demo-open", "scans", {})
-    part = sorted((app_hub.settings.lake_dir / "demo-open" / "scans").glob("part-*.parquet"))[0]
+    part = Path(lake_files(app_hub.settings, "demo-open", "scans")[0])
     part.write_bytes(b"this is not parquet")  # a lake file damaged after the start: the run fails for real
     app_hub.run_queued()
     job = service.get("analyst", job.id)

@@ -12,6 +12,7 @@ import ui.session
 from exporthub.errors import PermissionDenied
 from exporthub.stats import StatsFilter, StatsService
 from tests.pages.conftest import shown
+from tests._lake import lake_sql
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "statistics.py")
 
@@ -27,9 +28,9 @@ def open_page(hub, user: str, project: str = "demo-open") -> AppTest:
 
 
 def lake_scans(hub, where: str = "NOT deleted") -> int:
-    path = hub.settings.lake_dir / "demo-open" / "scans" / "part-*.parquet"
+    source = lake_sql(hub.settings, "demo-open", "scans")
     return int(
-        duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{path}') WHERE {where}").fetchone()[0]
+        duckdb.connect().execute(f"SELECT count(*) FROM {source} WHERE {where}").fetchone()[0]
     )
 
 
@@ -71,7 +72,7 @@ def test_analyst_sees_charts_and_starts_the_report_with_the_view(demo_hub):
         duckdb.connect()
         .execute(
             f"SELECT list(zone_id) FROM "
-            f"read_parquet('{demo_hub.settings.lake_dir}/demo-open/zones/part-*.parquet') "
+            f"{lake_sql(demo_hub.settings, 'demo-open', 'zones')} "
             "WHERE code IN (SELECT unnest(?))",
             [zones],
         )
@@ -110,7 +111,7 @@ def test_explore_shows_table_and_exports_the_view(demo_hub):
         duckdb.connect()
         .execute(
             f"SELECT sum(quantity) FROM "
-            f"read_parquet('{demo_hub.settings.lake_dir}/demo-open/scans/part-*.parquet') "
+            f"{lake_sql(demo_hub.settings, 'demo-open', 'scans')} "
             "WHERE NOT deleted"
         )
         .fetchone()[0]
