@@ -201,7 +201,7 @@ def cmd_roles(args: argparse.Namespace, settings: Settings) -> int:
 def register(sub: Any) -> None:
     """Add the operator commands to the ``exporthub`` parser's sub-commands."""
     p = sub.add_parser("init", help="create the schema and the first global admin (asks for the password)")
-    p.add_argument("--username", default="admin")
+    p.add_argument("--username", default="admin", help="the first admin's username (default admin)")
     p.add_argument("--name", default=None, help="display name")
     p.set_defaults(func=cmd_init)
 
@@ -209,58 +209,58 @@ def register(sub: Any) -> None:
         dest="projects_command", required=True
     )
     p = projects.add_parser("add", help="create a project")
-    p.add_argument("slug")
-    p.add_argument("--name", required=True)
+    p.add_argument("slug", help="the project's slug: lower-case words joined by -")
+    p.add_argument("--name", required=True, help="the project's name as people read it")
     p.add_argument("--timezone", default="UTC", help="IANA name, e.g. Europe/Berlin (default UTC)")
     p.set_defaults(func=cmd_projects_add)
     p = projects.add_parser("list", help="list every project")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON (refusals too)")
     p.set_defaults(func=cmd_projects_list)
     for action in ("close", "reopen"):
         p = projects.add_parser(action, help=f"{action} a project")
-        p.add_argument("slug")
+        p.add_argument("slug", help="the project's slug: lower-case words joined by -")
         p.set_defaults(func=_project_status(action))
 
     users = sub.add_parser("users", help="add users, set passwords, activate and deactivate").add_subparsers(
         dest="users_command", required=True
     )
     p = users.add_parser("add", help="create a user (password from standard input or a prompt)")
-    p.add_argument("username")
+    p.add_argument("username", help="the user's username")
     p.add_argument("--name", default=None, help="display name (default: the username)")
-    p.add_argument("--email", default=None)
+    p.add_argument("--email", default=None, help="the user's email address (OIDC logins match it)")
     p.add_argument("--admin", action="store_true", help="a global admin: every permission everywhere")
     p.add_argument("--no-login", action="store_true", help="field staff who never log in: no password")
     p.add_argument("--hourly-rate", type=float, default=0.0, metavar="RATE",
                    help="cost of one hour of this person's work, for the users export (default 0)")
     p.set_defaults(func=cmd_users_add)
     p = users.add_parser("rate", help="set a user's hourly rate (the users export's labour figures)")
-    p.add_argument("username")
+    p.add_argument("username", help="the user's username")
     p.add_argument("rate", type=float, help="cost of one hour of work, e.g. 21.50")
     p.set_defaults(func=cmd_users_rate)
     p = users.add_parser("list", help="list users with their roles")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON (refusals too)")
     p.set_defaults(func=cmd_users_list)
     p = users.add_parser("passwd", help="set a user's password (from standard input or a prompt)")
-    p.add_argument("username")
+    p.add_argument("username", help="the user's username")
     p.set_defaults(func=cmd_users_passwd)
     for action, active in (("deactivate", False), ("activate", True)):
         p = users.add_parser(action, help=f"{action} an account")
-        p.add_argument("username")
+        p.add_argument("username", help="the user's username")
         p.set_defaults(func=_user_active(active))
 
     members = sub.add_parser("members", help="grant and revoke project roles").add_subparsers(
         dest="members_command", required=True
     )
     p = members.add_parser("set", help="give USERNAME the ROLE on PROJECT (replaces any role there)")
-    p.add_argument("username")
-    p.add_argument("project")
+    p.add_argument("username", help="the user's username")
+    p.add_argument("project", help="the project's slug")
     p.add_argument("role", help=f"one of: {', '.join(ROLES)}")
     p.set_defaults(func=cmd_members_set)
     p = members.add_parser("remove", help="take away USERNAME's role on PROJECT")
-    p.add_argument("username")
-    p.add_argument("project")
+    p.add_argument("username", help="the user's username")
+    p.add_argument("project", help="the project's slug")
     p.set_defaults(func=cmd_members_remove)
 
     p = sub.add_parser("roles", help="list the roles and their permissions")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON (refusals too)")
     p.set_defaults(func=cmd_roles)

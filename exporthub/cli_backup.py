@@ -52,5 +52,5 @@ def register(subparsers: Any) -> None:
     p.add_argument("--project", required=True, help="the new project's slug (must not exist)")
     p.add_argument("--user", required=True, help="the acting user; must be a global admin")
     p.add_argument("--name", help="the new project's name (default: the backed-up project's name)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON (refusals too)")
     p.set_defaults(func=cmd_restore)

@@ -75,8 +75,8 @@ def cmd_migrate_lake(args: argparse.Namespace, settings: Settings) -> int:
 def register(sub: Any) -> None:
     """Add ``import`` and ``compact`` to the ``exporthub`` parser's sub-commands."""
     p = sub.add_parser("import", help="import csv or parquet files into a project's lake table")
-    p.add_argument("project")
-    p.add_argument("table", choices=IMPORT_TABLES)
+    p.add_argument("project", help="the project's slug")
+    p.add_argument("table", choices=IMPORT_TABLES, help="the lake table the files go into")
     p.add_argument(
         "files", nargs="+", metavar="FILE", help=".csv or .parquet files (the README lists the columns)"
     )
@@ -86,13 +86,13 @@ def register(sub: Any) -> None:
         action="store_true",
         help="leave out rows that were imported already instead of refusing the import",
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON (refusals too)")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser(
         "compact", help="compact a project's lake and expire old snapshots (safe while jobs and imports run)"
     )
-    p.add_argument("project")
+    p.add_argument("project", help="the project's slug")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_compact)
 

@@ -50,9 +50,9 @@ def cmd_link(args: argparse.Namespace, settings: Settings) -> int:
 def register(subparsers: Any) -> None:
     """Add the ``link`` sub-command to the ``exporthub`` parser."""
     p = subparsers.add_parser("link", help="print a download link to a file for one user")
-    p.add_argument("file_id", type=int)
+    p.add_argument("file_id", type=int, help="the file's id (see 'exporthub job')")
     p.add_argument("--user", required=True, help="the user the link belongs to")
     p.add_argument("--ttl", type=_ttl, default=None,
                    help="lifetime in seconds (default: the UI's link lifetime, EXPORTHUB_LINK_TTL_SECONDS)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON (refusals too)")
     p.set_defaults(func=cmd_link)

@@ -199,3 +199,22 @@ def test_refusals_with_json_are_json_on_stdout(demo_hub, capsys):
     code, out, _ = run(capsys, "job", "999", "--user", "analyst", "--json")
     assert code == 2 and json.loads(out)["error"]["code"] == "job_not_found"
 
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    import argparse
+
+    from exporthub.cli import build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "exporthub")
+    assert missing == []
