@@ -18,17 +18,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from exporthub import api_tokens
-from exporthub.accounts import cli_actor
-from exporthub.db import get_database
 from exporthub.errors import ExporthubError
-from exporthub.links import fetch_file
 from exporthub.settings import Settings
 
 EXIT_OK = 0
 
 
 def cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> int:
+    from exporthub import api_tokens
+    from exporthub.accounts import cli_actor
+    from exporthub.db import get_database
+
     view, secret = api_tokens.create(get_database(settings), cli_actor(), args.user, args.name, ttl_days=args.days)
     if args.json:
         print(json.dumps({"token": {**view.to_json(), "secret": secret}}, ensure_ascii=False))
@@ -40,6 +40,10 @@ def cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_tokens_list(args: argparse.Namespace, settings: Settings) -> int:
+    from exporthub import api_tokens
+    from exporthub.accounts import cli_actor
+    from exporthub.db import get_database
+
     tokens = api_tokens.list_tokens(get_database(settings), cli_actor(), args.user)
     if args.json:
         print(json.dumps({"tokens": [t.to_json() for t in tokens]}, ensure_ascii=False))
@@ -52,12 +56,19 @@ def cmd_tokens_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_tokens_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from exporthub import api_tokens
+    from exporthub.accounts import cli_actor
+    from exporthub.db import get_database
+
     view = api_tokens.revoke(get_database(settings), cli_actor(), args.token_id)
     print(f"API token {view.id} of {view.username} ({view.name}) revoked")
     return EXIT_OK
 
 
 def cmd_download(args: argparse.Namespace, settings: Settings) -> int:
+    from exporthub.db import get_database
+    from exporthub.links import fetch_file
+
     chosen = Path(args.output) if args.output else None
     if chosen is not None and not chosen.is_dir():
         _refuse_existing(chosen, args.force)  # before the download is counted
