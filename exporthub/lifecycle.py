@@ -225,8 +225,10 @@ def finish(db: Database, lease: Lease, outcome: Outcome) -> JobStatus | None:
                           error=error if status is JobStatus.FAILED else None)
         if not won:
             return None
-        log(s, lease.job_id, LogLevel.ERROR if status is JobStatus.FAILED else LogLevel.INFO,
-            message or (error or "Failed") if status is JobStatus.FAILED else message or str(status).capitalize())
+        failed = status is JobStatus.FAILED
+        if message is None:
+            message = (error or "Failed") if failed else str(status).capitalize()
+        log(s, lease.job_id, LogLevel.ERROR if failed else LogLevel.INFO, message)
     return status
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from exporthub.context import JobContext
+from exporthub.lake import fsync_dir
 from exporthub.lifecycle import StoredFile
 from exporthub.settings import Settings
 
@@ -33,14 +34,6 @@ CONTENT_TYPES = {
 def content_type(name: str) -> str:
     suffix = Path(name).suffix
     return CONTENT_TYPES.get(suffix, mimetypes.guess_type(name)[0] or "application/octet-stream")
-
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def store_outputs(ctx: JobContext) -> list[StoredFile]:
