@@ -24,7 +24,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from exporters.registry import BaseExporter
 from exporthub.context import ChildSpec, JobContext
@@ -34,10 +34,11 @@ from exporthub.states import CLOSED_PROJECT_STATUSES, JobStatus
 _CHUNK = 1 << 20
 
 
-def _copy_verified(source: Path, target: Path, expected_sha256: str) -> int:
-    """Copy ``source`` to ``target``, fsync it, and check it still has the sha256 recorded for it."""
+def _copy_verified(source: BinaryIO, name: str, target: Path, expected_sha256: str) -> int:
+    """Copy ``source`` (a stored file) to ``target``, fsync it, and check it still has the sha256
+    recorded for it."""
     digest, size = hashlib.sha256(), 0
-    with open(source, "rb") as src, open(target, "wb") as dst:
+    with source as src, open(target, "wb") as dst:
         for chunk in iter(lambda: src.read(_CHUNK), b""):
             dst.write(chunk)
             digest.update(chunk)
@@ -45,7 +46,7 @@ def _copy_verified(source: Path, target: Path, expected_sha256: str) -> int:
         dst.flush()
         os.fsync(dst.fileno())
     if digest.hexdigest() != expected_sha256:
-        raise RuntimeError(f"{source.name} changed since its job wrote it (sha256 differs); not published")
+        raise RuntimeError(f"{name} changed since its job wrote it (sha256 differs); not published")
     return size
 
 
@@ -78,7 +79,7 @@ class PublishExporter(BaseExporter):
             target = ctx.workdir / f.name
             if target.exists():
                 raise RuntimeError(f"two reports produced a file named {f.name}; not published")
-            done += _copy_verified(f.path, target, f.sha256)
+            done += _copy_verified(ctx.open_stored(f.key), f.name, target, f.sha256)
             index.append({"name": f.name, "size": f.size, "sha256": f.sha256, "export_type": child.type,
                           "source_job_id": child.id})
             ctx.progress(90 * done / total)

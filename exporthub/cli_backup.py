@@ -20,10 +20,17 @@ EXIT_OK = 0
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     # Imported here, not at the top: `exporthub --help` should not load pyarrow and DuckDB.
     from exporthub.db import get_database
-    from exporthub.restore import restore_backup
+    from exporthub.errors import ExporthubError
+    from exporthub.restore import restore_backup, restore_stored_backup
 
-    report = restore_backup(get_database(settings), settings, Path(args.zip), project_slug=args.project,
-                            username=args.user, name=args.name)
+    if (args.zip is None) == (args.file is None):
+        raise ExporthubError("Give either a backup zip or --file FILE_ID (a backup job's file)")
+    if args.file is not None:
+        report = restore_stored_backup(get_database(settings), settings, args.file, project_slug=args.project,
+                                       username=args.user, name=args.name)
+    else:
+        report = restore_backup(get_database(settings), settings, Path(args.zip), project_slug=args.project,
+                                username=args.user, name=args.name)
     if args.json:
         print(json.dumps({"restore": report.to_json()}, ensure_ascii=False))
         return EXIT_OK
@@ -46,9 +53,11 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``restore ZIP --project NEW_SLUG --user USERNAME [--name NAME] [--json]``."""
+    """Add ``restore (ZIP | --file FILE_ID) --project NEW_SLUG --user USERNAME [--name NAME] [--json]``."""
     p = subparsers.add_parser("restore", help="restore a project backup as a new project (global admins)")
-    p.add_argument("zip", help="the backup zip made by the 'backup' export")
+    p.add_argument("zip", nargs="?", help="the backup zip made by the 'backup' export")
+    p.add_argument("--file", type=int, metavar="FILE_ID",
+                   help="restore a backup job's file straight from the file store instead of a zip")
     p.add_argument("--project", required=True, help="the new project's slug (must not exist)")
     p.add_argument("--user", required=True, help="the acting user; must be a global admin")
     p.add_argument("--name", help="the new project's name (default: the backed-up project's name)")

@@ -72,6 +72,8 @@ def cmd_download(args: argparse.Namespace, settings: Settings) -> int:
     chosen = Path(args.output) if args.output else None
     if chosen is not None and not chosen.is_dir():
         _refuse_existing(chosen, args.force)  # before the download is counted
+    from exporthub.links import open_granted
+
     grant = fetch_file(get_database(settings), settings, args.file_id, args.user)
     name = Path(grant.filename).name
     target = chosen if chosen is not None and not chosen.is_dir() else (chosen or Path.cwd()) / name
@@ -79,7 +81,10 @@ def cmd_download(args: argparse.Namespace, settings: Settings) -> int:
     # Copied next to the target and renamed into place: an interrupted download leaves no half file.
     fd, tmp = tempfile.mkstemp(prefix=".download-", dir=target.parent)
     try:
-        with open(grant.path, "rb") as src, os.fdopen(fd, "wb") as dst:
+        src = open_granted(settings, grant)
+        if src is None:
+            raise ExporthubError(f"File {grant.file_id} changed while it was being read; try again")
+        with src, os.fdopen(fd, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
             dst.flush()
             os.fsync(dst.fileno())

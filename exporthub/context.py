@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -150,6 +150,14 @@ class JobContext:
         name = _SAFE_NAME.sub("_", f"{base}.{ext.lstrip('.')}")
         self.workdir.mkdir(parents=True, exist_ok=True)
         return self.workdir / name
+
+    def open_stored(self, key: str) -> BinaryIO:
+        """A file of the file store (e.g. a child job's ``FileView.key``) opened for reading; raises
+        ``FileNotFoundError`` when it is gone."""
+        from exporthub.storage import get_store
+
+        fh, _ = get_store(self.settings).open(key)
+        return fh
 
     # ------------------------------------------------------------ lake helpers
     def sql(self) -> duckdb.DuckDBPyConnection:

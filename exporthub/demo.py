@@ -19,6 +19,7 @@ from exporthub.lake.catalog import drop_project as drop_lake
 from exporthub.models import Job, Membership, Project, User, utcnow
 from exporthub.passwords import hash_password
 from exporthub.settings import Settings
+from exporthub.storage import get_store
 
 DEMO_PASSWORD = "demo"
 OPEN_SLUG, CLOSED_SLUG = "demo-open", "demo-closed"
@@ -97,7 +98,9 @@ def _drop_project(db: Database, settings: Settings, slug: str) -> None:
         s.execute(delete(Job).where(Job.project_id == project.id))
         s.delete(project)
     drop_lake(settings, slug)
-    shutil.rmtree(settings.files_dir / slug, ignore_errors=True)
+    store = get_store(settings)
+    store.delete_prefix(slug)
+    shutil.rmtree(store.work_root / slug, ignore_errors=True)
 
 
 def demo_exists(db: Database) -> bool:

@@ -68,11 +68,22 @@ def _database(db: Database) -> str:
 
 
 def _storage(settings: Settings) -> str:
-    """The files store must take a write (a probe file, removed again) and the lake must be there."""
-    settings.files_dir.mkdir(parents=True, exist_ok=True)
-    probe = settings.files_dir / f".health-{uuid.uuid4().hex}"
+    """The file store must take a verified put of a probe file (removed again), and the local work
+    folders must be writable."""
+    from exporthub.storage import get_store, sha256_of
+
+    store = get_store(settings)
+    name = f".health-{uuid.uuid4().hex}"
+    probe = store.work_root / ".health" / name
+    probe.parent.mkdir(parents=True, exist_ok=True)
     probe.write_bytes(b"ok")
-    probe.unlink()
+    with open(probe, "rb") as fh:
+        size, digest = sha256_of(fh)
+    try:
+        store.put(probe, name, size=size, sha256=digest)
+    finally:
+        probe.unlink(missing_ok=True)
+        store.delete(name)
     return "writable"
 
 

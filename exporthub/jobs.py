@@ -8,8 +8,6 @@ does each refusal. Reads write nothing.
 from __future__ import annotations
 
 import dataclasses
-import shutil
-from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -46,6 +44,7 @@ from exporthub.states import (
     JobStatus,
     LogLevel,
 )
+from exporthub.storage import get_store
 from exporthub.views import JobView, job_view
 
 if TYPE_CHECKING:
@@ -329,13 +328,13 @@ class JobService:
             released = 0
             for target in [job, *self._children(s, job.id)]:
                 doomed.extend(mark_files_deleted(s, target))
-                folders.append(job_folder(self.settings, target))
+                folders.append(job_files_of(target))
                 released += _release_export_sessions(s, target, why=f"Export sessions released: job removed by {username}")
                 target.removed_at = utcnow()
             return f"{released} export sessions released" if released else None
 
         doomed: list[str] = []
-        folders: list[Path] = []
+        folders: list[tuple[str, str, int]] = []
         self._act_on_job(username, job_id, action="remove", permission=Permission.REMOVE, apply=apply)
         delete_stored(self.settings, doomed, folders)  # only now that the removal is committed
         return self._view(job_id, with_log=True)
@@ -503,7 +502,7 @@ def build_views(s: Session, settings: Settings, jobs: Sequence[Job], *, with_log
         if with_log:
             kids = list(s.scalars(select(Job).where(Job.parent_id == job.id).order_by(Job.id)))
             children = tuple(build_views(s, settings, kids))
-        views.append(job_view(job, files=files[job.id], logs=logs[job.id], files_dir=settings.files_dir,
+        views.append(job_view(job, files=files[job.id], logs=logs[job.id], locate=get_store(settings).location,
                               with_log=with_log, children=children,
                               export_session_count=int(sessions.get(job.id, 0))))
     return views
@@ -530,19 +529,21 @@ def mark_files_deleted(s: Session, job: Job) -> list[str]:
     return keys
 
 
-def delete_stored(settings: Settings, keys: Sequence[str], folders: Sequence[Path] = ()) -> None:
-    """Delete stored files (and job folders) whose rows a committed transaction marked deleted."""
-    from exporthub.links import LinkRefused, stored_path
+def delete_stored(settings: Settings, keys: Sequence[str], jobs: Sequence[tuple[str, str, int]] = ()) -> None:
+    """Delete stored files (and whole jobs' files and work folders) that a committed transaction
+    marked deleted."""
+    from exporthub.storage import StorageError, delete_job, get_store
 
+    store = get_store(settings)
     for key in keys:
         try:
-            stored_path(settings, key).unlink(missing_ok=True)
-        except (LinkRefused, OSError):  # a key pointing outside the files folder is never followed
+            store.delete(key)
+        except StorageError:  # a key pointing outside the store is never followed
             pass
-    for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
+    for slug, export_type, job_id in jobs:
+        delete_job(settings, slug, export_type, job_id)
 
 
-def job_folder(settings: Settings, job: Job) -> Path:
-    """``files/<project>/<type>/<job id>/``: files grouped by job and type, as the UI shows them."""
-    return settings.files_dir / job.project.slug / job.export_type / str(job.id)
+def job_files_of(job: Job) -> tuple[str, str, int]:
+    """(project slug, export type, job id): what :func:`delete_stored` needs to delete a job's files."""
+    return (job.project.slug, job.export_type, job.id)

@@ -22,15 +22,13 @@ at most ``2 * ttl``.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 import re
-import stat as stat_mod
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -51,7 +49,6 @@ MAX_ID = 2**53 - 1  # ids and timestamps beyond this are junk, whatever the sign
 MAX_TTL_SECONDS = 366 * 24 * 3600
 _PURPOSE = "download-link"  # its own key: a session cookie can never pass as a link
 _TOKEN = re.compile(r"\A([0-9]{1,16})\.([0-9]{1,16})\.([0-9]{1,16})\.([A-Za-z0-9_-]{43})\Z")
-_HASH_CHUNK = 1 << 20
 
 # What a refused caller sees. Deliberately vague: the reason is in the audit trail, not in the answer.
 PUBLIC_MESSAGES = {
@@ -88,10 +85,11 @@ class DownloadGrant:
     """A download that passed every check: what to send and how to name it.
 
     ``mtime_ns`` is the verified file's modification time; the server compares it with the file it
-    opens, so a file swapped between the check and the send is not served.
+    opens from the store (:func:`open_granted`), so a file swapped between the check and the send is
+    not served.
     """
 
-    path: Path
+    storage_key: str
     filename: str
     content_type: str
     size: int
@@ -261,7 +259,7 @@ def _visible_file(s: Session, user: User, file_id: int) -> tuple[str, _Expected,
 def _granted(db: Database, settings: Settings, actor: str, slug: str, expected: _Expected, named: _Named,
              detail: str | None) -> DownloadGrant:
     """Check the file on disk, count the download and write its ``ok`` audit event."""
-    path, mtime_ns = _verify_on_disk(settings, *expected)
+    mtime_ns = _verify_stored(settings, *expected)
     name, content_type, file_id = named
     with db.write() as s:
         changes: dict[str, object] = {"download_count": File.download_count + 1}
@@ -270,7 +268,7 @@ def _granted(db: Database, settings: Settings, actor: str, slug: str, expected: 
             changes["mtime_ns"] = mtime_ns
         s.execute(update(File).where(File.id == file_id).values(**changes))
         audit.record(s, action=ACTION, actor=actor, project=slug, target=f"file:{file_id}", detail=detail)
-    return DownloadGrant(path=path, filename=name, content_type=content_type, size=expected[1],
+    return DownloadGrant(storage_key=expected[0], filename=name, content_type=content_type, size=expected[1],
                          file_id=file_id, sha256=expected[3], mtime_ns=mtime_ns)
 
 
@@ -349,49 +347,61 @@ def fetch_file(db: Database, settings: Settings, file_id: int, username: str) ->
 
 
 def stored_path(settings: Settings, storage_key: str) -> Path:
-    """The file a storage key names, resolved; raises :class:`LinkRefused` (404) when it would leave
-    the files folder (``..``, absolute keys, symlinks pointing elsewhere) or cannot be a path at all."""
-    root = settings.files_dir.resolve()
+    """The local file a storage key names, resolved (local file store only); raises
+    :class:`LinkRefused` (404) when it would leave the files folder (``..``, absolute keys, symlinks
+    pointing elsewhere) or cannot be a path at all."""
+    from exporthub.storage import BadKey, LocalStore
+
     try:
-        if not storage_key or "\x00" in storage_key or os.path.isabs(storage_key):
-            raise ValueError("not a relative path")
-        path = (root / storage_key).resolve(strict=False)
-    except (ValueError, OSError, RuntimeError) as exc:
+        return LocalStore(settings.files_dir).path(storage_key)
+    except BadKey as exc:
+        raise LinkRefused(404, str(exc)) from None
+
+
+def _verify_stored(settings: Settings, storage_key: str, size: int, mtime_ns: int, sha256: str) -> int:
+    """Check the stored file is the one recorded: same size and mtime, or the same sha256 when the
+    mtime moved (re-hashing a large file is slow, so only then). Returns its current mtime."""
+    from exporthub.storage import StorageError, get_store, sha256_of
+
+    store = get_store(settings)
+    try:
+        info = store.stat(storage_key)
+    except StorageError as exc:  # BadKey: a key that leaves the store
         raise LinkRefused(404, f"unusable storage key: {exc}") from None
-    if path == root or not path.is_relative_to(root):
-        raise LinkRefused(404, "storage key points outside the files folder")
-    return path
+    except OSError as exc:
+        raise LinkRefused(404, f"file store unreadable: {exc}") from None
+    if info is None:
+        raise LinkRefused(404, "file missing in the store")
+    if info.size != size:
+        raise LinkRefused(404, f"file changed in the store (size {info.size} != {size})")
+    if info.mtime_ns != mtime_ns:
+        try:
+            fh, _ = store.open(storage_key)
+            with fh:
+                _, digest = sha256_of(fh)
+        except OSError:
+            raise LinkRefused(404, "file unreadable") from None
+        if digest != sha256:
+            raise LinkRefused(404, "file changed in the store (sha256 differs)")
+    return info.mtime_ns
 
 
-def _verify_on_disk(settings: Settings, storage_key: str, size: int, mtime_ns: int, sha256: str) -> tuple[Path, int]:
-    """The stored file if it is the one recorded: same size and mtime, or the same sha256 when the
-    mtime moved (re-hashing a large file is slow, so only then). Returns its path and current mtime."""
-    path = stored_path(settings, storage_key)
+def open_granted(settings: Settings, grant: DownloadGrant) -> BinaryIO | None:
+    """The granted file opened from the file store, or ``None`` if what is stored now is not what was
+    checked (a file swapped for a symlink or another file between the check and the open)."""
+    from exporthub.storage import get_store
+
     try:
-        st = path.stat()
-    except (OSError, ValueError):
-        raise LinkRefused(404, "file missing on disk") from None
-    if not stat_mod.S_ISREG(st.st_mode):
-        raise LinkRefused(404, "not a regular file")
-    if st.st_size != size:
-        raise LinkRefused(404, f"file changed on disk (size {st.st_size} != {size})")
-    if st.st_mtime_ns != mtime_ns and _sha256(path) != sha256:
-        raise LinkRefused(404, "file changed on disk (sha256 differs)")
-    return path, st.st_mtime_ns
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
-                digest.update(chunk)
+        fh, info = get_store(settings).open(grant.storage_key)
     except OSError:
-        raise LinkRefused(404, "file unreadable") from None
-    return digest.hexdigest()
+        return None
+    if info.size != grant.size or info.mtime_ns != grant.mtime_ns:
+        fh.close()
+        return None
+    return fh
 
 
 __all__ = [
-    "DownloadGrant", "IssuedLink", "LinkClaims", "LinkRefused", "Requester", "download_path", "download_url",
+    "DownloadGrant", "open_granted", "IssuedLink", "LinkClaims", "LinkRefused", "Requester", "download_path", "download_url",
     "fetch_file", "issue_link", "make_token", "parse_token", "resolve_download", "stored_path",
 ]

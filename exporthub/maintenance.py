@@ -48,7 +48,7 @@ def reap_stale(db: Database, settings: Settings, dispatcher: Dispatcher) -> list
         # Nothing in a reaped job's folder was recorded (besides the private work folder, maybe an output
         # a killed worker renamed into place just before it could record it): the commit above decided
         # that, so now the folder goes.
-        delete_stored(settings, [], [settings.files_dir / won.project_slug / won.export_type / str(won.job_id)])
+        delete_stored(settings, [], [(won.project_slug, won.export_type, won.job_id)])
         log.warning("job %s: %s", won.job_id, WORKER_LOST)
         after_job_finished(db, won.job_id, dispatcher)
         reaped.append(won.job_id)

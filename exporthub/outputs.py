@@ -1,25 +1,24 @@
-"""A job's outputs: from its private work folder into the files store, with what the files table records.
+"""A job's outputs: from its private work folder into the file store, with what the files table records.
 
-An exporter writes into ``<job folder>/.partial/``. When it is done, :func:`store_outputs` hashes and
-fsyncs each file and renames it into the job folder, before the final transaction (so hashing a large
-file never holds the database's write lock). If that transaction does not complete the job, the caller
-deletes them again with :func:`discard`: nothing decided by a lost commit stays visible.
+An exporter writes into its local work folder (:func:`exporthub.storage.work_folder`). When it is
+done, :func:`store_outputs` hashes each file and puts it into the store (a rename on local disk, an
+upload to object storage), verified by size and sha256, before the final transaction (so neither
+holds the database's write lock). If that transaction does not complete the job, the caller deletes
+them again with :func:`discard`: nothing decided by a lost commit stays visible.
 """
 
 from __future__ import annotations
 
-import hashlib
 import mimetypes
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from exporthub.context import JobContext
-from exporthub.lake import fsync_dir
 from exporthub.lifecycle import StoredFile
 from exporthub.settings import Settings
+from exporthub.storage import PARTIAL_DIR, file_key, get_store, sha256_of
 
-PARTIAL_DIR = ".partial"  # the job's private work folder; never served, deleted on failure
+__all__ = ["CONTENT_TYPES", "PARTIAL_DIR", "content_type", "discard", "store_outputs"]
 
 CONTENT_TYPES = {
     ".csv": "text/csv",
@@ -37,29 +36,29 @@ def content_type(name: str) -> str:
 
 
 def store_outputs(ctx: JobContext) -> list[StoredFile]:
-    """Hash, fsync and rename every output of the work folder into the job folder."""
-    target = ctx.workdir.parent
+    """Hash every output of the work folder and put it into the file store, verified (size and sha256
+    read back from the store). On any failure the files put so far are deleted again and the error
+    (an ``OSError``, :class:`~exporthub.storage.UploadMismatch` included) propagates: the job fails."""
+    store = get_store(ctx.settings)
     stored: list[StoredFile] = []
-    for path in sorted(ctx.workdir.iterdir()):
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        digest = hashlib.sha256()
-        with open(path, "rb+") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-            os.fsync(fh.fileno())
-        final = target / path.name
-        os.replace(path, final)
-        st = final.stat()
-        stored.append(StoredFile(name=final.name, content_type=content_type(final.name), size=st.st_size,
-                                 sha256=digest.hexdigest(),
-                                 storage_key=str(final.relative_to(ctx.settings.files_dir)),
-                                 mtime_ns=st.st_mtime_ns))
-    fsync_dir(target)
+    try:
+        for path in sorted(ctx.workdir.iterdir()):
+            if path.name.startswith(".") or not path.is_file():
+                continue
+            with open(path, "rb") as fh:
+                size, digest = sha256_of(fh)
+            key = file_key(ctx.project.slug, ctx.export_type, ctx.job_id, path.name)
+            info = store.put(path, key, size=size, sha256=digest)
+            stored.append(StoredFile(name=path.name, content_type=content_type(path.name), size=size,
+                                     sha256=digest, storage_key=key, mtime_ns=info.mtime_ns))
+    except BaseException:
+        discard(ctx.settings, stored)
+        raise
     return stored
 
 
 def discard(settings: Settings, stored: Iterable[StoredFile]) -> None:
     """Delete outputs that no committed job records (the commit that decided so has happened)."""
+    store = get_store(settings)
     for item in stored:
-        (settings.files_dir / item.storage_key).unlink(missing_ok=True)
+        store.delete(item.storage_key)

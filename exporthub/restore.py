@@ -18,6 +18,8 @@ restores the project under a new slug:
 from __future__ import annotations
 
 import json
+import os
+import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -119,6 +121,44 @@ def restore_backup(
         audit.record_refusal(db, exc, action="restore", actor=username, project=project_slug,
                              target=f"project:{project_slug}")
         raise
+
+
+def restore_stored_backup(
+    db: Database, settings: Settings, file_id: int, *, project_slug: str, username: str, name: str | None = None
+) -> RestoreReport:
+    """Restore a backup that a ``backup`` job left in the file store (local or object storage), by its
+    file id: it is copied to a private temporary file, checked against the sha256 recorded when it was
+    made, and restored as :func:`restore_backup` does (same refusals). A file that is unknown, removed,
+    not a backup's zip or changed in the store is refused with :class:`RestoreRefused`."""
+    from exporthub.models import File
+    from exporthub.storage import get_store, sha256_of
+
+    with db.read() as s:
+        row = s.get(File, file_id)
+        usable = row is not None and row.deleted_at is None and row.export_type == "backup" and row.name.endswith(".zip")
+        key, sha256 = (row.storage_key, row.sha256) if usable and row is not None else ("", "")
+    if not usable:
+        exc = RestoreRefused(f"File {file_id} is not a backup in the file store")
+        audit.record_refusal(db, exc, action="restore", actor=username, project=project_slug,
+                             target=f"file:{file_id}")
+        raise exc
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    local = settings.tmp_dir / f"restore-{file_id}-{os.getpid()}-{threading.get_ident()}.zip"
+    try:
+        try:
+            get_store(settings).copy_to(key, local)
+            with open(local, "rb") as fh:
+                _, digest = sha256_of(fh)
+        except OSError as exc:
+            digest = f"unreadable: {exc}"
+        if digest != sha256:
+            refused = RestoreRefused(f"File {file_id} is missing from the file store or changed since it was made")
+            audit.record_refusal(db, refused, action="restore", actor=username, project=project_slug,
+                                 target=f"file:{file_id}")
+            raise refused
+        return restore_backup(db, settings, local, project_slug=project_slug, username=username, name=name)
+    finally:
+        local.unlink(missing_ok=True)
 
 
 def _check_slug(s: Any, settings: Settings, slug: str) -> None:

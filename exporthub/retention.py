@@ -8,21 +8,20 @@ exactly one ``cleanup`` audit event that lists what it removed.
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select, update
 
 from exporthub import audit
 from exporthub.db import Database
-from exporthub.jobs import delete_stored, job_folder, mark_files_deleted
+from exporthub.jobs import delete_stored, job_files_of, mark_files_deleted
 from exporthub.models import File, Job, utcnow
-from exporthub.outputs import PARTIAL_DIR
 from exporthub.settings import Settings
 from exporthub.states import ACTIVE_STATUSES, FINISHED_STATUSES
+from exporthub.storage import PARTIAL_DIR, get_store
 
 # A temporary file younger than this may belong to work in progress (an import, a job that is just
 # publishing its files), so only older ones count as orphaned.
@@ -56,9 +55,9 @@ def cleanup(db: Database, settings: Settings, *, actor: str | None = None, now: 
     """
     now = now or utcnow()
     cutoff = now - timedelta(days=settings.retention_days)
-    orphans = _remove_orphans(db, settings)
+    orphans = _remove_orphans(db, settings, now.replace(tzinfo=UTC).timestamp() if now.tzinfo is None else now.timestamp())
     doomed: list[str] = []
-    folders = []
+    folders: list[tuple[str, str, int]] = []
     with db.write() as s:
         active_ids = select(Job.id).where(Job.status.in_(_ACTIVE))
         due = select(Job.id).where(
@@ -73,7 +72,7 @@ def cleanup(db: Database, settings: Settings, *, actor: str | None = None, now: 
         ))
         for job in s.scalars(select(Job).where(Job.id.in_(removed))):
             doomed.extend(mark_files_deleted(s, job))
-            folders.append(job_folder(settings, job))
+            folders.append(job_files_of(job))
         files = len(doomed)
         expired_rows = s.execute(
             update(File).where(File.deleted_at.is_(None), File.expires_at.is_not(None), File.expires_at < now,
@@ -89,39 +88,42 @@ def cleanup(db: Database, settings: Settings, *, actor: str | None = None, now: 
     return result
 
 
-def _remove_orphans(db: Database, settings: Settings) -> int:
-    """Temporary files a killed or failed process left behind.
+def _remove_orphans(db: Database, settings: Settings, now: float) -> int:
+    """Files a killed or failed process left behind.
 
-    - lake ``.tmp-*`` parts older than :data:`ORPHAN_AGE_SECONDS` (an interrupted append);
-    - a job's ``.partial`` work folder when the job is no longer active (a killed worker's output);
-    - files in a job folder that no ``files`` row records, when the job is not active and the file
-      is old enough (a worker killed between renaming its output into place and recording it).
+    - a job's local work folder when the job is no longer active (a killed worker's output);
+    - files in the store under a job's prefix that no ``files`` row records, when the job is not
+      active and the file is old enough (a worker killed between putting its output and recording it).
+
+    The lake needs nothing here: Iceberg maintenance deletes files no snapshot references.
     """
     with db.read() as s:
         active = set(s.scalars(select(Job.id).where(Job.status.in_(_ACTIVE))))
         known_jobs = set(s.scalars(select(Job.id)))
         recorded = set(s.scalars(select(File.storage_key).where(File.deleted_at.is_(None))))
-    now = time.time()
     count = 0
-    lake = settings.lake_dir
-    if lake.is_dir():
-        for path in lake.rglob(".tmp-*"):
-            count += _remove_if_old(path, now)
-    files_root = settings.files_dir
-    for folder in _job_folders(files_root):
+    store = get_store(settings)
+    for folder in _job_folders(store.work_root):
         job_id = int(folder.name)
-        if job_id in active:
+        work = folder / PARTIAL_DIR
+        if job_id in active or not work.is_dir():
             continue  # never touch an active job, whatever its folder looks like
-        for entry in list(folder.iterdir()):
-            if entry.name == PARTIAL_DIR:
-                if job_id in known_jobs:  # its job finished (or was reaped): nothing will publish it
-                    shutil.rmtree(entry, ignore_errors=True)
-                    count += 1
-                else:  # a job created after our look at the table may be writing it right now
-                    count += _remove_if_old(entry, now)
-            elif entry.is_file() and (job_id not in known_jobs or
-                                      str(entry.relative_to(files_root)) not in recorded):
-                count += _remove_if_old(entry, now)
+        if job_id in known_jobs:  # its job finished (or was reaped): nothing will store its output
+            shutil.rmtree(work, ignore_errors=True)
+            count += 1
+        else:  # a job created after our look at the table may be writing it right now
+            count += _remove_if_old(work, now)
+    for info in list(store.iter_files()):
+        parts = info.key.split("/")
+        if len(parts) != 4 or not (parts[2].isascii() and parts[2].isdigit()):
+            continue  # not a job's file: nothing of ours
+        job_id = int(parts[2])
+        if job_id in active or (job_id in known_jobs and info.key in recorded):
+            continue
+        if now - info.mtime_ns / 1e9 >= ORPHAN_AGE_SECONDS:
+            store.delete(info.key)
+            count += 1
+    for folder in _job_folders(store.work_root):
         try:
             folder.rmdir()  # only succeeds when empty
         except OSError:
@@ -130,7 +132,7 @@ def _remove_orphans(db: Database, settings: Settings) -> int:
 
 
 def _job_folders(root: Path) -> Iterable[Path]:
-    """``files/<project>/<type>/<job id>/`` folders (only those whose last part is a job id)."""
+    """``<project>/<type>/<job id>/`` folders (only those whose last part is a job id)."""
     if not root.is_dir():
         return []
     return [p for p in root.glob("*/*/*") if p.is_dir() and not p.is_symlink() and p.name.isascii()

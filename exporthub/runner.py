@@ -30,12 +30,13 @@ from exporthub.db import Database
 from exporthub.dispatch import Dispatcher, hand_over
 from exporthub.errors import Cancelled
 from exporthub.export_config import ExportDefinition, load_config, resolve_date_window
-from exporthub.jobs import build_view, job_folder
+from exporthub.jobs import build_view
 from exporthub.lake.incremental import export_watermarks
 from exporthub.lifecycle import Lease, Outcome, PublishProject, SessionRecord
 from exporthub.models import ExportSession, Job, User
 from exporthub.outputs import PARTIAL_DIR, discard, store_outputs
 from exporthub.settings import Settings
+from exporthub.storage import work_folder
 from exporthub.states import JobStatus, LogLevel
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ def _build_context(db: Database, settings: Settings, job_id: int, definition_of:
         started = job.started_at
         assert started is not None
         variables = dict(job.variables or {})
-        folder = job_folder(settings, job)
+        workdir = work_folder(settings, job.project.slug, job.export_type, job.id)
         username = job.user.username
         users = [
             {"user_id": u.id, "username": u.username, "display_name": u.display_name, "email": u.email,
@@ -166,7 +167,7 @@ def _build_context(db: Database, settings: Settings, job_id: int, definition_of:
         job_id=job_id, export_type=definition.type, definition=definition, variables=variables,
         project=project, user=username, settings=settings, started_at=started,
         window=resolve_date_window(variables, project.timezone, started),
-        workdir=folder / PARTIAL_DIR, reporter=_DbReporter(db, job_id), previous_watermarks=watermarks,
+        workdir=workdir, reporter=_DbReporter(db, job_id), previous_watermarks=watermarks,
         export_session_history=history, children=sorted(children, key=lambda c: c.id),
     )
     return ctx, users

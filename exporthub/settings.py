@@ -87,6 +87,8 @@ class Settings:
     lake_url: str  # the Iceberg warehouse: file:///abs/path, or an object-store URL (s3://bucket/prefix)
     s3_endpoint_url: str | None  # an S3-compatible server other than AWS (MinIO, Ceph, moto)
     s3_region: str
+    files_url: str  # the file store: file:///abs/path (default: files_dir), or s3://bucket/prefix
+    lake_maintenance_interval_seconds: float
 
     @property
     def is_embedded(self) -> bool:
@@ -104,6 +106,8 @@ class Settings:
 
     @property
     def files_dir(self) -> Path:
+        """The local files folder: the default file store, and where jobs' work folders live when the
+        store is object storage (see :mod:`exporthub.storage`)."""
         return self.data_dir / "files"
 
     @property
@@ -181,19 +185,26 @@ def _load() -> Settings:
         lake_url=_lake_url(data_dir),
         s3_endpoint_url=_env("S3_ENDPOINT_URL"),
         s3_region=_env("S3_REGION", "us-east-1") or "us-east-1",
+        files_url=_store_url("FILES_URL", data_dir / "files"),
+        lake_maintenance_interval_seconds=_float("LAKE_MAINTENANCE_INTERVAL_SECONDS", 24 * 3600.0),
     )
 
 
 def _lake_url(data_dir: Path) -> str:
     """``EXPORTHUB_LAKE_URL`` as a URL pyarrow's file systems take; a plain path becomes ``file://``."""
-    raw = _env("LAKE_URL")
+    return _store_url("LAKE_URL", data_dir / "lake")
+
+
+def _store_url(name: str, default: Path) -> str:
+    """A storage location setting as a URL pyarrow's file systems take; a plain path becomes ``file://``."""
+    raw = _env(name)
     if raw is None:
-        return (data_dir / "lake").as_uri()
+        return default.as_uri()
     if "://" not in raw:
         return Path(raw).expanduser().resolve().as_uri()
     scheme = raw.split("://", 1)[0].lower()
     if scheme not in ("file", "s3", "s3a", "gs", "abfs", "abfss", "hdfs"):
-        raise SettingsError(f"{_PREFIX}LAKE_URL must be a path or a file://, s3://, gs:// … URL, got {raw!r}")
+        raise SettingsError(f"{_PREFIX}{name} must be a path or a file://, s3://, gs:// … URL, got {raw!r}")
     return raw.rstrip("/")
 
 

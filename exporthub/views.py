@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,20 +17,28 @@ class FileView:
     id: int
     job_id: int
     name: str
-    path: Path
+    key: str  # where it lives in the file store (exporthub.storage)
+    location: str  # a local path, or the object's URL when the store is object storage
     size: int
     sha256: str
     content_type: str
     download_count: int
     created: datetime
 
+    @property
+    def path(self) -> Path:
+        """The file on local disk (only meaningful with the local file store; read through
+        :func:`exporthub.storage.get_store` otherwise)."""
+        return Path(self.location)
+
     @classmethod
-    def of(cls, f: File, files_dir: Path) -> FileView:
+    def of(cls, f: File, locate: Callable[[str], str]) -> FileView:
         return cls(
             id=f.id,
             job_id=f.job_id,
             name=f.name,
-            path=(files_dir / f.storage_key).resolve(),
+            key=f.storage_key,
+            location=_locate(locate, f.storage_key),
             size=f.size,
             sha256=f.sha256,
             content_type=f.content_type,
@@ -41,7 +50,7 @@ class FileView:
         return {
             "id": self.id,
             "name": self.name,
-            "path": str(self.path),
+            "path": self.location,
             "size": self.size,
             "sha256": self.sha256,
             "content_type": self.content_type,
@@ -125,7 +134,7 @@ def job_view(
     *,
     files: list[File],
     logs: list[JobLog],
-    files_dir: Path,
+    locate: Callable[[str], str],
     with_log: bool = False,
     children: tuple[JobView, ...] = (),
     export_session_count: int = 0,
@@ -149,7 +158,7 @@ def job_view(
         cancel_requested=job.cancel_requested,
         export_sessions_reset=job.export_sessions_reset,
         removed=job.removed_at is not None,
-        files=tuple(FileView.of(f, files_dir) for f in files if f.deleted_at is None),
+        files=tuple(FileView.of(f, locate) for f in files if f.deleted_at is None),
         log=tuple(LogView(e.time, LogLevel(e.level), e.message) for e in logs) if with_log else (),
         children=children,
         export_session_count=export_session_count,
@@ -157,3 +166,8 @@ def job_view(
     )
 
 
+def _locate(locate: Callable[[str], str], key: str) -> str:
+    try:
+        return locate(key)
+    except OSError:  # a key that leaves the store (never served): shown as recorded
+        return key

@@ -83,8 +83,8 @@ def test_token_round_trip_grants_the_recorded_file_and_counts_it(exported):
     grant = download(hub, token)
     assert grant.file_id == f.id and grant.filename == f.name and grant.size == f.size
     assert grant.content_type == "text/csv"
-    assert grant.path == (hub.settings.files_dir / f.storage_key).resolve()
-    assert sha256_of(grant.path) == f.sha256
+    assert grant.storage_key == f.storage_key
+    assert sha256_of(hub.settings.files_dir / grant.storage_key) == f.sha256
     download(hub, token, requester=Requester("analyst", "session"))  # own session: fine
     with hub.db.read() as s:
         assert s.get(File, f.id).download_count == 2
@@ -234,12 +234,12 @@ def test_changed_file_is_refused_but_a_touched_one_is_rehashed_and_served(export
     data = bytearray(path.read_bytes())
     data[-2] ^= 0x01
     path.write_bytes(bytes(data))
-    assert refused(hub, token).reason == "file changed on disk (sha256 differs)"
+    assert refused(hub, token).reason == "file changed in the store (sha256 differs)"
     # Other size: refused without hashing.
     path.write_bytes(bytes(data) + b"x")
-    assert refused(hub, token).reason.startswith("file changed on disk (size")
+    assert refused(hub, token).reason.startswith("file changed in the store (size")
     path.unlink()
-    assert refused(hub, token).reason == "file missing on disk"
+    assert refused(hub, token).reason == "file missing in the store"
 
 
 def _file_row(hub, f: File, **changes) -> int:

@@ -2,16 +2,16 @@
 
 Every check lives in the domain (:func:`exporthub.links.resolve_download`); this handler only finds
 out who the request is (an API token, else a login session), sends a browser without either to log
-in first, streams the granted file in chunks (never the whole
-file in memory) and writes safe headers. A refusal answers 403 or 404 with a fixed sentence; why it
+in first, streams the granted file from the file store in chunks (never the whole file in memory)
+and writes safe headers. Streaming rather than redirecting to a presigned object-store URL: pyarrow's
+file systems cannot presign, and a presigned URL works for whoever holds it, while a link here works
+only for its own user, is checked on every use and is counted and audited. A refusal answers 403 or 404 with a fixed sentence; why it
 was refused is in the audit trail, not in the answer.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 import unicodedata
 from collections.abc import AsyncIterator
 from typing import BinaryIO
@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from exporthub import api_tokens, sessions
 from exporthub.db import get_database
-from exporthub.links import DownloadGrant, LinkRefused, Requester, resolve_download
+from exporthub.links import LinkRefused, Requester, open_granted, resolve_download
 from exporthub.settings import get_settings
 from web.auth_routes import BEGIN_PATH
 
@@ -100,20 +100,6 @@ def media_type(content_type: str) -> str:
     return content_type if _MEDIA_TYPE.match(content_type or "") else "application/octet-stream"
 
 
-def _open_granted(grant: DownloadGrant) -> BinaryIO | None:
-    """Open the granted file, or ``None`` if what is on disk now is not what was checked (a file
-    swapped for a symlink or another file between the check and the open)."""
-    try:
-        fd = os.open(grant.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_size != grant.size or st.st_mtime_ns != grant.mtime_ns:
-        os.close(fd)
-        return None
-    return os.fdopen(fd, "rb")
-
-
 async def _stream(fh: BinaryIO, size: int) -> AsyncIterator[bytes]:
     """Read ``size`` bytes in chunks, off the event loop; closes the file however the send ends."""
     try:
@@ -154,7 +140,7 @@ async def download(request: Request) -> Response:
         if refused.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="exporthub"'
         return response
-    fh = await anyio.to_thread.run_sync(_open_granted, grant)
+    fh = await anyio.to_thread.run_sync(open_granted, settings, grant)
     if fh is None:
         # Changed in the moment between the check and the open: rare, and never served.
         return _refusal(404, LinkRefused(404, "changed while opening").message)

@@ -117,16 +117,19 @@ def get_catalog(settings: Settings, db: Database | None = None) -> SqlCatalog:
         return catalog
 
 
-def filesystem(settings: Settings) -> pafs.FileSystem:
-    """The pyarrow file system the warehouse lives on (paths for it come from :func:`fs_path`)."""
+def filesystem(settings: Settings, url: str | None = None) -> pafs.FileSystem:
+    """The pyarrow file system the warehouse (or ``url``, e.g. the file store's) lives on; paths for
+    it come from :func:`fs_path`. S3 gets the configured region and endpoint override; credentials
+    come from pyarrow's usual ``AWS_*`` environment (or the instance's role)."""
     import pyarrow.fs as pafs
 
-    scheme = urlparse(settings.lake_url).scheme
+    url = url or settings.lake_url
+    scheme = urlparse(url).scheme
     if scheme == "file":
         return pafs.LocalFileSystem()
     if scheme in ("s3", "s3a"):
         return pafs.S3FileSystem(region=settings.s3_region, endpoint_override=settings.s3_endpoint_url)
-    fs, _ = pafs.FileSystem.from_uri(settings.lake_url)
+    fs, _ = pafs.FileSystem.from_uri(url)
     return fs
 
 
