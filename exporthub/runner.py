@@ -284,6 +284,10 @@ def _conclude(db: Database, ctx: JobContext, watch: _Watch, outcome: Outcome, di
             discard(ctx.settings, stored)  # decided by the commit above: nobody records these files
     finally:
         shutil.rmtree(ctx.workdir, ignore_errors=True)
+        try:
+            ctx.workdir.parent.rmdir()  # empty unless the store is this folder (local files)
+        except OSError:
+            pass
     if status is None:
         log.warning("job %s: the lease was lost before it finished; its output was dropped", lease.job_id)
     after_job_finished(db, lease.job_id, dispatcher)

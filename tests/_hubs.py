@@ -42,7 +42,7 @@ class Hub:
 
 def make_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> Hub:
     monkeypatch.setenv("EXPORTHUB_DATA_DIR", str(tmp_path / "data"))
-    for key in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "LAKE_URL", "S3_ENDPOINT_URL", "S3_REGION"):
+    for key in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "LAKE_URL", "FILES_URL", "S3_ENDPOINT_URL", "S3_REGION"):
         monkeypatch.delenv(f"EXPORTHUB_{key}", raising=False)
     for key, value in env.items():
         monkeypatch.setenv(f"EXPORTHUB_{key}", value)

@@ -1,5 +1,6 @@
-"""The lake on object storage: the same demo on the local default and on a real S3 API server (moto,
-a separate process), and every lake reader gives the same answers from both."""
+"""The lake and the files on object storage: the same demo on the local default and on a real S3 API
+server (moto, a separate process) with both ``EXPORTHUB_LAKE_URL`` and ``EXPORTHUB_FILES_URL`` in one
+bucket, and every lake reader and export gives the same answers from both."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ from exporthub.compaction import compact
 from exporthub.demo import create_demo
 from exporthub.importer import ImportFile, import_files
 from exporthub.lake.maintenance import ORPHAN_AGE, maintain_project
-from exporthub.restore import restore_backup
+from exporthub.restore import restore_stored_backup
 from exporthub.stats.filters import StatsFilter
 from exporthub.stats.service import StatsService
 from tests._hubs import Hub, make_hub
-from tests.exporters._support import completed_job, data_file
+from tests._storage import stored_file
+from tests.exporters._support import completed_job
 
 SLUG = "demo-open"
 SYSTEM = SystemActor("pytest")
@@ -49,7 +51,7 @@ def hubs(tmp_path, monkeypatch, s3_env) -> tuple[Hub, Hub, str]:  # type: ignore
     local = make_hub(tmp_path / "local", monkeypatch)
     create_demo(local.db, local.settings, scans=SCANS, seed=3)
     bucket = s3_env["bucket"]
-    remote = make_hub(tmp_path / "s3", monkeypatch, LAKE_URL=f"s3://{bucket}/lake",
+    remote = make_hub(tmp_path / "s3", monkeypatch, LAKE_URL=f"s3://{bucket}/lake", FILES_URL=f"s3://{bucket}/files",
                       S3_ENDPOINT_URL=s3_env["EXPORTHUB_S3_ENDPOINT_URL"], S3_REGION=s3_env["EXPORTHUB_S3_REGION"])
     create_demo(remote.db, remote.settings, scans=SCANS, seed=3)
     return local, remote, bucket
@@ -105,14 +107,18 @@ def test_imports_and_every_export_read_the_same_lake_from_s3(hubs, tmp_path, s3_
         import_files(hub.db, hub.settings, SYSTEM, SLUG, "scans", [ImportFile.from_path(extra_scans(hub, tmp_path))])
     assert iceberg_rows(remote, SLUG, "scans", "scan_id") == iceberg_rows(local, SLUG, "scans", "scan_id")
     for export_type, variables, ext in CASES:
-        got = [content(data_file(completed_job(h, export_type, variables, user="manager"), ext))
+        got = [content(stored_file(h, completed_job(h, export_type, variables, user="manager"), ext))
                for h in (local, remote)]
         assert got[0] == got[1], (export_type, variables)
     # The incremental export found exactly the imported batch.
     new = completed_job(remote, "scans", {"format": "parquet", "onlyNewSinceLastExport": True}, user="manager")
     assert new.lake_snapshot is not None
-    barcodes = duckdb.connect().execute(f"SELECT barcode FROM read_parquet('{data_file(new, 'parquet')}')")
+    barcodes = duckdb.connect().execute(f"SELECT barcode FROM read_parquet('{stored_file(remote, new, 'parquet')}')")
     assert barcodes.fetchall() == []  # the csv only-new above already took the batch
+    # Every file of the remote instance is an object in the bucket, and none is left on local disk.
+    keys = set(s3_server.keys(bucket))
+    assert all(f"files/{f.key}" in keys for f in new.files) and new.files
+    assert not [p for p in (remote.settings.files_dir).rglob("*") if p.is_file()]
 
 
 def test_statistics_preview_is_the_same_from_s3(hubs):
@@ -126,10 +132,12 @@ def test_statistics_preview_is_the_same_from_s3(hubs):
 def test_backup_and_restore_on_s3(hubs, s3_server):
     _, remote, bucket = hubs
     job = completed_job(remote, "backup", {}, user="admin")
-    zip_path = data_file(job, "zip")
-    with zipfile.ZipFile(zip_path) as archive:
+    with zipfile.ZipFile(stored_file(remote, job, "zip")) as archive:
         assert any(n.startswith("lake/scans/part-") for n in archive.namelist())
-    report = restore_backup(remote.db, remote.settings, zip_path, project_slug="copy", username="admin")
+    (backup,) = [f for f in job.files if f.name.endswith(".zip")]
+    assert f"files/{backup.key}" in s3_server.keys(bucket)
+    # Restored straight from the file store (the backup never was a local file of this instance).
+    report = restore_stored_backup(remote.db, remote.settings, backup.id, project_slug="copy", username="admin")
     assert report.lake_rows["scans"] == SCANS
     for table, column in (("scans", "scan_id"), ("costs", "amount"), ("zones", "code")):
         assert iceberg_rows(remote, "copy", table, column) == iceberg_rows(remote, SLUG, table, column)
