@@ -11,6 +11,7 @@ was refused is in the audit trail, not in the answer.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import AsyncIterator
@@ -100,16 +101,33 @@ def media_type(content_type: str) -> str:
     return content_type if _MEDIA_TYPE.match(content_type or "") else "application/octet-stream"
 
 
-async def _stream(fh: BinaryIO, size: int) -> AsyncIterator[bytes]:
-    """Read ``size`` bytes in chunks, off the event loop; closes the file however the send ends."""
+class ChangedWhileSending(RuntimeError):
+    """The bytes read from the store are not the recorded file: the last chunk is withheld."""
+
+
+async def _stream(fh: BinaryIO, size: int, sha256: str) -> AsyncIterator[bytes]:
+    """Read ``size`` bytes in chunks, off the event loop; closes the file however the send ends.
+
+    The bytes are hashed on the way and the last chunk is held back until the sha256 is the recorded
+    one: an object store's modification time has whole seconds, so a file replaced within the second
+    it was written passes the size-and-mtime check, and must still never arrive whole (the client
+    sees a body shorter than its ``Content-Length``, i.e. a failed download).
+    """
+    digest, held, left = hashlib.sha256(), b"", size
     try:
-        left = size
         while left > 0:
             chunk = await anyio.to_thread.run_sync(fh.read, min(CHUNK_BYTES, left))
             if not chunk:
                 break
             left -= len(chunk)
-            yield chunk
+            digest.update(chunk)
+            if held:
+                yield held
+            held = chunk
+        if left or digest.hexdigest() != sha256:
+            raise ChangedWhileSending("the stored file is not the recorded one; the download was cut")
+        if held:
+            yield held
     finally:
         fh.close()
 
@@ -149,7 +167,7 @@ async def download(request: Request) -> Response:
         "Content-Disposition": content_disposition(grant.filename),
         "Content-Length": str(grant.size),
     }
-    return StreamingResponse(_stream(fh, grant.size), media_type=media_type(grant.content_type), headers=headers)
+    return StreamingResponse(_stream(fh, grant.size, grant.sha256), media_type=media_type(grant.content_type), headers=headers)
 
 
 PATH_PREFIX = "/download/"
