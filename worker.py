@@ -128,6 +128,9 @@ def run_job_task(job_id: int) -> None:
 # ---------------------------------------------------------------------- the consumer
 
 
+LAKE_MAINTENANCE = "lake-maintenance"  # its periodic_runs row
+
+
 class _Worker:
     """One worker process: its id, its state, and the housekeeping thread."""
 
@@ -138,6 +141,7 @@ class _Worker:
         self.dispatcher = HueyDispatcher()
         self.draining = threading.Event()
         self.stop = threading.Event()
+        self._lake_thread: threading.Thread | None = None
 
     def state(self) -> tuple[str, str | None]:
         if not QUEUE.ok:
@@ -161,6 +165,28 @@ class _Worker:
         periodic.run_if_due(self.db, "retention", self.settings.retention_interval_seconds, self.id,
                             lambda: retention.cleanup(self.db, self.settings))
         periodic.run_if_due(self.db, "forget-workers", 3600, self.id, lambda: workers.forget_gone(self.db))
+        self.maintain_lake()
+
+    def maintain_lake(self) -> threading.Thread | None:
+        """The lake's compaction and snapshot expiry (:func:`exporthub.lake.maintenance.maintain_all`),
+        once per ``EXPORTHUB_LAKE_MAINTENANCE_INTERVAL_SECONDS`` across all workers. In a thread of its
+        own: it can take minutes, and reaping and schedules must not wait for it. Returns the thread
+        that asks for this period's run, or ``None`` while the previous one is still going."""
+        if self._lake_thread is not None and self._lake_thread.is_alive():
+            return None
+
+        def run() -> None:
+            from exporthub.lake.maintenance import maintain_all
+
+            try:
+                periodic.run_if_due(self.db, LAKE_MAINTENANCE, self.settings.lake_maintenance_interval_seconds,
+                                    self.id, lambda: maintain_all(self.db, self.settings))
+            except Exception:  # the next period retries
+                log.exception("lake maintenance failed")
+
+        self._lake_thread = threading.Thread(target=run, daemon=True, name="lake-maintenance")
+        self._lake_thread.start()
+        return self._lake_thread
 
     def housekeeping_loop(self) -> None:
         while not self.stop.wait(self.settings.reaper_interval_seconds):
