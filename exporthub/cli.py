@@ -82,7 +82,7 @@ def _print_job(job: JobView, *, as_json: bool, with_log: bool = False) -> None:
     for w in job.warnings:
         print(f"  warning: {w}")
     for f in job.files:
-        print(f"  file {f.id}: {f.path}  ({f.size:,} bytes)")
+        print(f"  file {f.id}: {f.location}  ({f.size:,} bytes)")
     for entry in job.log if with_log else ():
         print(f"  {entry.time:%Y-%m-%d %H:%M:%S} {entry.level:<7} {entry.message}")
     for child in job.children:

@@ -350,10 +350,11 @@ def stored_path(settings: Settings, storage_key: str) -> Path:
     """The local file a storage key names, resolved (local file store only); raises
     :class:`LinkRefused` (404) when it would leave the files folder (``..``, absolute keys, symlinks
     pointing elsewhere) or cannot be a path at all."""
-    from exporthub.storage import BadKey, LocalStore
+    from exporthub.storage import BadKey, LocalStore, get_store
 
+    store = get_store(settings)
     try:
-        return LocalStore(settings.files_dir).path(storage_key)
+        return (store if isinstance(store, LocalStore) else LocalStore(settings.files_dir)).path(storage_key)
     except BadKey as exc:
         raise LinkRefused(404, str(exc)) from None
 
