@@ -272,3 +272,39 @@ def test_retention_and_remove_delete_the_objects(store_hub):
 
     service.remove("manager", gone.id)
     assert keys_of_job(store_hub, gone) == []
+
+
+# ----------------------------------------------------------------------------- snapshots
+
+
+def test_an_import_during_a_running_export_changes_nothing_it_reads(store_hub, tmp_path, monkeypatch):
+    import exporters.scans
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    from exporthub.importer import ImportFile, import_files
+    from exporthub.lake.catalog import io_properties
+    from tests.test_lake_s3 import extra_scans
+
+    writer = exporters.scans.write_table
+    imported: list[set[str]] = []
+
+    def import_then_write(ctx, reader, **kwargs):  # type: ignore[no-untyped-def]
+        path = extra_scans(store_hub, tmp_path / "extra")  # 40 rows, committed while the export runs
+        imported.append(import_files(store_hub.db, store_hub.settings, SystemActor("pytest"), "demo-open", "scans",
+                                     [ImportFile.from_path(path)]))
+        return writer(ctx, reader, **kwargs)
+
+    monkeypatch.setattr(exporters.scans, "write_table", import_then_write)
+    job = completed_job(store_hub, "scans", {"format": "csv", "includeDeleted": True}, user="manager")
+    recorded = store_hub.service().get("manager", job.id).lake_snapshot
+    catalog = SqlCatalog("exporthub", uri=store_hub.settings.database_url, init_catalog_tables="false",
+                         **io_properties(store_hub.settings))
+    try:
+        table = catalog.load_table(("demo-open", "scans"))
+        assert imported and recorded["scans"] != table.current_snapshot().snapshot_id
+        expected = table.scan(snapshot_id=recorded["scans"], selected_fields=("scan_id",)).to_arrow()
+    finally:
+        catalog.engine.dispose()
+    got = duckdb.connect().execute(f"SELECT scan_id FROM read_csv('{stored_file(store_hub, job, 'csv')}')")
+    assert sorted(r[0] for r in got.fetchall()) == sorted(expected.column("scan_id").to_pylist())
+    assert len(expected) == SCANS  # the 40 imported rows are not in it
