@@ -33,7 +33,6 @@ from exporthub.export_config import ExportDefinition, load_config, resolve_date_
 from exporthub.lake.incremental import export_watermarks
 from exporthub.models import ExportSession, File, Job, JobLog, Project, User, utcnow
 from exporthub.permissions import Permission
-from exporthub.stats import options as stats_options
 from exporthub.settings import Settings
 from exporthub.states import (
     ACTIVE_STATUSES,
@@ -44,6 +43,7 @@ from exporthub.states import (
     JobStatus,
     LogLevel,
 )
+from exporthub.stats import options as stats_options
 from exporthub.storage import get_store
 from exporthub.views import JobView, job_view
 

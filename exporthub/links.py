@@ -403,6 +403,18 @@ def open_granted(settings: Settings, grant: DownloadGrant) -> BinaryIO | None:
 
 
 __all__ = [
-    "DownloadGrant", "open_granted", "IssuedLink", "LinkClaims", "LinkRefused", "Requester", "download_path", "download_url",
-    "fetch_file", "issue_link", "make_token", "parse_token", "resolve_download", "stored_path",
+    "DownloadGrant",
+    "IssuedLink",
+    "LinkClaims",
+    "LinkRefused",
+    "Requester",
+    "download_path",
+    "download_url",
+    "fetch_file",
+    "issue_link",
+    "make_token",
+    "open_granted",
+    "parse_token",
+    "resolve_download",
+    "stored_path",
 ]

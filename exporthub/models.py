@@ -166,7 +166,7 @@ class File(Base):
     content_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
-    storage_key: Mapped[str] = mapped_column(String(500))  # path relative to the files folder
+    storage_key: Mapped[str] = mapped_column(String(500))  # key in the file store (exporthub.storage.file_key)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)  # lets a download skip re-hashing an unchanged file
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

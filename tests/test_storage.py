@@ -5,6 +5,7 @@ a real S3 API server (moto, its own process) with the lake there too (``EXPORTHU
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import threading
 import time
@@ -14,7 +15,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
-import http.client
 import openpyxl
 import pyarrow.parquet as pq
 import pytest
@@ -278,9 +278,9 @@ def test_retention_and_remove_delete_the_objects(store_hub):
 
 
 def test_an_import_during_a_running_export_changes_nothing_it_reads(store_hub, tmp_path, monkeypatch):
-    import exporters.scans
     from pyiceberg.catalog.sql import SqlCatalog
 
+    import exporters.scans
     from exporthub.importer import ImportFile, import_files
     from exporthub.lake.catalog import io_properties
     from tests.test_lake_s3 import extra_scans
