@@ -308,3 +308,26 @@ def test_an_import_during_a_running_export_changes_nothing_it_reads(store_hub, t
     got = duckdb.connect().execute(f"SELECT scan_id FROM read_csv('{stored_file(store_hub, job, 'csv')}')")
     assert sorted(r[0] for r in got.fetchall()) == sorted(expected.column("scan_id").to_pylist())
     assert len(expected) == SCANS  # the 40 imported rows are not in it
+
+
+def test_a_lost_finish_deletes_the_uploaded_files(store_hub, monkeypatch):
+    from exporthub import lifecycle, runner
+
+    finish = lifecycle.finish
+    uploaded: list[list[str]] = []
+
+    def reaped_meanwhile(db, lease, outcome):  # type: ignore[no-untyped-def]
+        # The files are in the store; then the job is taken from this worker before its commit.
+        uploaded.append([f.storage_key for f in outcome.files])
+        with db.write() as s:
+            s.execute(update(Job).where(Job.id == lease.job_id).values(attempt=Job.attempt + 1))
+        return finish(db, lease, outcome)
+
+    monkeypatch.setattr(runner.lifecycle, "finish", reaped_meanwhile)
+    service = store_hub.service()
+    job = service.start("manager", "demo-open", "users", {"format": "csv"})
+    assert store_hub.run(job.id) is None  # the lease was gone: nothing this worker did stands
+    (keys,) = uploaded
+    assert keys and all(store_of(store_hub).stat(k) is None for k in keys)
+    with store_hub.db.read() as s:
+        assert s.scalars(select(File).where(File.job_id == job.id)).all() == []
