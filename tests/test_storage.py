@@ -175,11 +175,17 @@ def test_backup_restores_from_the_store_and_a_changed_backup_is_refused(store_hu
     (backup,) = job.files
     report = restore_stored_backup(store_hub.db, store_hub.settings, backup.id, project_slug="copy", username="admin")
     assert report.lake_rows["scans"] == SCANS and report.project == "copy"
+    from exporthub.cli import main
+
+    assert main(["restore", "--file", str(backup.id), "--project", "copy-cli", "--user", "admin"]) == 0
     data = bytearray(store_of(store_hub).read_bytes(backup.key))
     data[100] ^= 1
     put_bytes(store_hub, backup.key, bytes(data))
     with pytest.raises(RestoreRefused, match="changed"):
         restore_stored_backup(store_hub.db, store_hub.settings, backup.id, project_slug="copy2", username="admin")
+    # A file that is not a backup is refused at the command line too (exit 2).
+    other = completed_job(store_hub, "users", {"format": "csv"}, user="admin").files[0]
+    assert main(["restore", "--file", str(other.id), "--project", "copy3", "--user", "admin"]) == 2
 
 
 # ----------------------------------------------------------------------------- downloads
