@@ -54,3 +54,29 @@ def test_scaled_out_setup_refuses_missing_or_known_secret(tmp_path, monkeypatch)
         reload_settings().resolved_secret_key()
     monkeypatch.delenv("EXPORTHUB_REDIS_URL")
     reload_settings()
+
+
+def test_files_url_names_the_file_store(tmp_path, monkeypatch):
+    from exporthub.storage import LocalStore, ObjectStore, get_store
+
+    monkeypatch.setenv("EXPORTHUB_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("EXPORTHUB_FILES_URL", raising=False)
+    s = reload_settings()
+    assert s.files_url == s.files_dir.as_uri() and isinstance(get_store(s), LocalStore)
+    monkeypatch.setenv("EXPORTHUB_FILES_URL", str(tmp_path / "elsewhere"))
+    s = reload_settings()
+    store = get_store(s)
+    assert isinstance(store, LocalStore) and store.root == (tmp_path / "elsewhere").resolve()
+    monkeypatch.setenv("EXPORTHUB_FILES_URL", "s3://bucket/files/")
+    monkeypatch.setenv("EXPORTHUB_S3_ENDPOINT_URL", "http://127.0.0.1:9")
+    s = reload_settings()
+    store = get_store(s)
+    assert s.files_url == "s3://bucket/files" and isinstance(store, ObjectStore)
+    assert store.location("p/t/1/a.csv") == "s3://bucket/files/p/t/1/a.csv"
+    assert store.work_root == s.files_dir  # work folders stay on local disk
+    monkeypatch.setenv("EXPORTHUB_FILES_URL", "ftp://x/y")
+    with pytest.raises(SettingsError, match="EXPORTHUB_FILES_URL"):
+        reload_settings()
+    for name in ("EXPORTHUB_FILES_URL", "EXPORTHUB_S3_ENDPOINT_URL"):
+        monkeypatch.delenv(name)
+    reload_settings()
