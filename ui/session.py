@@ -25,6 +25,7 @@ import importlib
 import json
 import threading
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import streamlit as st
 
@@ -36,6 +37,7 @@ from exporthub.jobs import JobService
 from exporthub.permissions import Permission
 from exporthub.settings import Settings, get_settings
 from ui.oidc import auth_mode
+from web import auth_routes
 
 USER_KEY = "user"
 PROJECT_KEY = "project"
@@ -48,6 +50,9 @@ _ENDED_KEY = "_auth_ended"  # why the last session ended (for the login form's m
 LOGIN_ROUTE = "/auth/session"
 BEGIN_ROUTE = "/auth/session/begin"
 LOGOUT_ROUTE = "/auth/session/end"
+# The app's page addresses a link may name (``/statistics``, ``/job?job=7``); the login keeps them.
+PAGE_ROUTES = auth_routes.PAGE_ROUTES
+_LOGIN_PARAMS = frozenset({"auth", "nonce"})  # the login's own query parameters, not the page's
 
 # Why a session ended; the login form shows a sentence for each (and the logout route passes it on).
 END_REASONS = (
@@ -234,8 +239,22 @@ def login_nonce() -> str | None:
     return nonce if tickets.is_nonce(nonce) else None
 
 
-def login(username: str, password: str) -> auth.SessionUser:
-    """Check the password and send the browser to trade a one-time ticket for the session cookie.
+def page_target(route: str) -> str:
+    """The address of the page this tab shows: ``/`` + ``route`` + its query string (minus the
+    login's own parameters). The login carries it through, so a deep link lands where it pointed."""
+    params = {k: v for k, v in st.query_params.to_dict().items() if k not in _LOGIN_PARAMS}
+    return f"/{route}" + (f"?{urlencode(params)}" if params else "")
+
+
+def _with_next(url: str, target: str) -> str:
+    if target == "/":
+        return url
+    return url + ("&" if "?" in url else "?") + urlencode({"next": target})
+
+
+def login(username: str, password: str, target: str = "/") -> auth.SessionUser:
+    """Check the password and send the browser to trade a one-time ticket for the session cookie,
+    then on to ``target`` (a page address, see :func:`page_target`).
 
     The ticket is bound to this browser's login nonce. Raises :class:`~exporthub.auth.LoginRefused`
     (or ``LoginThrottled``) with a message to show.
@@ -246,15 +265,15 @@ def login(username: str, password: str) -> auth.SessionUser:
     db, current = database(), get_settings()
     user = auth.authenticate(db, current, username, password)
     ticket = tickets.issue(db, user.id, nonce)
-    st.session_state[_REDIRECT_KEY] = ("GET", f"{LOGIN_ROUTE}?ticket={ticket}")
+    st.session_state[_REDIRECT_KEY] = ("GET", _with_next(f"{LOGIN_ROUTE}?ticket={ticket}", target))
     return user
 
 
-def ask_for_login_nonce() -> None:
-    """Have the browser fetch a login nonce (then it comes back to the login form)."""
+def ask_for_login_nonce(target: str = "/") -> None:
+    """Have the browser fetch a login nonce (then it comes back to the login form at ``target``)."""
     reason = ended_reason()
     query = f"?auth={reason}" if reason in END_REASONS else ""
-    st.session_state[_REDIRECT_KEY] = ("GET", BEGIN_ROUTE + query)
+    st.session_state[_REDIRECT_KEY] = ("GET", _with_next(BEGIN_ROUTE + query, target))
 
 
 def end_session(reason: str = "signed-out") -> None:
