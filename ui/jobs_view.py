@@ -56,10 +56,10 @@ def status_parts(job: JobView) -> tuple[str, str, str]:
     if job.status is JobStatus.COMPLETED and job.has_warnings:
         return WARNINGS_LABEL
     icon, label, colour = _STATUS[job.status]
+    if job.status in CANCELLABLE_STATUSES and job.cancel_requested:
+        return "⏳", "Cancelling…", "gray"  # until the worker has stopped it; then "Cancelled"
     if job.status is JobStatus.RUNNING:
         label = f"Running ({job.progress}%)"
-        if job.cancel_requested:
-            label += ", cancelling"
     return icon, label, colour
 
 
@@ -124,6 +124,8 @@ def perform(service: Any, username: str, action: Action, job_id: int) -> tuple[b
         result = getattr(service, _CALLS[action])(username, job_id)
     except ExporthubError as exc:
         return False, exc.message
+    if action is Action.CANCEL and getattr(result, "status", None) is not JobStatus.CANCELLED:
+        return True, f"Cancelling job #{job_id}…"  # a running job: the worker has yet to stop it
     return True, _DONE[action].format(id=job_id, new=getattr(result, "id", job_id))
 
 
@@ -274,8 +276,9 @@ def _ask_confirm(job_id: int) -> None:
 
 
 def render_job_row(job: JobView, ctx: ListContext, *, key_prefix: str = "jobs") -> None:
-    """One job of the list: status (and progress), type, user, times, files and actions."""
-    with st.container(border=True, key=f"{key_prefix}-job-{job.id}"):
+    """One job of the list: status (and progress), type, user, times, files and actions. Drawn into a
+    fresh slot each run, so nothing drawn here before (another job's link, "Remove") stays behind."""
+    with st.empty().container(border=True, key=f"{key_prefix}-job-{job.id}"):
         head, files, actions = st.columns([4, 5, 3], vertical_alignment="center")
         with head:
             title = ctx.titles.get(job.type, job.type)
