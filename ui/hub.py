@@ -211,9 +211,14 @@ def dialog_body(export_type: str) -> None:
     st.caption(md_escape(" · ".join(filter(None, (definition.group, ctx.project.name, BLURBS.get(definition.type))))))
     _warn_up_front(ctx, definition)
     prefix = f"export-{export_type}"
+    try:
+        options = _dynamic_options(ctx, export_type)
+    except ExporthubError as exc:  # e.g. a damaged data file: a refusal, not a traceback
+        st.error(md_escape(exc.message))
+        return
     values = forms.variable_form(
         definition,
-        dynamic_options=_dynamic_options(ctx, export_type),
+        dynamic_options=options,
         key_prefix=prefix,
         today=datetime.now(tz).date(),
         option_labels={"reports": titles(ctx)},
