@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import streamlit as st
@@ -72,7 +73,6 @@ def pages_for(user: session.auth.SessionUser, project: ProjectInfo | None) -> li
                 title="Reports & Exports",
                 icon=":material/download:",
                 url_path="exports",
-                default=True,
             )
         )
         pages.append(
@@ -94,12 +94,35 @@ def pages_for(user: session.auth.SessionUser, project: ProjectInfo | None) -> li
                 title="Administration",
                 icon=":material/admin_panel_settings:",
                 url_path="admin",
-                default=not pages,
             )
         )
     if not pages:
-        pages.append(st.Page(no_projects, title="Reports & Exports", url_path="welcome", default=True))
-    return pages
+        pages.append(st.Page(no_projects, title="Reports & Exports", url_path="welcome"))
+    return with_home(pages)
+
+
+def with_home(pages: list[st.Page]) -> list[st.Page]:
+    """``/`` opens the landing page (the first) under its own name, so ``/exports`` is an address too.
+
+    Streamlit gives the default page the address ``/`` and no other, so the landing page is registered
+    under its own path and a hidden default page switches to it (keeping the query string).
+    """
+    landing = pages[0]
+
+    def home() -> None:
+        st.switch_page(landing, query_params=st.query_params.to_dict())
+
+    return [*pages, st.Page(home, title=landing.title, url_path="home", default=True, visibility="hidden")]
+
+
+def login_pages() -> list[st.Page]:
+    """The login form under every page's address: a deep link keeps its address (and query string)
+    through the login and lands on the page it named afterwards."""
+    routes = [("", "login"), *((route, route) for route in session.PAGE_ROUTES)]
+    return [
+        st.Page(partial(login.page, target=target), title="Log in", url_path=path, default=not target)
+        for target, path in routes
+    ]
 
 
 session.housekeeping()
@@ -107,9 +130,7 @@ user = session.ensure_session()
 if follow_redirect():  # a logout or an ended session: the browser clears its cookie first
     st.stop()
 if user is None:
-    st.navigation(
-        [st.Page(login.page, title="Log in", url_path="login", default=True)], position="hidden"
-    ).run()
+    st.navigation(login_pages(), position="hidden").run()
     follow_redirect()
     st.stop()
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 from starlette.routing import BaseRoute
+from streamlit.runtime.pages_manager import PagesManager
 
 from web import auth_routes, downloads, ops_routes
 
@@ -21,6 +22,11 @@ ROUTES: list[BaseRoute] = [
     *auth_routes.ROUTES,  # /auth/session/begin (login nonce), /auth/session (ticket), /auth/session/end (POST)
     *downloads.ROUTES,  # /download/{token}: user-bound, expiring file links (exporthub.links)
 ]
+
+# app.py always calls st.navigation. Without this, the first visit after a start would run a deep link's
+# page (/statistics) straight from the pages/ folder, without the login check (Streamlit's legacy
+# multipage mode, which it leaves only on the first st.navigation call: streamlit/streamlit#9446).
+PagesManager.uses_pages_directory = False
 
 # Files leave as stored: Streamlit's gzip layer would recompress them and drop their Content-Length.
 app = st.App(str(Path(__file__).resolve().parent / "app.py"), routes=ROUTES, middleware=downloads.MIDDLEWARE)

@@ -117,3 +117,16 @@ class RestoreFailed(ExporthubError):
 
     def __init__(self, problem: str) -> None:
         super().__init__(f"Restore failed, nothing was restored: {problem}")
+
+
+class LakeDamaged(ExporthubError):
+    """A project's data could not be read (a damaged or missing data file). The message names no
+    server path; the reader's own error stays chained as ``__cause__`` for admins and the log."""
+
+    def __init__(self, project: str, table: str) -> None:
+        super().__init__(
+            f"The {table} data of project {project} could not be read: a data file is damaged or missing. "
+            "An administrator can see the details."
+        )
+        self.project = project
+        self.table = table

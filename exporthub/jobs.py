@@ -444,13 +444,13 @@ class JobService:
         return list(s.scalars(select(Job).where(Job.parent_id == job_id).order_by(Job.id)))
 
     def latest_by_type(self, username: str, project_slug: str) -> dict[str, JobView]:
-        """The newest top-level job of each type (for the hub's cards)."""
+        """The newest job of each type (for the hub's cards), a publication's reports included: the
+        Scans card shows the scans a publish just ran."""
         with self.db.read() as s:
             project = get_project(s, project_slug)
             require(s, get_user(s, username), project, Permission.VIEW)
             newest = (
-                select(func.max(Job.id)).where(Job.project_id == project.id, Job.removed_at.is_(None),
-                                               Job.parent_id.is_(None))
+                select(func.max(Job.id)).where(Job.project_id == project.id, Job.removed_at.is_(None))
                 .group_by(Job.export_type)
             )
             jobs = s.scalars(select(Job).where(Job.id.in_(newest))).all()
@@ -476,11 +476,17 @@ def build_views(s: Session, settings: Settings, jobs: Sequence[Job], *, with_log
 
     The live job list asks for a page of jobs every few seconds per open browser, so it must not cost
     three queries per job. Without ``with_log`` only warnings are read (they make "Completed with
-    warnings").
+    warnings"). A parent (publish) started when its first child did: its own run only gathers their
+    files, so its ``started`` is the earliest of the two and its duration spans the whole publication.
     """
     ids = [job.id for job in jobs]
     if not ids:
         return []
+    first_child_start = dict(
+        s.execute(
+            select(Job.parent_id, func.min(Job.started_at)).where(Job.parent_id.in_(ids)).group_by(Job.parent_id)
+        ).all()
+    )
     files: dict[int, list[File]] = {i: [] for i in ids}
     for f in s.scalars(select(File).where(File.job_id.in_(ids)).order_by(File.id)):
         files[f.job_id].append(f)
@@ -505,6 +511,9 @@ def build_views(s: Session, settings: Settings, jobs: Sequence[Job], *, with_log
         views.append(job_view(job, files=files[job.id], logs=logs[job.id], locate=get_store(settings).location,
                               with_log=with_log, children=children,
                               export_session_count=int(sessions.get(job.id, 0))))
+        earliest = first_child_start.get(job.id)
+        if earliest is not None and (views[-1].started is None or earliest < views[-1].started):
+            views[-1] = dataclasses.replace(views[-1], started=earliest)
     return views
 
 

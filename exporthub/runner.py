@@ -28,7 +28,7 @@ from exporthub import lake, lifecycle
 from exporthub.context import JobContext, JobReporter, PastExportSession, ProjectInfo, users_table
 from exporthub.db import Database
 from exporthub.dispatch import Dispatcher, hand_over
-from exporthub.errors import Cancelled
+from exporthub.errors import Cancelled, ExporthubError
 from exporthub.export_config import ExportDefinition, load_config, resolve_date_window
 from exporthub.jobs import build_view
 from exporthub.lake.incremental import export_watermarks
@@ -45,6 +45,12 @@ _PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 __all__ = ["PARTIAL_DIR", "after_job_finished", "default_worker_id", "interrupt_running", "run_job",
            "running_job_ids"]
+
+
+# The first line of a failed job's error, which every user sees; the detail follows on the next lines.
+UNEXPECTED = "The export stopped on an unexpected problem. An administrator can see the details."
+COULD_NOT_START = "The export could not start. An administrator can see the details."
+COULD_NOT_STORE = "The export's files could not be stored. An administrator can see the details."
 
 
 def default_worker_id() -> str:
@@ -200,7 +206,7 @@ def run_job(
         ctx.workdir.mkdir(parents=True, exist_ok=True)
     except Exception as exc:  # a config entry removed since the job was queued, an unwritable folder…
         log.warning("job %s could not start:\n%s", job_id, traceback.format_exc())
-        status = lifecycle.finish(db, lease, Outcome(JobStatus.FAILED, error=f"Could not start: {_describe(exc)}"))
+        status = lifecycle.finish(db, lease, Outcome(JobStatus.FAILED, error=_describe(exc, COULD_NOT_START)))
         after_job_finished(db, job_id, dispatcher)
         return status
     watch = _Watch(ctx=ctx, lease=lease, stop=threading.Event())
@@ -270,7 +276,7 @@ def _conclude(db: Database, ctx: JobContext, watch: _Watch, outcome: Outcome, di
             try:
                 stored = store_outputs(ctx)
             except OSError as exc:
-                outcome = Outcome(JobStatus.FAILED, error=f"Could not store the files: {exc}")
+                outcome = Outcome(JobStatus.FAILED, error=_describe(exc, COULD_NOT_STORE))
             else:
                 outcome.files = stored
                 outcome.sessions = [SessionRecord(r.zone_id, r.watermark_scan_id, r.scan_count, r.snapshot_id)
@@ -294,9 +300,16 @@ def _conclude(db: Database, ctx: JobContext, watch: _Watch, outcome: Outcome, di
     return status
 
 
-def _describe(exc: Exception) -> str:
+def _describe(exc: Exception, plain: str | None = None) -> str:
+    """A job's error: a plain first line for every user (a refusal's own message, else ``plain``), then
+    the technical detail (a DuckDB message with server paths…) for admins, the CLI and the log."""
+    if isinstance(exc, ExporthubError) and plain is None:
+        if exc.__cause__ is None:
+            return exc.message
+        plain, exc = exc.message, exc.__cause__  # type: ignore[assignment]  (the reader's own error)
     text = str(exc).strip() or type(exc).__name__
-    return text if len(text) < 2000 else text[:2000] + "…"
+    text = text if len(text) < 2000 else text[:2000] + "…"
+    return f"{plain or UNEXPECTED}\n{type(exc).__name__}: {text}"
 
 
 def after_job_finished(db: Database, job_id: int, dispatcher: Dispatcher) -> None:

@@ -28,7 +28,11 @@ class SlowExporter(BaseExporter):
         path = ctx.output_path("csv")
         with open(path, "w", encoding="utf-8") as out:
             out.write("job\n")
+            linger = float(ctx.variables.get("linger") or 0)  # seconds it goes on after a cancel request
             while time.monotonic() < end:
+                if ctx.cancel_event.is_set() and linger > 0:  # like a writer finishing its batch first
+                    time.sleep(linger)
+                    linger = 0
                 ctx.progress(100 * (1 - (end - time.monotonic()) / seconds))  # checks cancellation
                 time.sleep(0.05)
             out.write(f"{ctx.job_id}\n")
@@ -44,7 +48,9 @@ def write_config(path: Path) -> Path:
     config["slow"] = {
         "title": "Slow", "group": "Test", "allowWhenProjectNotClosed": True,
         "exportVariables": [{"key": "seconds", "title": "Seconds", "type": "number", "value": 1, "min": 0,
-                             "max": 600}],
+                             "max": 600},
+                            {"key": "linger", "title": "Linger", "type": "number", "value": 0, "min": 0,
+                             "max": 60}],
     }
     path.write_text(json.dumps(config), encoding="utf-8")
     return path

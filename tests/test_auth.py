@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import func, select, update
@@ -349,10 +350,30 @@ def test_begin_sets_a_login_nonce_and_remembers_only_download_links(demo_hub):
     assert carried.headers["location"] == "/?auth=login-required&nonce=set"
     remembered = _set_cookie(carried)[auth_routes.NEXT_COOKIE]
     assert remembered.value == link and remembered["path"] == auth_routes.LOGIN_PATH
-    for elsewhere in ("https://evil.example/", "//evil.example", "/admin", "/download/../x", "javascript:alert(1)"):
-        odd = auth_routes.begin(_request("GET", "/auth/session/begin", f"next={elsewhere}"))
+    for elsewhere in ("https://evil.example/", "//evil.example", "/adminx", "/download/../x", "javascript:alert(1)",
+                      "/job?job=<script>", "/statistics/../x"):
+        odd = auth_routes.begin(_request("GET", "/auth/session/begin", f"next={quote(elsewhere)}"))
         assert auth_routes.NEXT_COOKIE not in _set_cookie(odd), elsewhere
         assert odd.headers["location"] == "/?nonce=set"
+
+
+def test_begin_brings_a_deep_link_back_to_its_page_for_the_login_form(demo_hub):
+    for page in ("/statistics", "/job?job=7", "/exports?project=demo-open"):
+        response = auth_routes.begin(_request("GET", "/auth/session/begin", f"auth=idle&next={quote(page)}"))
+        sep = "&" if "?" in page else "?"
+        assert response.headers["location"] == f"{page}{sep}auth=idle&nonce=set"
+        assert auth_routes.NEXT_COOKIE not in _set_cookie(response)  # the form carries the page on
+
+
+def test_ticket_route_goes_on_to_the_page_a_deep_link_named_and_nowhere_else(demo_hub):
+    db, s = demo_hub.db, demo_hub.settings
+    for target, expected in (("/job?job=7", "/job?job=7"), ("/statistics", "/statistics"),
+                             ("//evil.example", "/"), ("https://evil.example/", "/")):
+        ticket = tickets.issue(db, _uid(demo_hub, "analyst"), NONCE)
+        response = auth_routes.start_session(_request("GET", "/auth/session", f"ticket={ticket}&next={quote(target)}",
+                                                      cookies={tickets.NONCE_COOKIE: NONCE}))
+        assert response.headers["location"] == expected, target
+        assert auth.SESSION_COOKIE in _set_cookie(response)
 
 
 def test_ticket_route_sets_the_session_cookie_only_with_the_browsers_nonce(demo_hub):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -126,7 +127,22 @@ def test_inline_job_that_fails_exits_1(demo_hub, capsys, monkeypatch):
     code, out, _ = run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst", "--inline",
                        "--json")
     job = json.loads(out)["job"]
-    assert code == 1 and job["status"] == "failed" and job["error"] == "disk on fire"
+    assert code == 1 and job["status"] == "failed"
+    plain, detail = job["error"].split("\n", 1)  # a sentence for every user, the detail for admins
+    assert plain.startswith("The export stopped on an unexpected problem") and detail == "RuntimeError: disk on fire"
+
+
+def test_a_damaged_data_file_is_refused_in_plain_words_not_a_traceback(demo_hub, capsys):
+    from tests._lake import lake_files
+
+    for path in lake_files(demo_hub.settings, "demo-open", "scans"):
+        Path(path.removeprefix("file://")).write_bytes(b"not parquet")
+    code, out, err = run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst", "--inline",
+                         "--json")
+    assert code == 2 and "Traceback" not in out + err
+    error = json.loads(out)["error"]
+    assert error["code"] == "lake_damaged" and "scans data of project demo-open" in error["message"]
+    assert str(demo_hub.settings.data_dir) not in error["message"]  # no server path for users
 
 
 def test_scheduled_export_waits(demo_hub, capsys, monkeypatch):

@@ -31,6 +31,7 @@ PUBLISH_TYPE = "publish"
 REFRESH_SECONDS = 2.0
 OPEN_EXPORT_KEY = "_open_export"
 _ESTIMATE_TTL = 30.0
+_SHOWN_PROJECT = "_hub_shown_project"  # (slug, status) the header was drawn with
 
 # One line under each card's title, for the built-in types (a deployment's own types show none).
 BLURBS: dict[str, str] = {
@@ -100,6 +101,7 @@ def header(ctx: PageContext) -> None:
     with main:
         st.title("Reports & Exports")
         status = ctx.project.status.capitalize()
+        st.session_state[_SHOWN_PROJECT] = (ctx.project.slug, ctx.project.status)
         st.caption(f"{md_escape(ctx.project.name)} · {status} · times in {md_escape(ctx.project.timezone)}")
     if can_publish(ctx):
         with side, st.container(key="project-management"):
@@ -130,6 +132,11 @@ def _live() -> None:
         st.rerun()  # the whole app then shows the login form
     session.housekeeping()  # this refresh may be the only thing running while a worker is down
     ctx = page_context()
+    if st.session_state.get(_SHOWN_PROJECT, (ctx.project.slug, ctx.project.status)) != (
+        ctx.project.slug,
+        ctx.project.status,
+    ):
+        st.rerun()  # a job changed the project (publish): the header outside this fragment must show it
     jobs_view.show_flash()
     latest = ctx.service.latest_by_type(ctx.user.username, ctx.project.slug)
     cards(ctx, latest)
@@ -204,9 +211,14 @@ def dialog_body(export_type: str) -> None:
     st.caption(md_escape(" · ".join(filter(None, (definition.group, ctx.project.name, BLURBS.get(definition.type))))))
     _warn_up_front(ctx, definition)
     prefix = f"export-{export_type}"
+    try:
+        options = _dynamic_options(ctx, export_type)
+    except ExporthubError as exc:  # e.g. a damaged data file: a refusal, not a traceback
+        st.error(md_escape(exc.message))
+        return
     values = forms.variable_form(
         definition,
-        dynamic_options=_dynamic_options(ctx, export_type),
+        dynamic_options=options,
         key_prefix=prefix,
         today=datetime.now(tz).date(),
         option_labels={"reports": titles(ctx)},

@@ -86,7 +86,7 @@ def _body(job_id: int) -> None:
         st.progress(max(0, min(100, job.progress)) / 100)
     _timings(job, tz)
     if job.error:
-        st.error(f"**Error:** {md_escape(job.error)}", icon="❌")
+        st.error(f"**Error:** {md_escape(_for(job.error, admin=ctx.user.is_admin))}", icon="❌")
     for warning in job.warnings:
         st.warning(md_escape(warning), icon="⚠️")
     jobs_view.render_actions(job, hub.list_context(ctx), key_prefix="details", with_details=False)
@@ -120,7 +120,7 @@ def _body(job_id: int) -> None:
             query_params={"job": str(job.parent_id)},
         )
     st.subheader("Log")
-    _log(job, tz)
+    _log(job, tz, admin=ctx.user.is_admin)
 
 
 def _timings(job: JobView, tz: str) -> None:
@@ -152,7 +152,12 @@ def _variables(ctx: PageContext, job: JobView) -> None:
     st.dataframe(rows, hide_index=True, width="stretch")
 
 
-def _log(job: JobView, tz: str) -> None:
+def _for(text: str, *, admin: bool) -> str:
+    """An error as this viewer may see it: its plain first line, and the technical detail for admins."""
+    return text if admin else text.strip().split("\n", 1)[0]
+
+
+def _log(job: JobView, tz: str, *, admin: bool) -> None:
     if not job.log:
         st.caption("Nothing logged yet.")
         return
@@ -161,7 +166,7 @@ def _log(job: JobView, tz: str) -> None:
         {
             "Time": fmt.local_time(e.time, tz),
             "Level": icons.get(str(e.level), str(e.level)),
-            "Message": e.message,
+            "Message": _for(e.message, admin=admin),
         }
         for e in job.log
     ]

@@ -56,10 +56,10 @@ def status_parts(job: JobView) -> tuple[str, str, str]:
     if job.status is JobStatus.COMPLETED and job.has_warnings:
         return WARNINGS_LABEL
     icon, label, colour = _STATUS[job.status]
+    if job.status in CANCELLABLE_STATUSES and job.cancel_requested:
+        return "⏳", "Cancelling…", "gray"  # until the worker has stopped it; then "Cancelled"
     if job.status is JobStatus.RUNNING:
         label = f"Running ({job.progress}%)"
-        if job.cancel_requested:
-            label += ", cancelling"
     return icon, label, colour
 
 
@@ -124,6 +124,8 @@ def perform(service: Any, username: str, action: Action, job_id: int) -> tuple[b
         result = getattr(service, _CALLS[action])(username, job_id)
     except ExporthubError as exc:
         return False, exc.message
+    if action is Action.CANCEL and getattr(result, "status", None) is not JobStatus.CANCELLED:
+        return True, f"Cancelling job #{job_id}…"  # a running job: the worker has yet to stop it
     return True, _DONE[action].format(id=job_id, new=getattr(result, "id", job_id))
 
 
@@ -221,7 +223,11 @@ def when_text(job: JobView, timezone: str) -> str:
 
 
 def render_actions(job: JobView, ctx: ListContext, *, key_prefix: str, with_details: bool = True) -> None:
-    """The Details link and the allowed action buttons, in one wrapping row."""
+    """The Details link and the allowed action buttons, in one wrapping row.
+
+    Every action has its own place, filled with its button or left empty: Streamlit keeps a block's old
+    children when it redraws it, so a job's row must overwrite each one (no "Remove" from before stays
+    under "Confirm remove", no other job's button stays in a row the list shifted)."""
     actions = allowed_actions(job, ctx.permissions)
     confirm = st.session_state.get(_confirm_key(job.id))
     with st.container(horizontal=True, gap="small", key=f"{key_prefix}-actions-{job.id}"):
@@ -229,36 +235,23 @@ def render_actions(job: JobView, ctx: ListContext, *, key_prefix: str, with_deta
             st.page_link(
                 ctx.details_page, label="Details", icon=":material/info:", query_params={"job": str(job.id)}
             )
-        for action in actions:
+        for action in (Action.CANCEL, Action.RETRY, Action.RESET_EXPORT_SESSIONS, Action.REMOVE):
             key = f"{key_prefix}-{action.name.lower()}-{job.id}"
-            if action is Action.REMOVE and confirm:
-                st.button(
-                    "Confirm remove",
-                    key=key + "-confirm",
-                    type="primary",
-                    icon=":material/delete:",
-                    on_click=_on_action,
-                    args=(ctx.service, ctx.username, action, job.id),
-                )
-                st.button(
-                    "Keep",
-                    key=key + "-keep",
-                    on_click=st.session_state.pop,
-                    args=(_confirm_key(job.id), None),
-                )
-                continue
-            if action is Action.REMOVE:
-                st.button(
-                    action.value, key=key, icon=":material/delete:", on_click=_ask_confirm, args=(job.id,)
-                )
-                continue
-            st.button(
-                action.value,
-                key=key,
-                icon=_ICONS[action],
-                on_click=_on_action,
-                args=(ctx.service, ctx.username, action, job.id),
-            )
+            if action not in actions:
+                st.empty()
+            elif action is Action.REMOVE and confirm:
+                st.button("Confirm remove", key=key + "-confirm", type="primary", icon=":material/delete:",
+                          on_click=_on_action, args=(ctx.service, ctx.username, action, job.id))
+            elif action is Action.REMOVE:
+                st.button(action.value, key=key, icon=":material/delete:", on_click=_ask_confirm, args=(job.id,))
+            else:
+                st.button(action.value, key=key, icon=_ICONS[action], on_click=_on_action,
+                          args=(ctx.service, ctx.username, action, job.id))
+        if Action.REMOVE in actions and confirm:
+            st.button("Keep", key=f"{key_prefix}-remove-{job.id}-keep", on_click=st.session_state.pop,
+                      args=(_confirm_key(job.id), None))
+        else:
+            st.empty()
 
 
 _ICONS = {
@@ -277,20 +270,22 @@ def render_job_row(job: JobView, ctx: ListContext, *, key_prefix: str = "jobs") 
     """One job of the list: status (and progress), type, user, times, files and actions."""
     with st.container(border=True, key=f"{key_prefix}-job-{job.id}"):
         head, files, actions = st.columns([4, 5, 3], vertical_alignment="center")
-        with head:
+        with head:  # each element in its place, drawn or emptied (see render_actions)
             title = ctx.titles.get(job.type, job.type)
             st.markdown(f"{status_badge(job)} &nbsp; **{md_escape(title)}** · #{job.id}")
+            progress = st.empty()
             if job.status is JobStatus.RUNNING:
-                st.progress(max(0, min(100, job.progress)) / 100)
+                progress.progress(max(0, min(100, job.progress)) / 100)
             st.caption(f"{when_text(job, ctx.timezone)} · by {md_escape(job.user)}")
+            error = st.empty()
             if job.error and job.status is JobStatus.FAILED:
-                st.caption(f"❌ {md_escape(_first_line(job.error))}")
+                error.caption(f"❌ {md_escape(_first_line(job.error))}")
         with files:
-            block = files_html(ctx.settings, job, ctx.user_id)
+            block, slot = files_html(ctx.settings, job, ctx.user_id), st.empty()
             if block:
-                st.markdown(block, unsafe_allow_html=True)
+                slot.markdown(block, unsafe_allow_html=True)
             elif job.status is JobStatus.COMPLETED:
-                st.caption("No files")
+                slot.caption("No files")
         with actions:
             render_actions(job, ctx, key_prefix=key_prefix)
 

@@ -26,8 +26,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
-def page() -> None:
-    """The whole page for visitors who are not logged in."""
+def page(target: str = "") -> None:
+    """The whole page for visitors who are not logged in, at the address of the page ``target`` (a
+    route of :data:`ui.session.PAGE_ROUTES`, or ``""`` for ``/``) they land on once logged in."""
+    where = session.page_target(target)
     with st.container(key="login-card", border=True):
         st.markdown("## 📦 Exporthub")
         st.caption("Reports & Exports for inventory-scanning projects")
@@ -38,21 +40,21 @@ def page() -> None:
         if oidc.auth_mode() == "oidc":
             _oidc_buttons()
         elif session.login_nonce() is None:
-            _no_nonce_yet()
+            _no_nonce_yet(where)
         else:
-            _password_form()
+            _password_form(where)
 
 
-def _no_nonce_yet() -> None:
+def _no_nonce_yet(where: str) -> None:
     """The form is bound to this browser by a nonce cookie: fetch one first (``/auth/session/begin``)."""
     if st.query_params.get("nonce") == "set":  # we were there already: the cookie did not stick
         st.error("This browser did not keep Exporthub's login cookie. Allow cookies for this site and reload.")
         return
-    session.ask_for_login_nonce()
+    session.ask_for_login_nonce(where)
     st.caption("Preparing the login form…")
 
 
-def _password_form() -> None:
+def _password_form(where: str) -> None:
     with st.form("login", border=False):
         username = st.text_input("Username", autocomplete="username", max_chars=64)
         password = st.text_input("Password", type="password", autocomplete="current-password")
@@ -64,11 +66,11 @@ def _password_form() -> None:
         return
     try:
         with st.spinner("Checking…"):
-            user = session.login(username, password)
+            user = session.login(username, password, where)
     except LoginRefused as exc:
         st.error(md_escape(exc.message))
         return
-    st.success(f"Welcome, {md_escape(user.display_name)}. Opening the hub…")
+    st.success(f"Welcome, {md_escape(user.display_name)}. Opening the page…")
 
 
 def _oidc_buttons() -> None:

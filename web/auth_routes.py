@@ -4,11 +4,11 @@ Streamlit's script cannot set cookies, and state kept in ``st.session_state`` is
 
 - ``GET /auth/session/begin[?next=/download/…]`` gives the browser a random login nonce in an
   HttpOnly cookie before the login form is shown (and remembers a download to resume after login),
-  then goes to ``/``;
+  then goes to ``/`` (or back to the page a deep link named, ``next=/statistics``);
 - the login form checks the password and sends the browser to ``GET /auth/session?ticket=…``; this
   route redeems the ticket, only with the nonce cookie of the browser it was issued to (login CSRF),
-  sets the session cookie (the signed session id, HttpOnly, SameSite=Lax) and goes to ``/`` or to the
-  remembered download;
+  sets the session cookie (the signed session id, HttpOnly, SameSite=Lax) and goes to ``/``, to the
+  remembered download, or to the page named by ``next`` (one of the app's pages, nowhere else);
 - ``POST /auth/session/end?reason=…`` ends the server-side session and clears the cookie (logout).
   Only a same-site POST is honoured (``Sec-Fetch-Site``, else ``Origin``), so another site can neither
   log a user out with a link nor with a form.
@@ -34,8 +34,11 @@ NEXT_COOKIE = "exporthub_next"
 NONCE_MAX_AGE_SECONDS = 3600
 # Why the browser landed back on the login form; the app shows a matching sentence.
 END_REASONS = frozenset({*(str(r) for r in sessions.EndReason), "ended", "expired-ticket", "login-required"})
-# The only places a login may lead on to: a download link (see exporthub.links).
+# The only places a login may lead on to: a download link (see exporthub.links), or one of the app's
+# pages with a plain query string (a deep link such as /statistics or /job?job=7).
 _NEXT = re.compile(r"\A/download/[0-9]{1,16}\.[0-9]{1,16}\.[0-9]{1,16}\.[A-Za-z0-9_-]{43}\Z")
+PAGE_ROUTES = ("exports", "job", "statistics", "admin")  # the app's addresses a link may name
+_PAGE = re.compile(rf"\A/(?:{'|'.join(PAGE_ROUTES)})(?:\?[A-Za-z0-9_.~%+=&-]{{1,300}})?\Z")
 
 
 def _secure(request: Request, settings: Settings) -> bool:
@@ -74,11 +77,23 @@ def safe_next(value: str | None) -> str | None:
     return value if isinstance(value, str) and _NEXT.match(value) else None
 
 
+def safe_page(value: str | None) -> str | None:
+    """``value`` if it is the address of one of the app's pages (with a plain query string), else ``None``."""
+    return value if isinstance(value, str) and _PAGE.match(value) else None
+
+
+def _at(page: str, query: str) -> str:
+    return page + ("&" if "?" in page else "?") + query
+
+
 def begin(request: Request) -> Response:
     """``GET /auth/session/begin``: a nonce cookie for the login form, and where to go after login."""
     settings = get_settings()
     target = safe_next(request.query_params.get("next"))
-    response = _go(_home("login-required" if target else request.query_params.get("auth"), nonce_set=True))
+    home = _home("login-required" if target else request.query_params.get("auth"), nonce_set=True)
+    page = safe_page(request.query_params.get("next"))
+    # A deep link comes back to its own page for the login form (the form then carries it on).
+    response = _go(_at(page, home.removeprefix("/?")) if page else home)
     if not tickets.is_nonce(request.cookies.get(tickets.NONCE_COOKIE)):
         _cookie(response, request, settings, tickets.NONCE_COOKIE, tickets.new_nonce(),
                 max_age=NONCE_MAX_AGE_SECONDS)
@@ -97,7 +112,8 @@ def start_session(request: Request) -> Response:
     if cookie is None:
         # The session cookie stays as it is: a planted ticket must not log anybody out either.
         return _no_store(_go(_home("expired-ticket")))
-    response = _go(safe_next(request.cookies.get(NEXT_COOKIE)) or "/")
+    target = safe_next(request.cookies.get(NEXT_COOKIE)) or safe_page(request.query_params.get("next"))
+    response = _go(target or "/")
     _cookie(response, request, settings, sessions.SESSION_COOKIE, cookie, max_age=sessions.SESSION_MAX_AGE_SECONDS)
     _clear(response, request, settings, tickets.NONCE_COOKIE)  # one nonce, one login
     _clear(response, request, settings, NEXT_COOKIE, path=LOGIN_PATH)

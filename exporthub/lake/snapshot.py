@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from exporthub.errors import ExporthubError
+from exporthub.errors import ExporthubError, LakeDamaged
 from exporthub.lake.catalog import filesystem, fs_path, load_table
 from exporthub.lake.schemas import ID_COLUMNS, SCHEMAS, TABLES
 from exporthub.settings import Settings
@@ -94,9 +94,14 @@ class LakeSnapshot:
         return max(times) if times else None
 
     def register(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Create one view per table over exactly these files (an empty table keeps its schema)."""
+        """Create one view per table over exactly these files (an empty table keeps its schema).
+
+        A file DuckDB cannot read is refused as :class:`LakeDamaged` (a refusal, not a traceback)."""
         for table in TABLES:
-            register_files(con, table, table, self.files[table], self.filesystem)
+            try:
+                register_files(con, table, table, self.files[table], self.filesystem)
+            except (duckdb.Error, OSError) as exc:
+                raise LakeDamaged(self.slug, table) from exc
 
 
 def snapshot_label(ids: Mapping[str, int | None]) -> str:

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,16 +61,19 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None
     raise TimeoutError(f"{url} did not become healthy in {timeout} s")
 
 
-@pytest.fixture(scope="session")
-def running_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
-    """``exporthub up`` with a 20,000-scan demo, its worker included; stopped after the session."""
-    data_dir = tmp_path_factory.mktemp("e2e") / "data"
+def hub_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a hub's processes: none of ours from outside, its data folder, and ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTHUB_")}
     env["EXPORTHUB_DATA_DIR"] = str(data_dir)
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def start_hub(data_dir: Path, env: dict[str, str], scans: int = DEMO_SCANS) -> Iterator[RunningHub]:
+    """``exporthub demo`` then ``exporthub up`` (its worker included) on a free port; stopped on exit."""
     exporthub = [sys.executable, "-m", "exporthub.cli"]
-    subprocess.run(
-        [*exporthub, "demo", "--scans", str(DEMO_SCANS)], env=env, cwd=REPO, check=True, capture_output=True
-    )
+    subprocess.run([*exporthub, "demo", "--scans", str(scans)], env=env, cwd=REPO, check=True, capture_output=True)
     port = _free_port()
     log = (data_dir / "up.log").open("wb")
     proc = subprocess.Popen(
@@ -93,6 +97,14 @@ def running_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def running_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
+    """``exporthub up`` with a 20,000-scan demo, its worker included; stopped after the session."""
+    data_dir = tmp_path_factory.mktemp("e2e") / "data"
+    with start_hub(data_dir, hub_env(data_dir)) as hub:
+        yield hub
 
 
 @pytest.fixture(scope="module")

@@ -74,6 +74,11 @@ def test_happy_path_publishes_the_children_files_and_marks_the_project(demo_hub)
         assert hashlib.sha256(f.path.read_bytes()).hexdigest() == f.sha256
         assert f.path.parent.name == str(parent.id)  # in the publish job's own folder of the files store
     assert {e["export_type"] for e in index["files"]} == set(REPORTS)
+    # The hub's cards show the reports publish ran; its row spans the publication from the first report.
+    latest = service.latest_by_type("manager", "demo-closed")
+    assert {t: latest[t].id for t in REPORTS} == {c.type: c.id for c in done.children}
+    assert latest["publish"].id == parent.id
+    assert done.started == min(c.started for c in done.children)
     # The project is published, and the change is audited.
     published = project(demo_hub)
     assert published.status == "published" and published.published_at is not None

@@ -13,8 +13,7 @@ from exporthub import sessions, signing, tickets
 from exporthub.accounts import AccountService
 from exporthub.models import AuditEvent, LoginSession, LoginTicket, User, utcnow
 from tests.pages.conftest import APP, ROLES, TIMEOUT, labels, log_in, open_app, shown, texts
-from ui import oidc
-from ui import session as ui_session
+from ui import login_session, oidc
 
 PICKER = {
     "admin": ["demo-closed", "demo-open"],
@@ -49,7 +48,7 @@ def browser_cookies(monkeypatch):
     """The cookies the browser sends when the tab connects (AppTest cannot send any): a login nonce,
     as ``/auth/session/begin`` leaves it, plus whatever a test adds."""
     jar = {tickets.NONCE_COOKIE: NONCE}
-    monkeypatch.setattr(ui_session, "browser_cookie", lambda name: jar.get(name))
+    monkeypatch.setattr(login_session, "browser_cookie", lambda name: jar.get(name))
     return jar
 
 

@@ -180,6 +180,20 @@ def test_cancel_from_the_list(app_hub):
     assert f"jobs-retry-{job.id}" in [b.key for b in at.button]
 
 
+def test_cancelling_a_running_job_says_cancelling_until_the_worker_stopped_it(app_hub):
+    from exporthub import lifecycle
+
+    job = app_hub.service().start("analyst", "demo-open", "scans", {})
+    assert lifecycle.claim(app_hub.db, job.id, "test-worker") is not None  # a worker runs it
+    at = open_app("analyst", project="demo-open")
+    at.button(key=f"jobs-cancel-{job.id}").click().run()
+    assert app_hub.service().get("analyst", job.id).status is JobStatus.RUNNING  # not stopped yet
+    assert shown(at.toast) == [f"Cancelling job #{job.id}…"]
+    assert f"jobs-cancel-{job.id}" not in [b.key for b in at.button]
+    assert any("Cancelling…" in m.value and f"#{job.id}" in m.value for m in at.markdown)
+    assert not any("Cancelled" in m.value and f"#{job.id}" in m.value for m in at.markdown)
+
+
 def test_retry_starts_a_new_job_with_the_same_variables(app_hub):
     service = app_hub.service()
     job = service.start("analyst", "demo-open", "scans", {"format": "parquet", "zones": ["Z-002"]})

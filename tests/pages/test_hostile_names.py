@@ -97,8 +97,14 @@ def test_job_details_show_a_hostile_error_and_user_as_text(hostile):
     assert not at.exception
     sources = markdown_sources(at)
     assert hostile_links(sources) == []
-    assert _visible(sources, "[a](http://evil.example) <a href='http://evil.example'>x</a>")
+    assert _visible(sources, "Boom https://evil.example/plain")  # users see the error's first line
     assert _visible(sources, USERNAME)
+    admin = open_app("admin", project="demo-open")
+    admin.query_params["job"] = str(job_id)
+    admin = admin.switch_page("pages/job.py").run()
+    sources = markdown_sources(admin)
+    assert hostile_links(sources) == []
+    assert _visible(sources, "[a](http://evil.example) <a href='http://evil.example'>x</a>")  # admins: all
 
 
 def test_statistics_and_admin_pages_show_hostile_names_as_text(hostile):
@@ -123,9 +129,9 @@ def test_statistics_and_admin_pages_show_hostile_names_as_text(hostile):
 
 def test_the_login_page_welcome_shows_a_hostile_display_name_as_text(hostile, monkeypatch):
     from exporthub import tickets
-    from ui import session as ui_session
+    from ui import login_session
 
-    monkeypatch.setattr(ui_session, "browser_cookie", lambda name: "n" * 43 if name == tickets.NONCE_COOKIE else None)
+    monkeypatch.setattr(login_session, "browser_cookie", lambda name: "n" * 43 if name == tickets.NONCE_COOKIE else None)
     at = open_app()
     at.text_input[0].input(USERNAME)
     at.text_input[1].input("mallory-password")

@@ -79,19 +79,28 @@ def test_running_job_can_be_cancelled_from_the_details_page(app_hub):
     assert ":gray-badge[🚫 Cancelled]" in [m.value for m in at.markdown]
 
 
-def test_failed_job_shows_its_error_with_the_cause(app_hub):
+def test_failed_job_shows_users_a_plain_sentence_and_admins_the_cause(app_hub):
     service = app_hub.service()
     job = service.start("analyst", "demo-open", "scans", {})
     part = Path(lake_files(app_hub.settings, "demo-open", "scans")[0])
     part.write_bytes(b"this is not parquet")  # a lake file damaged after the start: the run fails for real
     app_hub.run_queued()
     job = service.get("analyst", job.id)
-    assert job.status is JobStatus.FAILED and job.error
+    assert job.status is JobStatus.FAILED and job.error and part.name in job.error  # the detail is kept
     at = _details("analyst", job.id)
     assert ":red-badge[❌ Failed]" in [m.value for m in at.markdown]
     (error,) = at.error
-    assert error.value.startswith("**Error:** ") and part.name in plain(error.value)
+    assert plain(error.value) == (
+        "**Error:** The scans data of project demo-open could not be read: a data file is damaged or missing. "
+        "An administrator can see the details."
+    )
+    log = at.dataframe[-1].value
+    assert not any(part.name in m or str(app_hub.settings.data_dir) in m for m in log["Message"])
     assert f"details-retry-{job.id}" in [b.key for b in at.button]
+    (admin_error,) = _details("admin", job.id).error
+    assert admin_error.value.startswith("**Error:** The scans data") and part.name in plain(admin_error.value)
+    hub = open_app("analyst", project="demo-open")
+    assert not any(part.name in plain(c.value) for c in hub.caption)  # the job list shows the sentence too
 
 
 def test_parent_job_links_its_children_and_back(app_hub):
