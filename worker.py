@@ -24,6 +24,7 @@ from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
 
+from exporters import REGISTRY
 from exporthub import maintenance, periodic, retention, runner, workers
 from exporthub.db import Database, get_database
 from exporthub.settings import Settings, get_settings
@@ -122,7 +123,7 @@ class HueyDispatcher:
 @huey.task()
 def run_job_task(job_id: int) -> None:
     settings = get_settings()
-    runner.run_job(get_database(settings), settings, job_id, dispatcher=HueyDispatcher())
+    runner.run_job(get_database(settings), settings, job_id, dispatcher=HueyDispatcher(), registry=REGISTRY)
 
 
 # ---------------------------------------------------------------------- the consumer

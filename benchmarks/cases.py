@@ -26,7 +26,7 @@ class Command:
 def exporthub(*args: str, **env: str) -> Command:
     """The ``exporthub`` console script of this environment (what a user types)."""
     script = Path(sys.executable).with_name("exporthub")
-    argv = [str(script)] if script.exists() else [sys.executable, "-m", "exporthub.cli"]
+    argv = [str(script)] if script.exists() else [sys.executable, "-m", "cli"]
     return Command(argv + list(args), env=dict(env))
 
 

@@ -43,6 +43,7 @@ def _child(mode: str, parts_dir: str) -> None:
     from exporthub import lake
     from exporthub.db import get_database
     from exporthub.dispatch import NullDispatcher
+    from exporters import REGISTRY
     from exporthub.jobs import JobService
     from exporthub.runner import run_job
     from exporthub.settings import get_settings
@@ -52,9 +53,9 @@ def _child(mode: str, parts_dir: str) -> None:
     if mode == "parts":
         _read_part_files(lake, Path(parts_dir))
     started = time.perf_counter()
-    service = JobService(db, settings, NullDispatcher())
+    service = JobService(db, settings, NullDispatcher(), registry=REGISTRY)
     job = service.start("admin", "demo-open", "scans", {"format": "csv"})
-    status = run_job(db, settings, job.id, dispatcher=NullDispatcher())
+    status = run_job(db, settings, job.id, dispatcher=NullDispatcher(), registry=REGISTRY)
     assert str(status) == "completed", service.get("admin", job.id).error
     seconds = time.perf_counter() - started
     size = sum(f.size for f in service.get("admin", job.id).files if f.name.endswith(".csv"))
@@ -128,7 +129,7 @@ print(json.dumps({{"snapshots": len(load_table(s, "demo-open", "scans").metadata
     before = json.loads(subprocess.run([sys.executable, "-c", code], env=_env(data_dir), check=True,
                                        capture_output=True, text=True).stdout.strip().splitlines()[-1])
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "exporthub.cli", "import", "demo-open", "scans", str(folder / "import.csv")],
+    subprocess.run([sys.executable, "-m", "cli", "import", "demo-open", "scans", str(folder / "import.csv")],
                    env=_env(data_dir), check=True, capture_output=True)
     seconds = time.perf_counter() - started
     after = json.loads(subprocess.run([sys.executable, "-c", code], env=_env(data_dir), check=True,
@@ -152,7 +153,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="exporthub-lake-bench-") as tmp:
         data_dir, parts = Path(tmp) / "data", Path(tmp) / "parts"
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "exporthub.cli", "demo", "--scans", str(args.scans), "--anchor",
+        subprocess.run([sys.executable, "-m", "cli", "demo", "--scans", str(args.scans), "--anchor",
                         date.today().isoformat()], env=_env(data_dir), check=True, capture_output=True)
         demo_seconds = time.perf_counter() - started
         _write_part_files(data_dir, parts)

@@ -52,6 +52,7 @@ def job_list(repeat: int, history: int = 10_000) -> dict[str, Any]:
 
     from exporthub.db import get_database
     from exporthub.dispatch import RecordingDispatcher
+    from exporters import REGISTRY
     from exporthub.jobs import JobService
     from exporthub.models import Job, Project, User
     from exporthub.settings import get_settings
@@ -69,7 +70,7 @@ def job_list(repeat: int, history: int = 10_000) -> dict[str, Any]:
                  "export_sessions_reset": False, "attempt": 1}
                 for _ in range(missing)
             ])
-    service = JobService(db, settings, RecordingDispatcher())
+    service = JobService(db, settings, RecordingDispatcher(), registry=REGISTRY)
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
@@ -82,6 +83,7 @@ def job_list(repeat: int, history: int = 10_000) -> dict[str, Any]:
 def job_pickup(repeat: int) -> dict[str, Any]:
     """Insert a job and wait until a worker runs it: the time a user waits to see it start."""
     from exporthub.db import get_database
+    from exporters import REGISTRY
     from exporthub.jobs import JobService
     from exporthub.settings import get_settings
     from exporthub.states import JobStatus
@@ -91,8 +93,8 @@ def job_pickup(repeat: int) -> dict[str, Any]:
 
     settings = get_settings()
     db = get_database(settings)
-    service = JobService(db, settings, worker.HueyDispatcher())
-    proc = subprocess.Popen([sys.executable, "-m", "exporthub.cli", "worker"], stdout=subprocess.DEVNULL,
+    service = JobService(db, settings, worker.HueyDispatcher(), registry=REGISTRY)
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "worker"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     waits = []
     try:

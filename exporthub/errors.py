@@ -117,3 +117,7 @@ class RestoreFailed(ExporthubError):
 
     def __init__(self, problem: str) -> None:
         super().__init__(f"Restore failed, nothing was restored: {problem}")
+
+
+class RegistryError(ExporthubError):
+    """A duplicate or unknown exporter, or a config entry without one: fails loudly at start-up."""

@@ -49,7 +49,7 @@ from exporthub.states import (
 from exporthub.views import JobView, job_view
 
 if TYPE_CHECKING:
-    from exporters.registry import Estimate
+    from exporthub.plugins import Estimate, ExporterRegistry
 
 QUEUE_UNREACHABLE = ("Queued; no worker reachable yet: the queue could not be reached, so the job starts as "
                      "soon as a worker can take it")
@@ -57,7 +57,8 @@ _MAX_JOB_ID = 2**31 - 1  # the id column's range: anything beyond names no job
 
 
 class JobService:
-    """The job engine's public face. ``registry`` is the exporter registry (``exporters.REGISTRY``)."""
+    """The job engine's public face. ``registry`` holds the exporters; the edge that builds the service
+    passes it in (``exporters.REGISTRY``), as it passes the dispatcher."""
 
     def __init__(
         self,
@@ -65,11 +66,9 @@ class JobService:
         settings: Settings,
         dispatcher: Dispatcher,
         *,
-        registry: Any = None,
+        registry: ExporterRegistry,
         config: Mapping[str, ExportDefinition] | None = None,
     ) -> None:
-        if registry is None:
-            from exporters import REGISTRY as registry  # the one place built-ins are registered
         self.db = db
         self.settings = settings
         self.dispatcher = dispatcher
@@ -119,15 +118,13 @@ class JobService:
     def validate(self, project_slug: str, export_type: str, variables: Mapping[str, Any]) -> dict[str, Any]:
         """Validated variables for a type on a project (no permission check: validation only).
 
-        An exporter may add checks across variables with an optional ``check_variables(values)``
-        that raises :class:`InvalidVariable` (e.g. explore: cost cannot be split by hour of day).
+        The exporter adds checks across variables with ``check_variables(values)``, which raises
+        :class:`InvalidVariable` (e.g. explore: cost cannot be split by hour of day).
         """
         definition = self.definition(export_type)
         dynamic = self.dynamic_options(project_slug, export_type)
         values = validate_variables(definition, variables, dynamic_options=dynamic)
-        check = getattr(self.registry.get(export_type), "check_variables", None)
-        if check is not None:
-            check(values)
+        self.registry.get(export_type).check_variables(values)
         return values
 
     def estimate(

@@ -35,6 +35,7 @@ from exporthub.lake.incremental import export_watermarks
 from exporthub.lifecycle import Lease, Outcome, PublishProject, SessionRecord
 from exporthub.models import ExportSession, Job, User
 from exporthub.outputs import PARTIAL_DIR, discard, store_outputs
+from exporthub.plugins import Exporter, ExporterRegistry
 from exporthub.settings import Settings
 from exporthub.states import JobStatus, LogLevel
 
@@ -179,13 +180,11 @@ def run_job(
     *,
     dispatcher: Dispatcher,
     worker_id: str | None = None,
-    registry: Any = None,
+    registry: ExporterRegistry,
     config: dict[str, ExportDefinition] | None = None,
 ) -> JobStatus | None:
     """Run the job if it can run now. Returns the status that stands at the end, or ``None`` if it was
     not claimable (taken by another worker, cancelled, scheduled for later or waiting on children)."""
-    if registry is None:
-        from exporters import REGISTRY as registry
     config = config if config is not None else load_config(settings.export_config_path)
     with db.write() as s:
         lifecycle.promote(s, job_id)  # a scheduled job whose time came (a no-op for any other)
@@ -216,7 +215,7 @@ def run_job(
             _running.pop(job_id, None)
 
 
-def _run_exporter(db: Database, settings: Settings, exporter: Any, ctx: JobContext, users: Any,
+def _run_exporter(db: Database, settings: Settings, exporter: Exporter, ctx: JobContext, users: Any,
                   watch: _Watch) -> Outcome:
     try:
         if exporter.uses_lake:

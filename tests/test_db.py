@@ -162,11 +162,12 @@ from pathlib import Path
 from exporthub.db import get_database
 from exporthub.dispatch import RecordingDispatcher
 from exporthub.errors import JobAlreadyRunning
+from exporters import REGISTRY
 from exporthub.jobs import JobService
 from exporthub.settings import get_settings
 
 settings = get_settings()
-service = JobService(get_database(settings, migrate=False), settings, RecordingDispatcher())
+service = JobService(get_database(settings, migrate=False), settings, RecordingDispatcher(), registry=REGISTRY)
 go = Path(sys.argv[1])
 Path(sys.argv[2]).touch()  # ready
 while not go.exists():

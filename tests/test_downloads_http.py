@@ -20,6 +20,7 @@ from urllib.parse import quote, unquote
 import pytest
 from sqlalchemy import delete, select
 
+from exporters import REGISTRY
 from exporthub import api_tokens, auth, links, sessions, tickets
 from exporthub.accounts import cli_actor
 from exporthub.db import Database, forget_databases, get_database
@@ -59,8 +60,8 @@ class Server:
         from exporthub.jobs import JobService
         from exporthub.runner import run_job
 
-        job = JobService(self.db, self.settings, RecordingDispatcher()).start(user, project, "scans", {"format": fmt})
-        run_job(self.db, self.settings, job.id, dispatcher=RecordingDispatcher())
+        job = JobService(self.db, self.settings, RecordingDispatcher(), registry=REGISTRY).start(user, project, "scans", {"format": fmt})
+        run_job(self.db, self.settings, job.id, dispatcher=RecordingDispatcher(), registry=REGISTRY)
         with self.db.read() as s:
             return s.scalars(select(File).where(File.job_id == job.id, File.name.endswith(f".{fmt}"))).one()
 
@@ -218,7 +219,7 @@ def test_removed_file_is_refused(server):
     f = server.export("manager", "csv")
     path = server.link(f.id, "manager")
     assert server.get(path, user="manager")[0] == 200
-    JobService(server.db, server.settings, RecordingDispatcher()).remove("manager", f.job_id)
+    JobService(server.db, server.settings, RecordingDispatcher(), registry=REGISTRY).remove("manager", f.job_id)
     assert_refused(server, path, 404, user="manager")
     assert server.audit()[-1][:3] == ("refused", "manager", f"file:{f.id}")
 

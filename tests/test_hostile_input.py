@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from sqlalchemy import select, update
 
-from exporthub import cli, links
+import cli
+from exporthub import links
 from exporthub.dispatch import RecordingDispatcher
 from exporthub.errors import InvalidVariable
 from exporthub.export_config import load_config, validate_variables

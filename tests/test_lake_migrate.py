@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from exporthub import lake
-from exporthub.cli import main
+from cli import main
 from exporthub.lake.catalog import drop_project, has_data
 from exporthub.lake.migrate import LEGACY_DIR, LakeMigrationFailed, legacy_projects, migrate_project
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import delete, select
 
 from exporthub import links
-from exporthub.cli import main
+from cli import main
 from exporthub.errors import FileNotAvailable, NotFound
 from exporthub.links import LinkRefused, Requester, download_path, make_token, parse_token, resolve_download
 from exporthub.models import AuditEvent, File, Membership, Project, User, utcnow

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from exporthub import retention
-from exporthub.cli import main
+from cli import main
 from exporthub.models import AuditEvent, File, Job, utcnow
 from exporthub.states import JobStatus
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from exporthub import api_tokens
 from exporthub.accounts import AccountService, SystemActor
-from exporthub.cli import main
+from cli import main
 from exporthub.errors import InvalidTransition, NotFound, PermissionDenied
 from exporthub.models import ApiToken, AuditEvent, File
 from tests.test_links import export_file

@@ -66,7 +66,7 @@ def running_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub
     data_dir = tmp_path_factory.mktemp("e2e") / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTHUB_")}
     env["EXPORTHUB_DATA_DIR"] = str(data_dir)
-    exporthub = [sys.executable, "-m", "exporthub.cli"]
+    exporthub = [sys.executable, "-m", "cli"]
     subprocess.run(
         [*exporthub, "demo", "--scans", str(DEMO_SCANS)], env=env, cwd=REPO, check=True, capture_output=True
     )

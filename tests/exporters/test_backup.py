@@ -13,7 +13,7 @@ import duckdb
 import pytest
 from sqlalchemy import func, select
 
-from exporthub.cli import main
+from cli import main
 from exporthub.db import Database
 from exporthub.errors import PermissionDenied
 from exporthub.models import AuditEvent, ExportSession, Job, Membership, Project, User

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from exporters import REGISTRY
 from exporters.registry import Registry
-from exporthub.cli import main
+from cli import main
 from exporthub.errors import InvalidVariable, JobAlreadyRunning, NotFound, ProjectNotClosed
 from exporthub.export_config import load_config
 from exporthub.jobs import JobService
@@ -201,7 +201,7 @@ def test_cancelling_the_last_unfinished_child_fails_the_parent_at_once(demo_hub)
     parent = service.start("manager", "demo-closed", "publish", {"reports": REPORTS})
     children = [c.id for c in service.get("manager", parent.id).children]
     for child_id in children[:-1]:
-        run_job(demo_hub.db, demo_hub.settings, child_id, dispatcher=demo_hub.dispatcher)
+        run_job(demo_hub.db, demo_hub.settings, child_id, dispatcher=demo_hub.dispatcher, registry=REGISTRY)
     service.cancel("manager", children[-1])
     after = service.get("manager", parent.id)
     assert after.status is JobStatus.FAILED and "cancelled" in after.error

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from exporters.registry import Estimate
 from exporthub.export_config import parse_config
+from exporters import REGISTRY
 from exporthub.jobs import JobService
 from exporthub.models import Job
 from exporthub.states import JobStatus
@@ -86,7 +87,7 @@ def test_card_shows_the_latest_job_status(app_hub):
 
 def test_card_of_a_scheduled_job_says_when_it_runs(app_hub):
     at_time = datetime(2099, 1, 2, 7, 30, tzinfo=UTC)
-    JobService(app_hub.db, app_hub.settings, app_hub.dispatcher).start(
+    JobService(app_hub.db, app_hub.settings, app_hub.dispatcher, registry=REGISTRY).start(
         "analyst", "demo-open", "scans", {"format": "csv"}, run_at=at_time
     )
     at = open_app("viewer", project="demo-open")
@@ -526,7 +527,8 @@ def test_project_must_be_closed_is_explained_up_front_and_refused(app_hub, run_f
     from dataclasses import replace
 
     config["scans"] = replace(config["scans"], allow_when_project_not_closed=False)
-    ui_session.use_services(JobService(app_hub.db, app_hub.settings, app_hub.dispatcher, config=config))
+    ui_session.use_services(JobService(app_hub.db, app_hub.settings, app_hub.dispatcher, registry=REGISTRY,
+                                       config=config))
     at = run_function(_dialog, "analyst", "demo-open", kwargs={"export_type": "scans"})
     assert "Project must be closed before this export can run." in texts(at)
     at.button(key="export-scans-generate").click().run()

@@ -99,7 +99,7 @@ class Fleet:
     def worker(self, name: str, *, skew: str | None = None, **extra: str) -> subprocess.Popen[bytes]:
         """Start ``exporthub worker`` (under ``faketime`` when ``skew`` is given, e.g. ``"+90s"``)."""
         env = dict(self.env, **{f"EXPORTHUB_{k}": v for k, v in extra.items()})
-        command = [sys.executable, "-m", "exporthub.cli", "worker"]
+        command = [sys.executable, "-m", "cli", "worker"]
         if skew is not None:
             # A host whose wall clock is off: its monotonic clock (timeouts, waits) runs true, as on a real
             # machine whose NTP is wrong; faking both makes every timed wait last the offset instead.
@@ -117,7 +117,7 @@ class Fleet:
 
     def cli(self, *args: str, env: dict[str, str] | None = None, stdin: str | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "exporthub.cli", *args], env=env or self.env, cwd=REPO,
+        return subprocess.run([sys.executable, "-m", "cli", *args], env=env or self.env, cwd=REPO,
                               input=stdin, capture_output=True, text=True, timeout=timeout)
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
