@@ -120,7 +120,7 @@ class HueyDispatcher:
         return int(huey.pending_count())
 
 
-@huey.task()
+@huey.task()  # type: ignore[untyped-decorator]  # huey ships no types
 def run_job_task(job_id: int) -> None:
     settings = get_settings()
     runner.run_job(get_database(settings), settings, job_id, dispatcher=HueyDispatcher(), registry=REGISTRY)

@@ -107,7 +107,8 @@ for table in lake.TABLES:
 def _export(mode: str, data_dir: Path, parts: Path) -> dict[str, float]:
     out = subprocess.run([sys.executable, __file__, "--child", mode, "--parts", str(parts)], env=_env(data_dir),
                          capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 def _import(data_dir: Path, rows: int, folder: Path) -> dict[str, float]:

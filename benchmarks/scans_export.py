@@ -38,7 +38,8 @@ def _child_env(data_dir: Path) -> dict[str, str]:
 def _run_child(mode: str, data_dir: Path) -> dict[str, float]:
     out = subprocess.run([sys.executable, __file__, "--child", mode], env=_child_env(data_dir),
                          capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 def _child(mode: str) -> None:

@@ -392,7 +392,7 @@ def _widths(
     return widths
 
 
-class _FitDrawing(Flowable):
+class _FitDrawing(Flowable):  # type: ignore[misc]  # reportlab ships no types
     def __init__(self, drawing: Drawing, max_width: float, max_height: float) -> None:
         super().__init__()
         self.drawing = drawing
@@ -412,7 +412,7 @@ class _FitDrawing(Flowable):
 def _numbered_canvas(footer: str, font: str) -> type[Canvas]:
     """A canvas that holds pages back until the end, so each footer can say "Page X of Y"."""
 
-    class NumberedCanvas(Canvas):
+    class NumberedCanvas(Canvas):  # type: ignore[misc]  # reportlab ships no types
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._pages: list[dict[str, Any]] = []

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from exporthub import audit, lockout, sessions
 from exporthub.access import get_project, get_user, is_usable
-from exporthub.db import Database
+from exporthub.db import Database, rowcount
 from exporthub.errors import ExporthubError, InvalidTransition, NotFound, PermissionDenied
 from exporthub.models import ApiToken, Membership, Project, User, utcnow
 from exporthub.passwords import hash_password
@@ -511,8 +511,9 @@ class AccountService:
                 return _user_view(user), None
             # Sessions and API tokens end for good: reactivating the account does not revive them.
             ended = sessions.end_all(s, user.id, sessions.EndReason.DISABLED)
-            revoked = s.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-                                .values(revoked_at=utcnow())).rowcount
+            revoked = rowcount(s.execute(update(ApiToken)
+                                         .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                                         .values(revoked_at=utcnow())))
             return _user_view(user), f"{ended} session(s) ended, {revoked} API token(s) revoked"
 
         return self._change(actor, action, work, target=f"user:{username}")

@@ -27,7 +27,7 @@ import zipfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -156,6 +156,10 @@ def _valid(where: str, check: Any, value: str) -> str:
         raise BackupInvalid(f"{where}: {exc.message}") from None
 
 
+@overload
+def _text(where: str, row: dict[str, Any], key: str, limit: int) -> str: ...
+@overload
+def _text(where: str, row: dict[str, Any], key: str, limit: int, *, optional: bool) -> str | None: ...
 def _text(where: str, row: dict[str, Any], key: str, limit: int, *, optional: bool = False) -> str | None:
     value = row.get(key)
     if value is None and optional:

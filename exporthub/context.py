@@ -67,7 +67,8 @@ class JobReporter:
 
     def progress(self, percent: int) -> None: ...
     def log(self, level: LogLevel, message: str) -> None: ...
-    def cancel_requested(self) -> bool: ...
+    def cancel_requested(self) -> bool:
+        return False
 
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")

@@ -56,6 +56,9 @@ from exporthub.models import User
 from exporthub.settings import Settings
 from exporthub.states import ProjectStatus
 
+__all__ = ["CONTRACT", "REPLACEABLE", "ImportColumn", "ImportFile", "ImportRefused", "Kind", "Problem",
+           "file_columns", "import_files"]
+
 MAX_PROBLEMS = 50
 _PER_CHECK = 10
 
@@ -688,12 +691,12 @@ def _sql_type(kind: Kind) -> str:
 def _is_text(t: pa.DataType) -> bool:
     if pa.types.is_dictionary(t):
         t = t.value_type
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
 
 
 def _native(kind: Kind, t: pa.DataType) -> bool:
     """Whether a typed (parquet) column can be taken as is, without going through text."""
-    return {
+    return bool({
         Kind.INT32: pa.types.is_integer(t),
         Kind.INT64: pa.types.is_integer(t),
         Kind.FLOAT: pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t),
@@ -701,7 +704,7 @@ def _native(kind: Kind, t: pa.DataType) -> bool:
         Kind.TIMESTAMP: pa.types.is_timestamp(t) and t.tz is not None,
         Kind.DATE: pa.types.is_date(t),
         Kind.STRING: _is_text(t),
-    }[kind]
+    }[kind])
 
 
 def _blank(col: str, t: pa.DataType) -> str:

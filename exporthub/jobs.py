@@ -7,6 +7,7 @@ does each refusal. Reads write nothing.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import shutil
 from pathlib import Path
@@ -269,8 +270,8 @@ class JobService:
         except ExporthubError as exc:
             raise self._refuse(exc, action="retry", actor=username, project=None, target=f"job:{job_id}")
         if JobStatus(status) not in RETRYABLE_STATUSES:
-            exc = InvalidTransition(f"Only failed or cancelled jobs can be retried; job {job_id} is {status}")
-            raise self._refuse(exc, action="retry", actor=username, project=slug, target=f"job:{job_id}")
+            refusal = InvalidTransition(f"Only failed or cancelled jobs can be retried; job {job_id} is {status}")
+            raise self._refuse(refusal, action="retry", actor=username, project=slug, target=f"job:{job_id}")
         return self.start(username, slug, export_type, variables, action="retry")
 
     # ------------------------------------------------------------------ cancel / remove / reset
@@ -438,7 +439,7 @@ class JobService:
         return job, user
 
     @staticmethod
-    def _children(s: Session, job_id: int) -> list[Job]:
+    def _children(s: Session, job_id: int) -> builtins.list[Job]:  # ``list`` here is JobService.list
         return list(s.scalars(select(Job).where(Job.parent_id == job_id).order_by(Job.id)))
 
     def latest_by_type(self, username: str, project_slug: str) -> dict[str, JobView]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -48,7 +48,7 @@ def _read_only() -> Iterator[None]:
         _reading.reset(token)
 
 
-def _catalog_class() -> type[SqlCatalog]:
+def _catalog_class() -> Callable[..., SqlCatalog]:
     """:class:`ExporthubCatalog`, defined on first use (pyiceberg's catalog and table modules are heavy)."""
     global _CATALOG_CLASS
     if _CATALOG_CLASS is None:
@@ -64,8 +64,8 @@ def _catalog_class() -> type[SqlCatalog]:
                 self._db = db
                 self._schema_version = "v1"  # the schema migration 0005 creates
 
-            @property  # type: ignore[override]
-            def engine(self) -> Engine:
+            @property
+            def engine(self) -> Engine:  # type: ignore[override]  # ours: the read or the write engine
                 return self._db.read_engine if _reading.get() else self._db.engine
 
             def load_table(self, identifier: str | Identifier) -> Table:
@@ -88,7 +88,7 @@ def _catalog_class() -> type[SqlCatalog]:
     return _CATALOG_CLASS
 
 
-_CATALOG_CLASS: type[SqlCatalog] | None = None
+_CATALOG_CLASS: Callable[..., SqlCatalog] | None = None
 _catalogs: weakref.WeakKeyDictionary[Database, dict[str, SqlCatalog]] = weakref.WeakKeyDictionary()
 _catalogs_lock = threading.Lock()
 

@@ -52,7 +52,7 @@ def _rewrite_files_class() -> type:
     from pyiceberg.table.update.snapshot import _OverwriteFiles
 
     class _RewriteFiles(_OverwriteFiles):
-        def _summary(self, snapshot_properties: dict[str, str] | None = None) -> Summary:  # type: ignore[override]
+        def _summary(self, snapshot_properties: dict[str, str] | None = None) -> Summary:
             self._operation = Operation.OVERWRITE
             try:
                 summary = super()._summary(snapshot_properties or {})

@@ -119,7 +119,8 @@ def migrate_project(settings: Settings, slug: str) -> MigrationReport:
             for table in TABLES:
                 # Old readers went by name, and a compaction's part sorted after newer ones; the lake
                 # keeps tables in id order, so the parts go in by their lowest id.
-                live = sorted(live_parts(moved / table), key=lambda p, t=table: (_lowest_id(p, t), p.name))
+                by_id = sorted((_lowest_id(p, table), p.name, p) for p in live_parts(moved / table))
+                live = [p for _, _, p in by_id]
                 parts[table] = len(live)
                 expected[table] = _fingerprint(con, _listing(live), table) if live else (0, 0)
                 target = ensure_table(settings, slug, table)

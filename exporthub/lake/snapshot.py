@@ -129,6 +129,9 @@ def lowest_id(table: Table, data_file: Any, id_column: str) -> int | None:
 
     field_ = table.schema().find_field(id_column)
     raw = (data_file.lower_bounds or {}).get(field_.field_id)
+    from pyiceberg.types import PrimitiveType
+
+    assert isinstance(field_.field_type, PrimitiveType)  # id columns are integers
     return None if raw is None else int(from_bytes(field_.field_type, raw))
 
 

@@ -70,7 +70,8 @@ class Preview:
     @property
     def headline(self) -> dict[str, Any]:
         """The headline figures: scans, items, active_users, sessions, hours, cost, cost_per_scan."""
-        return self.tables["headline"].to_pylist()[0]
+        headline: dict[str, Any] = self.tables["headline"].to_pylist()[0]
+        return headline
 
 
 @dataclass(frozen=True)
