@@ -40,10 +40,10 @@ def _env(data_dir: Path) -> dict[str, str]:
 
 
 def _child(mode: str, parts_dir: str) -> None:
+    from exporters import REGISTRY
     from exporthub import lake
     from exporthub.db import get_database
     from exporthub.dispatch import NullDispatcher
-    from exporters import REGISTRY
     from exporthub.jobs import JobService
     from exporthub.runner import run_job
     from exporthub.settings import get_settings
@@ -120,11 +120,13 @@ from exporthub.lake.catalog import load_table
 from exporthub.settings import get_settings
 s = get_settings()
 con, snap = lake.open_project(s, "demo-open")
-sid, zone, user = con.execute("SELECT session_id, zone_id, user_id FROM zone_sessions WHERE NOT deleted LIMIT 1").fetchall()[0]
+sid, zone, user = con.execute(
+    "SELECT session_id, zone_id, user_id FROM zone_sessions WHERE NOT deleted LIMIT 1").fetchall()[0]
 con.execute(f"COPY (SELECT {{zone}} AS zone_id, {{sid}} AS session_id, {{user}} AS user_id, 'IMP-' || i AS barcode, "
             f"1 AS quantity, TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_seconds(i) AS scanned_at, 'DEV-I' AS device "
             f"FROM range({rows}) t(i)) TO '{folder / 'import.csv'}' (HEADER)")
-print(json.dumps({{"snapshots": len(load_table(s, "demo-open", "scans").metadata.snapshots), "rows": snap.tables["scans"].rows}}))
+snapshots = len(load_table(s, "demo-open", "scans").metadata.snapshots)
+print(json.dumps({{"snapshots": snapshots, "rows": snap.tables["scans"].rows}}))
 """
     folder.mkdir(parents=True, exist_ok=True)
     before = json.loads(subprocess.run([sys.executable, "-c", code], env=_env(data_dir), check=True,

@@ -50,9 +50,9 @@ def job_list(repeat: int, history: int = 10_000) -> dict[str, Any]:
     """One refresh of the hub's job list with ``history`` jobs: the count for the pager and a page."""
     from sqlalchemy import func, insert, select
 
+    from exporters import REGISTRY
     from exporthub.db import get_database
     from exporthub.dispatch import RecordingDispatcher
-    from exporters import REGISTRY
     from exporthub.jobs import JobService
     from exporthub.models import Job, Project, User
     from exporthub.settings import get_settings
@@ -82,8 +82,8 @@ def job_list(repeat: int, history: int = 10_000) -> dict[str, Any]:
 
 def job_pickup(repeat: int) -> dict[str, Any]:
     """Insert a job and wait until a worker runs it: the time a user waits to see it start."""
-    from exporthub.db import get_database
     from exporters import REGISTRY
+    from exporthub.db import get_database
     from exporthub.jobs import JobService
     from exporthub.settings import get_settings
     from exporthub.states import JobStatus

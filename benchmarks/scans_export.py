@@ -50,8 +50,8 @@ def _child(mode: str) -> None:
     db = get_database(settings)
     started = time.perf_counter()
     if mode == "export":
-        from exporthub.dispatch import NullDispatcher
         from exporters import REGISTRY
+        from exporthub.dispatch import NullDispatcher
         from exporthub.jobs import JobService
         from exporthub.runner import run_job
 

@@ -140,7 +140,8 @@ class ScansExporter(BaseExporter):
         where = scan_filters(ctx)
         # fetchall, not fetchone: DuckDB refuses new work on a connection with an unfinished result.
         source = _source(ctx)
-        rows = int(ctx.sql().execute(f"SELECT count(*) FROM {source} s WHERE {where.sql()}", where.params).fetchall()[0][0])
+        count_sql = f"SELECT count(*) FROM {source} s WHERE {where.sql()}"
+        rows = int(ctx.sql().execute(count_sql, where.params).fetchall()[0][0])
         fmt = ctx.variables.get("format", "csv")
         warnings = []
         if fmt == "xlsx" and rows > EXCEL_MAX_DATA_ROWS:

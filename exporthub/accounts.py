@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from exporthub import audit, lockout, sessions
 from exporthub.access import get_project, get_user, is_usable
 from exporthub.db import Database, rowcount
-from exporthub.errors import ExporthubError, InvalidTransition, NotFound, PermissionDenied
+from exporthub.errors import AlreadyExists, ExporthubError, InvalidTransition, InvalidValue, NotFound, PermissionDenied
 from exporthub.models import ApiToken, Membership, Project, User, utcnow
 from exporthub.passwords import hash_password
 from exporthub.permissions import ROLES, Permission
@@ -50,14 +50,6 @@ SLUG_MAX = 64
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD_LENGTH = 8
-
-
-class InvalidValue(ExporthubError):
-    """A value that does not pass validation (slug, username, timezone, password, role...)."""
-
-
-class AlreadyExists(ExporthubError):
-    """A project slug or username that is taken."""
 
 
 @dataclass(frozen=True)

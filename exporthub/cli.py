@@ -18,7 +18,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from exporthub.errors import ExporthubError
-from exporthub.settings import Settings, SettingsError, get_settings
+from exporthub.settings import Settings, get_settings
 from exporthub.states import FINISHED_STATUSES, JobStatus
 
 # Only what parsing the command line needs is imported up front: `exporthub --help` and a mistyped
@@ -451,15 +451,14 @@ def main(argv: Sequence[str] | None, *, edges: Edges) -> int:
     try:
         settings = get_settings()
         return int(args.func(args, settings))
-    except (ExporthubError, SettingsError) as exc:
+    except ExporthubError as exc:  # a refusal, or a setting that is missing or malformed
         return refuse(exc, as_json=bool(getattr(args, "json", False)))
 
 
-def refuse(exc: Exception, *, as_json: bool) -> int:
+def refuse(exc: ExporthubError, *, as_json: bool) -> int:
     """Say why a request was refused (JSON on stdout with ``--json``, else a line on stderr): exit 2."""
     if as_json:
-        code = exc.code if isinstance(exc, ExporthubError) else "settings"
-        print(json.dumps({"error": {"code": code, "message": str(exc)}}, ensure_ascii=False))
+        print(json.dumps({"error": {"code": exc.code, "message": str(exc)}}, ensure_ascii=False))
     else:
         print(f"error: {exc}", file=sys.stderr)
     return EXIT_REFUSED

@@ -12,9 +12,7 @@ import argparse
 import getpass
 import json
 import sys
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from exporthub.errors import ExporthubError
 from exporthub.permissions import ROLES

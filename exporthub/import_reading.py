@@ -19,7 +19,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from exporthub.errors import ExporthubError
+from exporthub.errors import ImportRefused
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_COLUMNS = 64  # a contract table has at most 9 columns; anything far beyond is not an import file
@@ -60,15 +60,6 @@ class Problem:
 
     def to_json(self) -> dict[str, Any]:
         return {"file": self.file, "row": self.row, "column": self.column, "message": self.message}
-
-
-class ImportRefused(ExporthubError):
-    """The files do not pass validation; nothing was written. ``problems`` lists up to 50, in file order."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        more = f" (and {len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
-        super().__init__(f"Import refused, nothing was changed: {self.problems[0]}{more}")
 
 
 @dataclass(frozen=True)
@@ -188,7 +179,8 @@ def _read_csv(f: ImportFile) -> pa.Table:
     except pa.ArrowInvalid as exc:
         text = str(exc)
         if "straddling" in text or "block" in text.lower():
-            text = f"a row is longer than {_BLOCK_BYTES // 2**20} MB; a cell may have at most {MAX_FIELD_BYTES // 1024} KB"
+            text = (f"a row is longer than {_BLOCK_BYTES // 2**20} MB; "
+                    f"a cell may have at most {MAX_FIELD_BYTES // 1024} KB")
         elif "UTF8" in text or "utf8" in text.lower():
             text = "the file is not UTF-8 text"
         raise _refuse(f, text) from None

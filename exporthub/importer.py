@@ -46,12 +46,12 @@ from sqlalchemy import select
 
 from exporthub import audit, lake
 from exporthub.access import get_project
-from exporthub.accounts import Actor, InvalidValue, actor_name, authorize
-from exporthub.lake.catalog import ensure_table
-from exporthub.lake.commit import LakeConflict, commit, live_data_files, with_retries, write_data_files
+from exporthub.accounts import Actor, actor_name, authorize
 from exporthub.db import Database
-from exporthub.errors import ExporthubError, InvalidTransition
-from exporthub.import_reading import ImportFile, ImportRefused, Problem, read_raw
+from exporthub.errors import ExporthubError, ImportRefused, InvalidTransition, InvalidValue, LakeConflict
+from exporthub.import_reading import ImportFile, Problem, read_raw
+from exporthub.lake.catalog import ensure_table
+from exporthub.lake.commit import commit, live_data_files, with_retries, write_data_files
 from exporthub.models import User
 from exporthub.settings import Settings
 from exporthub.states import ProjectStatus

@@ -8,11 +8,12 @@ does each refusal. Reads write nothing.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import dataclasses
 import shutil
-from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -36,7 +37,6 @@ from exporthub.export_config import ExportDefinition, load_config, resolve_date_
 from exporthub.lake.incremental import export_watermarks
 from exporthub.models import ExportSession, File, Job, JobLog, Project, User, utcnow
 from exporthub.permissions import Permission
-from exporthub.stats import options as stats_options
 from exporthub.settings import Settings
 from exporthub.states import (
     ACTIVE_STATUSES,
@@ -47,6 +47,7 @@ from exporthub.states import (
     JobStatus,
     LogLevel,
 )
+from exporthub.stats import options as stats_options
 from exporthub.views import JobView, job_view
 
 if TYPE_CHECKING:
@@ -227,7 +228,7 @@ class JobService:
                 )
                 job_id = parent.id
         except ExporthubError as exc:
-            raise self._refuse(exc, action=action, actor=username, project=project_slug, target=export_type)
+            raise self._refuse(exc, action=action, actor=username, project=project_slug, target=export_type) from None
         later = [j for j in runnable if j not in due]
         queued = hand_over(self.dispatcher, due) and hand_over(self.dispatcher, later, eta=run_at)
         if not queued:
@@ -265,10 +266,11 @@ class JobService:
         try:
             with self.db.read() as s:
                 job, user = self._visible_job(s, username, job_id)
-                slug, export_type, variables, status = job.project.slug, job.export_type, dict(job.variables), job.status
+                slug, export_type, status = job.project.slug, job.export_type, job.status
+                variables = dict(job.variables)
                 require(s, user, job.project, Permission.START)
         except ExporthubError as exc:
-            raise self._refuse(exc, action="retry", actor=username, project=None, target=f"job:{job_id}")
+            raise self._refuse(exc, action="retry", actor=username, project=None, target=f"job:{job_id}") from None
         if JobStatus(status) not in RETRYABLE_STATUSES:
             refusal = InvalidTransition(f"Only failed or cancelled jobs can be retried; job {job_id} is {status}")
             raise self._refuse(refusal, action="retry", actor=username, project=slug, target=f"job:{job_id}")
@@ -290,7 +292,7 @@ class JobService:
                 detail = apply(s, job)
                 audit.record(s, action=action, actor=username, project=slug, target=f"job:{job_id}", detail=detail)
         except ExporthubError as exc:
-            raise self._refuse(exc, action=action, actor=username, project=slug, target=f"job:{job_id}")
+            raise self._refuse(exc, action=action, actor=username, project=slug, target=f"job:{job_id}") from None
 
     def cancel(self, username: str, job_id: int) -> JobView:
         """Cancel a waiting, ready or running job. A running one stops cooperatively, within seconds: until
@@ -328,7 +330,8 @@ class JobService:
             for target in [job, *self._children(s, job.id)]:
                 doomed.extend(mark_files_deleted(s, target))
                 folders.append(job_folder(self.settings, target))
-                released += _release_export_sessions(s, target, why=f"Export sessions released: job removed by {username}")
+                why = f"Export sessions released: job removed by {username}"
+                released += _release_export_sessions(s, target, why=why)
                 target.removed_at = utcnow()
             return f"{released} export sessions released" if released else None
 
@@ -533,10 +536,8 @@ def delete_stored(settings: Settings, keys: Sequence[str], folders: Sequence[Pat
     from exporthub.links import LinkRefused, stored_path
 
     for key in keys:
-        try:
+        with contextlib.suppress(LinkRefused, OSError):  # a key pointing outside the files folder is never followed
             stored_path(settings, key).unlink(missing_ok=True)
-        except (LinkRefused, OSError):  # a key pointing outside the files folder is never followed
-            pass
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
 

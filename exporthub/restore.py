@@ -32,33 +32,35 @@ import pyarrow.parquet as pq
 from sqlalchemy import delete, select
 
 from exporthub import audit, lake
-from exporthub.lake.catalog import drop_project, ensure_table, has_data
-from exporthub.lake.commit import commit, write_data_files
 from exporthub.access import get_user, is_usable
-from exporthub.accounts import InvalidValue, validate_slug
+from exporthub.accounts import validate_slug
+from exporthub.backup_checks import check_contents, check_sizes
 from exporthub.backup_format import (
     EXPORT_SESSIONS_ENTRY,
     JOBS_ENTRY,
     MEMBERSHIPS_ENTRY,
     PROJECT_ENTRY,
     USERS_ENTRY,
-    BackupCorrupted,
     Manifest,
     parse_lake_entry,
     verify_backup,
 )
 from exporthub.db import Database
-from exporthub.backup_checks import check_contents, check_sizes
-from exporthub.errors import ExporthubError, PermissionDenied, RestoreFailed
+from exporthub.errors import (
+    BackupCorrupted,
+    ExporthubError,
+    InvalidValue,
+    PermissionDenied,
+    RestoreFailed,
+    RestoreRefused,
+)
+from exporthub.lake.catalog import drop_project, ensure_table, has_data
+from exporthub.lake.commit import commit, write_data_files
 from exporthub.models import ExportSession, Job, JobLog, Membership, Project, User, utcnow
 from exporthub.settings import Settings
 from exporthub.states import FINISHED_STATUSES, JobStatus, LogLevel
 
 USER_COLUMNS = {"zone_sessions": "user_id", "scans": "user_id", "costs": "user_id"}
-
-class RestoreRefused(ExporthubError):
-    """The target slug is invalid or taken."""
-
 
 @dataclass(frozen=True)
 class RestoreReport:
@@ -83,8 +85,6 @@ class RestoreReport:
         data = dict(self.__dict__)
         data["memberships"] = [{"username": u, "role": r} for u, r in self.memberships]
         return data
-
-
 
 
 def restore_backup(

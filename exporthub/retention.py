@@ -7,6 +7,7 @@ exactly one ``cleanup`` audit event that lists what it removed.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Iterable
@@ -45,7 +46,9 @@ class CleanupResult:
         return text + f", {self.orphans} orphaned temporary files"
 
 
-def cleanup(db: Database, settings: Settings, *, actor: str | None = None, now: datetime | None = None) -> CleanupResult:
+def cleanup(
+    db: Database, settings: Settings, *, actor: str | None = None, now: datetime | None = None
+) -> CleanupResult:
     """Remove finished jobs older than the retention age with their files, files past their own
     ``expires_at``, and orphaned temporary files; never anything of an active job.
 
@@ -122,10 +125,8 @@ def _remove_orphans(db: Database, settings: Settings) -> int:
             elif entry.is_file() and (job_id not in known_jobs or
                                       str(entry.relative_to(files_root)) not in recorded):
                 count += _remove_if_old(entry, now)
-        try:
+        with contextlib.suppress(OSError):
             folder.rmdir()  # only succeeds when empty
-        except OSError:
-            pass
     return count
 
 

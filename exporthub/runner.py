@@ -256,7 +256,9 @@ def _stopped(ctx: JobContext, watch: _Watch, detail: str) -> Outcome:
     return Outcome(JobStatus.FAILED, error=detail)
 
 
-def _conclude(db: Database, ctx: JobContext, watch: _Watch, outcome: Outcome, dispatcher: Dispatcher) -> JobStatus | None:
+def _conclude(
+    db: Database, ctx: JobContext, watch: _Watch, outcome: Outcome, dispatcher: Dispatcher
+) -> JobStatus | None:
     lease = watch.lease
     stored: list[lifecycle.StoredFile] = []
     try:

@@ -164,7 +164,9 @@ def check(
     return SessionCheck(who)
 
 
-def validate(db: Database, settings: Settings, cookie: str | None, *, now: datetime | None = None) -> SessionUser | None:
+def validate(
+    db: Database, settings: Settings, cookie: str | None, *, now: datetime | None = None
+) -> SessionUser | None:
     """The user of a live session, or ``None`` (see :func:`check`)."""
     return check(db, settings, cookie, now=now).user
 
@@ -208,7 +210,9 @@ def end_all(s: Session, user_id: int, reason: EndReason, *, now: datetime | None
     ))
 
 
-def live(s: Session, settings: Settings, *, user_id: int | None = None, now: datetime | None = None) -> list[SessionInfo]:
+def live(
+    s: Session, settings: Settings, *, user_id: int | None = None, now: datetime | None = None
+) -> list[SessionInfo]:
     """The live sessions (not ended, not idle, not too old), newest activity first."""
     now = now or utcnow()
     stmt = (

@@ -106,8 +106,12 @@ def test_the_checker_lets_the_domain_import_itself(source):
 
 def test_the_checker_finds_what_the_domain_did_before_the_registry_was_passed_in():
     """The routes the domain once used: a lazy ``from exporters import REGISTRY`` and importlib."""
-    before = ("def run_job(registry=None):\n    if registry is None:\n        from exporters import REGISTRY as registry\n"
-              "def queue_dispatcher():\n    import importlib\n    return importlib.import_module('worker').HueyDispatcher()\n")
+    before = ("def run_job(registry=None):\n"
+              "    if registry is None:\n"
+              "        from exporters import REGISTRY as registry\n"
+              "def queue_dispatcher():\n"
+              "    import importlib\n"
+              "    return importlib.import_module('worker').HueyDispatcher()\n")
     assert edge_imports(before) == ["exporters", "import_module('worker')"]
 
 

@@ -414,8 +414,9 @@ def test_logout_is_a_same_site_post_that_ends_the_session(demo_hub):
 
 
 def test_server_mounts_the_auth_routes_before_streamlit_and_logout_refuses_get():
-    import server
     from starlette.applications import Starlette
+
+    import server
 
     paths = {getattr(r, "path", None): r for r in server.ROUTES}
     assert {"/healthz", auth_routes.BEGIN_PATH, auth_routes.LOGIN_PATH, auth_routes.LOGOUT_PATH} <= set(paths)

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from cli import main
-from tests._lake import lake_sql
 from exporthub import lake
+from tests._lake import lake_sql
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -12,15 +12,14 @@ pyiceberg's own engine would do neither and fail with "database is locked" next 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
-
-from typing import TYPE_CHECKING
 
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, TableAlreadyExistsError
 from sqlalchemy import Engine
@@ -162,10 +161,8 @@ def ensure_table(settings: Settings, slug: str, table: str) -> Table:
     if existing is not None:
         return existing
     catalog = get_catalog(settings)
-    try:
+    with contextlib.suppress(NamespaceAlreadyExistsError):
         catalog.create_namespace(slug)
-    except NamespaceAlreadyExistsError:
-        pass
     try:
         return catalog.create_table(
             identifier(slug, table), schema=SCHEMAS[table],
@@ -202,10 +199,8 @@ def drop_project(settings: Settings, slug: str) -> None:
     catalog = get_catalog(settings)
     if catalog.namespace_exists(slug):
         for ident in catalog.list_tables(slug):
-            try:
+            with contextlib.suppress(NoSuchTableError):
                 catalog.drop_table(ident)
-            except NoSuchTableError:
-                pass
         catalog.drop_namespace(slug)
     delete_tree(settings, project_location(settings, slug))
 

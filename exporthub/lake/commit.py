@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
 
-from exporthub.errors import ExporthubError
+from exporthub.errors import LakeConflict
 from exporthub.lake.schemas import ROWS_PER_FILE, conform
 from exporthub.settings import Settings
 
@@ -36,10 +36,6 @@ T = TypeVar("T")
 
 # The snapshot summary property that says which Exporthub action made a snapshot.
 ACTION_PROPERTY = "exporthub.action"
-
-
-class LakeConflict(ExporthubError):
-    """Another writer committed to the same table first; nothing of this attempt was published."""
 
 
 def _rewrite_files_class() -> type:

@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from exporthub.errors import ExporthubError
+from exporthub.errors import LakeMigrationFailed
 from exporthub.lake.catalog import drop_project, ensure_table, has_data
 from exporthub.lake.commit import commit, write_data_files
 from exporthub.lake.schemas import ID_COLUMNS, SCHEMAS, TABLES
@@ -32,10 +32,6 @@ from exporthub.settings import Settings
 LEGACY_DIR = ".pre-iceberg"
 _PART_GLOB = "part-*.parquet"
 _REPLACES = ".replaces"
-
-
-class LakeMigrationFailed(ExporthubError):
-    """The part-file lake could not be converted; it was left as it was."""
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,11 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from exporthub.errors import ExporthubError
+from exporthub.errors import LakeUnreadable
 from exporthub.lake.catalog import filesystem, fs_path, load_table
 from exporthub.lake.schemas import ID_COLUMNS, SCHEMAS, TABLES
 from exporthub.settings import Settings
@@ -32,10 +30,6 @@ if TYPE_CHECKING:  # pyiceberg is imported where it is used: importing the expor
     import pyarrow.fs as pafs
     from pyiceberg.table import Table
     from pyiceberg.table.snapshots import Snapshot
-
-
-class LakeUnreadable(ExporthubError):
-    """The lake holds something this version cannot read (e.g. row-level delete files)."""
 
 
 @dataclass(frozen=True)

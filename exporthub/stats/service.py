@@ -215,7 +215,8 @@ class StatsService:
         cutoff = datetime.now(UTC)
         ids = lake.current_ids(self.settings, slug)
         return _Request(settings=self.settings, slug=slug, timezone=timezone, users=users,
-                        users_version=users_version, snapshot_ids=ids, data_version=lake.version_of(slug, ids), cutoff=cutoff)
+                        users_version=users_version, snapshot_ids=ids, data_version=lake.version_of(slug, ids),
+                        cutoff=cutoff)
 
     def _named(self, request: _Request, scope: Scope, name: str, params: dict[str, Any]) -> StatsResult:
         key = ("query", name, scope.key(), tuple(sorted(params.items())))

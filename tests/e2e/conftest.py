@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from tests._lake import lake_files
 
 REPO = Path(__file__).resolve().parents[2]

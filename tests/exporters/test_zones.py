@@ -15,7 +15,6 @@ from cli import main
 from exporthub.models import ExportSession
 from tests.exporters._support import completed_job, data_file, parts
 
-
 run_export = completed_job
 
 

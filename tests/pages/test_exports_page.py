@@ -12,17 +12,17 @@ import duckdb
 import pytest
 from sqlalchemy import select
 
+from exporters import REGISTRY
 from exporters.registry import Estimate
 from exporthub.export_config import parse_config
-from exporters import REGISTRY
 from exporthub.jobs import JobService
 from exporthub.models import Job
 from exporthub.states import JobStatus
+from tests._lake import lake_sql
 from tests.pages.conftest import ROLES, labels, open_app, page_links, shown, texts
 from ui import forms
 from ui import hub as ui_hub
 from ui import session as ui_session
-from tests._lake import lake_sql
 
 STARTERS = {"admin", "manager", "analyst"}
 

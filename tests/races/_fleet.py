@@ -209,8 +209,9 @@ class Fleet:
                 assert len([m for m in finals if m.startswith("Completed")]) == 1, (job_id, finals)
             else:
                 assert rows[job_id] == [] and sessions.get(job_id) is None, (job_id, job.status)
-                wait_for(lambda: not [p for p in (files_root / job.project.slug / "slow" / str(job_id)).glob("*")
-                                      if p.is_file()], 10, f"files of job {job_id} ({job.status}) stayed on disk")
+                folder = files_root / job.project.slug / "slow" / str(job_id)
+                wait_for(lambda folder=folder: not [p for p in folder.glob("*") if p.is_file()], 10,
+                         f"files of job {job_id} ({job.status}) stayed on disk")
         return jobs
 
 
