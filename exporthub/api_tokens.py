@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from exporthub import signing
 from exporthub.access import get_user, is_usable
-from exporthub.accounts import Actor, audited_change, authorize
+from exporthub.authorization import Actor, audited_change, authorize
 from exporthub.db import Database
 from exporthub.errors import InvalidTransition, InvalidValue, NotFound
 from exporthub.models import ApiToken, User, utcnow

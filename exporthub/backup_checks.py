@@ -32,13 +32,6 @@ from typing import Any, overload
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from exporthub.accounts import (
-    EMAIL_RE,
-    validate_role,
-    validate_slug,
-    validate_timezone,
-    validate_username,
-)
 from exporthub.backup_format import (
     EXPORT_SESSIONS_ENTRY,
     JOBS_ENTRY,
@@ -53,6 +46,13 @@ from exporthub.errors import BackupInvalid, InvalidValue
 from exporthub.lake import SCHEMAS
 from exporthub.settings import Settings
 from exporthub.states import JobStatus, ProjectStatus
+from exporthub.validation import (
+    EMAIL_RE,
+    validate_role,
+    validate_slug,
+    validate_timezone,
+    validate_username,
+)
 
 MAX_ENTRIES = 100_000
 # Read whole into memory (json.loads): small on purpose. The JSON Lines entries are streamed.

@@ -23,8 +23,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from exporthub.accounts import cli_actor
     from exporthub.db import get_database
     from exporthub.errors import ImportRefused
-    from exporthub.import_reading import ImportFile
-    from exporthub.importer import import_files
+    from exporthub.importer import ImportFile, import_files
 
     try:
         report = import_files(

@@ -202,3 +202,9 @@ def users_table(rows: list[dict[str, Any]]) -> pa.Table:
         return con.sql(f"SELECT {select}", params=values).to_arrow_table()
     finally:
         con.close()
+
+
+def register_users(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    """The ``users`` view on ``con`` over these rows (see :func:`exporthub.access.user_rows`)."""
+    con.register("_users_arrow", users_table(rows))
+    con.execute("CREATE OR REPLACE VIEW users AS SELECT * FROM _users_arrow")

@@ -55,6 +55,7 @@ import pyarrow as pa
 from exporthub import lake
 from exporthub.lake.catalog import drop_project, ensure_table
 from exporthub.lake.commit import commit, write_data_files
+from exporthub.lake.schemas import COST_CATEGORIES, SESSION_KINDS
 from exporthub.settings import Settings
 
 DAYS = 60
@@ -79,9 +80,8 @@ MULTI_QUANTITY_SHARE = 0.07
 OTHER_DEVICE_SHARE = 0.10
 TRAVEL_DAY_SHARE = 0.25
 
-KINDS = ("count", "recount", "audit")
-KIND_WEIGHTS = (0.82, 0.12, 0.06)
-COST_CATEGORIES = ("labor", "travel", "equipment", "other")
+KINDS = SESSION_KINDS
+KIND_WEIGHTS = (0.82, 0.12, 0.06)  # in the order of SESSION_KINDS
 AREAS = ("Warehouse A", "Warehouse B", "Store Floor", "Back Office", "Cold Storage", "Loading Dock")
 # Formula-like names alternate with unicode ones so that even a small project gets both kinds.
 SPECIAL_ZONE_NAMES = (

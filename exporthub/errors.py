@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from exporthub.import_reading import Problem
+    from exporthub.importer.read import Problem
 
 
 class ExporthubError(Exception):

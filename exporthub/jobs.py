@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from exporthub import audit, lake, lifecycle
-from exporthub.access import get_project, get_user, has, require
+from exporthub.access import get_project, get_user, has, require, user_rows
 from exporthub.db import Database
 from exporthub.dispatch import Dispatcher, hand_over
 from exporthub.errors import (
@@ -57,6 +57,20 @@ QUEUE_UNREACHABLE = ("Queued; no worker reachable yet: the queue could not be re
                      "soon as a worker can take it")
 _MAX_JOB_ID = 2**31 - 1  # the id column's range: anything beyond names no job
 
+
+
+def _listed(project_id: int, types: Sequence[str] | None, statuses: Sequence[str] | None,
+            top_level_only: bool) -> list[ColumnElement[bool]]:
+    """The filters of :meth:`JobService.list` and :meth:`JobService.count`: the project's jobs that were
+    not removed, of these types and statuses when given, only parents and lone jobs when asked."""
+    where = [Job.project_id == project_id, Job.removed_at.is_(None)]
+    if types:
+        where.append(Job.export_type.in_(list(types)))
+    if statuses:
+        where.append(Job.status.in_(list(statuses)))
+    if top_level_only:
+        where.append(Job.parent_id.is_(None))
+    return where
 
 class JobService:
     """The job engine's public face. ``registry`` holds the exporters; the edge that builds the service
@@ -140,19 +154,14 @@ class JobService:
         exporter has no meaningful estimate. Raises :class:`NotFound`, :class:`PermissionDenied` or
         :class:`InvalidVariable`. Writes nothing, not even an audit event: it is a read.
         """
-        from exporthub.context import JobContext, JobReporter, ProjectInfo, users_table
+        from exporthub.context import JobContext, JobReporter, ProjectInfo, register_users
 
         with self.db.read() as s:
             user = get_user(s, username)
             project = get_project(s, project_slug)
             require(s, user, project, Permission.VIEW)
             info = ProjectInfo(project.id, project.slug, project.name, project.timezone, project.status)
-            users = [
-                {"user_id": u.id, "username": u.username, "display_name": u.display_name, "email": u.email,
-                 "hourly_rate": u.hourly_rate, "active": u.active, "deleted_at": u.deleted_at,
-                 "can_log_in": u.password_hash is not None}
-                for u in s.scalars(select(User).order_by(User.id))
-            ]
+            users = user_rows(s)
             watermarks = export_watermarks(s, project.id, export_type)
         definition = self.definition(export_type)
         values = self.validate(project_slug, export_type, variables or {})
@@ -169,8 +178,7 @@ class JobService:
             return exporter.estimate(ctx)
         ctx.con, ctx.snapshot = lake.open_project(self.settings, project_slug)
         try:
-            ctx.con.register("_users_arrow", users_table(users))
-            ctx.con.execute("CREATE OR REPLACE VIEW users AS SELECT * FROM _users_arrow")
+            register_users(ctx.con, users)
             return exporter.estimate(ctx)
         finally:
             ctx.con.close()
@@ -380,15 +388,9 @@ class JobService:
             project = get_project(s, project_slug)
             require(s, user, project, Permission.VIEW)
             stmt = (
-                select(Job).where(Job.project_id == project.id, Job.removed_at.is_(None))
+                select(Job).where(*_listed(project.id, types, statuses, top_level_only))
                 .order_by(Job.id.desc()).limit(limit).offset(offset)
             )
-            if types:
-                stmt = stmt.where(Job.export_type.in_(list(types)))
-            if statuses:
-                stmt = stmt.where(Job.status.in_(list(statuses)))
-            if top_level_only:
-                stmt = stmt.where(Job.parent_id.is_(None))
             jobs = s.scalars(stmt).all()
             return build_views(s, self.settings, jobs)
 
@@ -397,13 +399,7 @@ class JobService:
         with self.db.read() as s:
             project = get_project(s, project_slug)
             require(s, get_user(s, username), project, Permission.VIEW)
-            stmt = select(func.count()).select_from(Job).where(Job.project_id == project.id, Job.removed_at.is_(None))
-            if types:
-                stmt = stmt.where(Job.export_type.in_(list(types)))
-            if statuses:
-                stmt = stmt.where(Job.status.in_(list(statuses)))
-            if top_level_only:
-                stmt = stmt.where(Job.parent_id.is_(None))
+            stmt = select(func.count()).select_from(Job).where(*_listed(project.id, types, statuses, top_level_only))
             return int(s.scalar(stmt) or 0)
 
     def get(self, username: str, job_id: int) -> JobView:

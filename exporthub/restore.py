@@ -33,7 +33,6 @@ from sqlalchemy import delete, select
 
 from exporthub import audit, lake
 from exporthub.access import get_user, is_usable
-from exporthub.accounts import validate_slug
 from exporthub.backup_checks import check_contents, check_sizes
 from exporthub.backup_format import (
     EXPORT_SESSIONS_ENTRY,
@@ -59,6 +58,7 @@ from exporthub.lake.commit import commit, write_data_files
 from exporthub.models import ExportSession, Job, JobLog, Membership, Project, User, utcnow
 from exporthub.settings import Settings
 from exporthub.states import FINISHED_STATUSES, JobStatus, LogLevel
+from exporthub.validation import validate_slug
 
 USER_COLUMNS = {"zone_sessions": "user_id", "scans": "user_id", "costs": "user_id"}
 

@@ -25,7 +25,8 @@ import duckdb
 from sqlalchemy import func, select
 
 from exporthub import lake, lifecycle
-from exporthub.context import JobContext, JobReporter, PastExportSession, ProjectInfo, users_table
+from exporthub.access import user_rows
+from exporthub.context import JobContext, JobReporter, PastExportSession, ProjectInfo, register_users
 from exporthub.db import Database
 from exporthub.dispatch import Dispatcher, hand_over
 from exporthub.errors import Cancelled
@@ -33,7 +34,7 @@ from exporthub.export_config import ExportDefinition, load_config, resolve_date_
 from exporthub.jobs import build_view, job_folder
 from exporthub.lake.incremental import export_watermarks
 from exporthub.lifecycle import Lease, Outcome, PublishProject, SessionRecord
-from exporthub.models import ExportSession, Job, User
+from exporthub.models import ExportSession, Job
 from exporthub.outputs import PARTIAL_DIR, discard, store_outputs
 from exporthub.plugins import Exporter, ExporterRegistry
 from exporthub.settings import Settings
@@ -145,12 +146,7 @@ def _build_context(db: Database, settings: Settings, job_id: int, definition_of:
         variables = dict(job.variables or {})
         folder = job_folder(settings, job)
         username = job.user.username
-        users = [
-            {"user_id": u.id, "username": u.username, "display_name": u.display_name, "email": u.email,
-             "hourly_rate": u.hourly_rate, "active": u.active, "deleted_at": u.deleted_at,
-             "can_log_in": u.password_hash is not None}
-            for u in s.scalars(select(User).order_by(User.id))
-        ]
+        users = user_rows(s)
         child_ids = s.scalars(select(Job.id).where(Job.parent_id == job_id).order_by(Job.id)).all()
         # Incremental exports start from each zone's last delivered export (a scans snapshot).
         watermarks = export_watermarks(s, job.project_id, job.export_type)
@@ -223,8 +219,7 @@ def _run_exporter(db: Database, settings: Settings, exporter: Exporter, ctx: Job
             lake.record_job_snapshot(db, ctx.job_id, ctx.snapshot)
             with watch.con_lock:
                 ctx.con = con
-            con.register("_users_arrow", users_table(users))
-            con.execute("CREATE OR REPLACE VIEW users AS SELECT * FROM _users_arrow")
+            register_users(con, users)
         ctx.info(f"Started on {watch.lease.worker_id} (attempt {watch.lease.attempt})")
         exporter.run(ctx)
         if watch.stop_reason is None:

@@ -19,10 +19,10 @@ import pyarrow as pa
 from sqlalchemy import select
 
 from exporthub import lake
-from exporthub.access import get_project, get_user, require
-from exporthub.context import users_table
+from exporthub.access import get_project, get_user, require, user_rows
+from exporthub.context import register_users
 from exporthub.db import Database
-from exporthub.models import Membership, User
+from exporthub.models import Membership
 from exporthub.permissions import Permission
 from exporthub.settings import Settings
 from exporthub.stats import options
@@ -102,8 +102,7 @@ class _Request:
         if self._con is None:
             self._con = lake.connect(self.settings)
             lake.snapshot(self.settings, self.slug, self.snapshot_ids).register(self._con)
-            self._con.register("_users_arrow", users_table(self.users))
-            self._con.execute("CREATE OR REPLACE VIEW users AS SELECT * FROM _users_arrow")
+            register_users(self._con, self.users)
         return self._con
 
     def close(self) -> None:
@@ -200,12 +199,7 @@ class StatsService:
             project = get_project(s, slug)
             require(s, get_user(s, username), project, Permission.VIEW)
             timezone = project.timezone
-            users = [
-                {"user_id": u.id, "username": u.username, "display_name": u.display_name, "email": u.email,
-                 "hourly_rate": u.hourly_rate, "active": u.active, "deleted_at": u.deleted_at,
-                 "can_log_in": u.password_hash is not None}
-                for u in s.scalars(select(User).order_by(User.id))
-            ]
+            users = user_rows(s)
             members = sorted(s.scalars(select(Membership.user_id).where(Membership.project_id == project.id)))
         # Names and memberships change what the results say (labels, the users filter's choices).
         fingerprint = "\n".join(f"{u['user_id']}:{u['username']}:{u['display_name']}:{u['deleted_at']}"

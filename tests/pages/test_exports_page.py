@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from exporters import REGISTRY
 from exporters.registry import Estimate
+from exporthub.excel import split_warning
 from exporthub.export_config import parse_config
 from exporthub.jobs import JobService
 from exporthub.models import Job
@@ -547,10 +548,13 @@ def test_excel_row_limit_warning_suggests_csv_or_parquet():
     (warning,) = text.warnings
     assert "1,048,575" in warning and "CSV or Parquet" in warning
     assert forms.describe_estimate(big, {"format": "csv"}).warnings == ()
-    own = Estimate(rows=2_000_000, approx_bytes=1, warnings=("Excel limit passed: split across sheets",))
-    assert forms.describe_estimate(own, {"format": "xlsx"}).warnings == (
-        "Excel limit passed: split across sheets",
-    )
+    # The exporter's own split warning (the same words, from exporthub.excel) is not repeated; another
+    # warning that merely mentions Excel does not hide it.
+    own = Estimate(rows=2_000_000, approx_bytes=1, warnings=(split_warning(2_000_000),))
+    assert forms.describe_estimate(own, {"format": "xlsx"}).warnings == (split_warning(2_000_000),)
+    other = Estimate(rows=2_000_000, approx_bytes=1, warnings=("Excel shows dates in the local time",))
+    assert forms.describe_estimate(other, {"format": "xlsx"}).warnings == (
+        "Excel shows dates in the local time", split_warning(2_000_000))
     assert forms.describe_estimate(None, {}) is None
 
 

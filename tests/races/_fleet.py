@@ -253,9 +253,10 @@ def open_fleet(tmp: Path, backend: Backend, monkeypatch: Any, **extra: str) -> I
     """The instance: migrated, an admin, this process wired to the same database and queue."""
     from exporters import REGISTRY
     from exporters.registry import Registry
-    from exporthub.accounts import SystemActor, initialize
+    from exporthub.accounts import SystemActor
     from exporthub.db import get_database
     from exporthub.export_config import load_config
+    from exporthub.first_run import initialize
     from exporthub.jobs import JobService
     from tests._slow_exporter import EXPORTER as SLOW
 
