@@ -28,6 +28,7 @@ import streamlit as st
 from exporthub.errors import ExporthubError, InvalidVariable, JobAlreadyRunning
 from exporthub.excel import split_warning
 from exporthub.export_config import ExportDefinition, Variable, VarType
+from exporthub.jobs import JobService
 from exporthub.views import JobView
 from ui.format import OPTION_LABELS, md_escape, option_label, size
 
@@ -225,7 +226,7 @@ def plain_refusal(exc: ExporthubError, definition: ExportDefinition | None = Non
 
 
 def submit_export(
-    service: Any,
+    service: JobService,
     username: str,
     project: str,
     export_type: str,
