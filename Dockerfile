@@ -10,7 +10,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
-COPY pyproject.toml README.md app.py server.py worker.py ./
+COPY pyproject.toml README.md app.py server.py worker.py cli.py ./
 COPY exporthub ./exporthub
 COPY exporters ./exporters
 COPY ui ./ui

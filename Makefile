@@ -33,6 +33,8 @@ system-deps:
 up: install
 	$(VENV)/bin/exporthub up
 
-## Install everything and run the whole test suite.
+## Install everything, check types (mypy --strict) and lint (ruff), then run the whole test suite.
 test: install system-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest

@@ -12,6 +12,7 @@ import streamlit as st
 
 from exporthub.context import ProjectInfo
 from exporthub.permissions import Permission
+from exporthub.sessions import SessionUser
 from ui import login, session, style
 from ui.format import md_escape
 
@@ -35,7 +36,7 @@ def no_projects() -> None:
     st.info("You are not a member of any project yet. Ask an administrator to add you to one.")
 
 
-def sidebar(user: session.auth.SessionUser, projects: list[ProjectInfo], project: ProjectInfo | None) -> None:
+def sidebar(user: SessionUser, projects: list[ProjectInfo], project: ProjectInfo | None) -> None:
     with st.sidebar:
         if projects and project is not None:
             slugs = [p.slug for p in projects]
@@ -63,7 +64,7 @@ def _project_picked() -> None:
     st.session_state[session.PROJECT_KEY] = st.session_state["_project_picker"]
 
 
-def pages_for(user: session.auth.SessionUser, project: ProjectInfo | None) -> list[st.Page]:
+def pages_for(user: SessionUser, project: ProjectInfo | None) -> list[st.Page]:
     """Only the pages this user may use on the picked project."""
     pages: list[st.Page] = []
     if project is not None and Permission.VIEW in session.services().permissions(user.username, project.slug):

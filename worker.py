@@ -24,6 +24,7 @@ from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
 
+from exporters import REGISTRY
 from exporthub import maintenance, periodic, retention, runner, workers
 from exporthub.db import Database, get_database
 from exporthub.settings import Settings, get_settings
@@ -119,10 +120,10 @@ class HueyDispatcher:
         return int(huey.pending_count())
 
 
-@huey.task()
+@huey.task()  # type: ignore[untyped-decorator]  # huey ships no types
 def run_job_task(job_id: int) -> None:
     settings = get_settings()
-    runner.run_job(get_database(settings), settings, job_id, dispatcher=HueyDispatcher())
+    runner.run_job(get_database(settings), settings, job_id, dispatcher=HueyDispatcher(), registry=REGISTRY)
 
 
 # ---------------------------------------------------------------------- the consumer

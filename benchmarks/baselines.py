@@ -133,8 +133,8 @@ def pandas_statistics_pdf(spec: dict[str, Any], out: Path) -> None:
     """The aggregates, then their tables in a PDF with reportlab (no charts: a baseline in favour of
     pandas, since our report also draws nine charts)."""
     from reportlab.lib.pagesizes import A4
-    from reportlab.platypus import LongTable, PageBreak, Paragraph, SimpleDocTemplate
     from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import LongTable, PageBreak, Paragraph, SimpleDocTemplate
 
     tables = pandas_statistics(spec)
     style = getSampleStyleSheet()["Heading2"]

@@ -26,7 +26,7 @@ class Command:
 def exporthub(*args: str, **env: str) -> Command:
     """The ``exporthub`` console script of this environment (what a user types)."""
     script = Path(sys.executable).with_name("exporthub")
-    argv = [str(script)] if script.exists() else [sys.executable, "-m", "exporthub.cli"]
+    argv = [str(script)] if script.exists() else [sys.executable, "-m", "cli"]
     return Command(argv + list(args), env=dict(env))
 
 
@@ -56,7 +56,7 @@ def baseline_command(name: str, dataset: Any, scratch: Path) -> Command:
 def _seconds(record: dict[str, Any], baseline: str | None = None) -> float | None:
     if baseline is None:
         return None
-    return record["ours"]["seconds"] / record["baselines"][baseline]["seconds"]
+    return float(record["ours"]["seconds"] / record["baselines"][baseline]["seconds"])
 
 
 @dataclass(frozen=True)
@@ -97,15 +97,15 @@ def _seconds_at_most(limit: float, key: str = "seconds") -> Callable[[dict[str, 
 
 
 def _xlsx_ratio(record: dict[str, Any]) -> float:
-    return record["ours"]["cpu_seconds"] / record["baselines"]["polars_xlsx"]["cpu_seconds"]
+    return float(record["ours"]["cpu_seconds"] / record["baselines"]["polars_xlsx"]["cpu_seconds"])
 
 
 def _xlsx_met(record: dict[str, Any]) -> bool:
-    return record["ratio"] <= 0.5 and record["ours"]["peak_rss_mib"] <= 300
+    return bool(record["ratio"] <= 0.5 and record["ours"]["peak_rss_mib"] <= 300)
 
 
 def _help_met(record: dict[str, Any]) -> bool:
-    return record["ours"]["seconds"] <= record["baselines"]["imports"]["seconds"]
+    return bool(record["ours"]["seconds"] <= record["baselines"]["imports"]["seconds"])
 
 
 CASES: tuple[Case, ...] = (

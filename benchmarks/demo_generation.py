@@ -46,8 +46,8 @@ def _run(root: Path, args: argparse.Namespace, staff: list[StaffMember], *, part
     get_database(settings)  # the metadata DB's migrations are not the generator's cost
     original = demo_lake._write
     if parts:
-        demo_lake._write = _part_files  # type: ignore[assignment]
-        demo_lake.drop_project = lambda settings, slug: None  # type: ignore[assignment]
+        demo_lake._write = _part_files
+        demo_lake.drop_project = lambda settings, slug: None  # type: ignore[attr-defined]  # patched on purpose
     try:
         started = time.perf_counter()
         summary = generate_project_lake(settings, "bench", n_scans=args.scans, seed=args.seed,
@@ -55,10 +55,10 @@ def _run(root: Path, args: argparse.Namespace, staff: list[StaffMember], *, part
                                         part_rows=args.part_rows)
         seconds = time.perf_counter() - started
     finally:
-        demo_lake._write = original  # type: ignore[assignment]
+        demo_lake._write = original
         from exporthub.lake.catalog import drop_project
 
-        demo_lake.drop_project = drop_project  # type: ignore[assignment]
+        demo_lake.drop_project = drop_project  # type: ignore[attr-defined]
     size = sum(p.stat().st_size for p in root.rglob("*.parquet"))
     return seconds, summary, size
 

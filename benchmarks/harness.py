@@ -82,7 +82,7 @@ def make_dataset(root: Path, scans: int) -> Dataset:
     """Demo data of ``scans`` scans (``exporthub demo``) and the spec of its lake for the baselines."""
     data_dir = root / f"data-{scans}"
     env = child_env(data_dir)
-    subprocess.run([sys.executable, "-m", "exporthub.cli", "demo", "--scans", str(scans), "--anchor",
+    subprocess.run([sys.executable, "-m", "cli", "demo", "--scans", str(scans), "--anchor",
                     ANCHOR.isoformat()], env=env, cwd=ROOT, check=True, capture_output=True)
     spec_path = data_dir / "baseline-spec.json"
     subprocess.run([sys.executable, "-m", "benchmarks.spec", str(spec_path), PROJECT], env=env, cwd=ROOT,

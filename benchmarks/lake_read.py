@@ -40,6 +40,7 @@ def _env(data_dir: Path) -> dict[str, str]:
 
 
 def _child(mode: str, parts_dir: str) -> None:
+    from exporters import REGISTRY
     from exporthub import lake
     from exporthub.db import get_database
     from exporthub.dispatch import NullDispatcher
@@ -52,9 +53,9 @@ def _child(mode: str, parts_dir: str) -> None:
     if mode == "parts":
         _read_part_files(lake, Path(parts_dir))
     started = time.perf_counter()
-    service = JobService(db, settings, NullDispatcher())
+    service = JobService(db, settings, NullDispatcher(), registry=REGISTRY)
     job = service.start("admin", "demo-open", "scans", {"format": "csv"})
-    status = run_job(db, settings, job.id, dispatcher=NullDispatcher())
+    status = run_job(db, settings, job.id, dispatcher=NullDispatcher(), registry=REGISTRY)
     assert str(status) == "completed", service.get("admin", job.id).error
     seconds = time.perf_counter() - started
     size = sum(f.size for f in service.get("admin", job.id).files if f.name.endswith(".csv"))
@@ -106,7 +107,8 @@ for table in lake.TABLES:
 def _export(mode: str, data_dir: Path, parts: Path) -> dict[str, float]:
     out = subprocess.run([sys.executable, __file__, "--child", mode, "--parts", str(parts)], env=_env(data_dir),
                          capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 def _import(data_dir: Path, rows: int, folder: Path) -> dict[str, float]:
@@ -118,17 +120,19 @@ from exporthub.lake.catalog import load_table
 from exporthub.settings import get_settings
 s = get_settings()
 con, snap = lake.open_project(s, "demo-open")
-sid, zone, user = con.execute("SELECT session_id, zone_id, user_id FROM zone_sessions WHERE NOT deleted LIMIT 1").fetchall()[0]
+sid, zone, user = con.execute(
+    "SELECT session_id, zone_id, user_id FROM zone_sessions WHERE NOT deleted LIMIT 1").fetchall()[0]
 con.execute(f"COPY (SELECT {{zone}} AS zone_id, {{sid}} AS session_id, {{user}} AS user_id, 'IMP-' || i AS barcode, "
             f"1 AS quantity, TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_seconds(i) AS scanned_at, 'DEV-I' AS device "
             f"FROM range({rows}) t(i)) TO '{folder / 'import.csv'}' (HEADER)")
-print(json.dumps({{"snapshots": len(load_table(s, "demo-open", "scans").metadata.snapshots), "rows": snap.tables["scans"].rows}}))
+snapshots = len(load_table(s, "demo-open", "scans").metadata.snapshots)
+print(json.dumps({{"snapshots": snapshots, "rows": snap.tables["scans"].rows}}))
 """
     folder.mkdir(parents=True, exist_ok=True)
     before = json.loads(subprocess.run([sys.executable, "-c", code], env=_env(data_dir), check=True,
                                        capture_output=True, text=True).stdout.strip().splitlines()[-1])
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "exporthub.cli", "import", "demo-open", "scans", str(folder / "import.csv")],
+    subprocess.run([sys.executable, "-m", "cli", "import", "demo-open", "scans", str(folder / "import.csv")],
                    env=_env(data_dir), check=True, capture_output=True)
     seconds = time.perf_counter() - started
     after = json.loads(subprocess.run([sys.executable, "-c", code], env=_env(data_dir), check=True,
@@ -152,7 +156,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="exporthub-lake-bench-") as tmp:
         data_dir, parts = Path(tmp) / "data", Path(tmp) / "parts"
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "exporthub.cli", "demo", "--scans", str(args.scans), "--anchor",
+        subprocess.run([sys.executable, "-m", "cli", "demo", "--scans", str(args.scans), "--anchor",
                         date.today().isoformat()], env=_env(data_dir), check=True, capture_output=True)
         demo_seconds = time.perf_counter() - started
         _write_part_files(data_dir, parts)

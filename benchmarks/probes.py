@@ -50,6 +50,7 @@ def job_list(repeat: int, history: int = 10_000) -> dict[str, Any]:
     """One refresh of the hub's job list with ``history`` jobs: the count for the pager and a page."""
     from sqlalchemy import func, insert, select
 
+    from exporters import REGISTRY
     from exporthub.db import get_database
     from exporthub.dispatch import RecordingDispatcher
     from exporthub.jobs import JobService
@@ -69,7 +70,7 @@ def job_list(repeat: int, history: int = 10_000) -> dict[str, Any]:
                  "export_sessions_reset": False, "attempt": 1}
                 for _ in range(missing)
             ])
-    service = JobService(db, settings, RecordingDispatcher())
+    service = JobService(db, settings, RecordingDispatcher(), registry=REGISTRY)
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
@@ -81,6 +82,7 @@ def job_list(repeat: int, history: int = 10_000) -> dict[str, Any]:
 
 def job_pickup(repeat: int) -> dict[str, Any]:
     """Insert a job and wait until a worker runs it: the time a user waits to see it start."""
+    from exporters import REGISTRY
     from exporthub.db import get_database
     from exporthub.jobs import JobService
     from exporthub.settings import get_settings
@@ -91,8 +93,8 @@ def job_pickup(repeat: int) -> dict[str, Any]:
 
     settings = get_settings()
     db = get_database(settings)
-    service = JobService(db, settings, worker.HueyDispatcher())
-    proc = subprocess.Popen([sys.executable, "-m", "exporthub.cli", "worker"], stdout=subprocess.DEVNULL,
+    service = JobService(db, settings, worker.HueyDispatcher(), registry=REGISTRY)
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "worker"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     waits = []
     try:

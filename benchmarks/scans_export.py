@@ -38,7 +38,8 @@ def _child_env(data_dir: Path) -> dict[str, str]:
 def _run_child(mode: str, data_dir: Path) -> dict[str, float]:
     out = subprocess.run([sys.executable, __file__, "--child", mode], env=_child_env(data_dir),
                          capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 def _child(mode: str) -> None:
@@ -49,13 +50,14 @@ def _child(mode: str) -> None:
     db = get_database(settings)
     started = time.perf_counter()
     if mode == "export":
+        from exporters import REGISTRY
         from exporthub.dispatch import NullDispatcher
         from exporthub.jobs import JobService
         from exporthub.runner import run_job
 
-        service = JobService(db, settings, NullDispatcher())
+        service = JobService(db, settings, NullDispatcher(), registry=REGISTRY)
         job = service.start("admin", "demo-open", "scans", {"format": "csv"})
-        status = run_job(db, settings, job.id, dispatcher=NullDispatcher())
+        status = run_job(db, settings, job.id, dispatcher=NullDispatcher(), registry=REGISTRY)
         assert str(status) == "completed", service.get("admin", job.id).error
         size = sum(f.size for f in service.get("admin", job.id).files)
         service.remove("admin", job.id)
@@ -79,7 +81,7 @@ def _child(mode: str) -> None:
 
 def _make_demo(data_dir: Path, scans: int) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "exporthub.cli", "demo", "--scans", str(scans), "--anchor",
+    subprocess.run([sys.executable, "-m", "cli", "demo", "--scans", str(scans), "--anchor",
                     date.today().isoformat()], env=_child_env(data_dir), check=True, capture_output=True)
     return time.perf_counter() - started
 

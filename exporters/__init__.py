@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 
 from exporters.registry import Registry, RegistryError
+from exporthub.settings import get_settings
 
 DEFAULT_EXPORTERS: tuple[str, ...] = (
     "exporters.scans",
@@ -22,8 +23,6 @@ DEFAULT_EXPORTERS: tuple[str, ...] = (
     "exporters.statistics",
     "exporters.explore",
 )
-
-from exporthub.settings import get_settings
 
 REGISTRY = Registry()
 for _module in (*DEFAULT_EXPORTERS, *get_settings().extra_exporters):

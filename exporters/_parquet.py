@@ -41,21 +41,20 @@ def write_parquet(
     rows = 0
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
-    with removing_on_error(path):
-        with pq.ParquetWriter(str(path), schema, compression="zstd") as writer:
-            for batch in batches:
-                if batch.num_rows == 0:
-                    continue
-                pending.append(batch)
-                pending_rows += batch.num_rows
-                if pending_rows >= _ROW_GROUP_ROWS:
-                    writer.write_table(pa.Table.from_batches(pending, schema=schema))
-                    pending, pending_rows = [], 0
-                rows += batch.num_rows
-                if on_rows is not None:
-                    on_rows(rows)
-            if pending:
+    with removing_on_error(path), pq.ParquetWriter(str(path), schema, compression="zstd") as writer:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            pending.append(batch)
+            pending_rows += batch.num_rows
+            if pending_rows >= _ROW_GROUP_ROWS:
                 writer.write_table(pa.Table.from_batches(pending, schema=schema))
+                pending, pending_rows = [], 0
+            rows += batch.num_rows
+            if on_rows is not None:
+                on_rows(rows)
+        if pending:
+            writer.write_table(pa.Table.from_batches(pending, schema=schema))
     return WriteResult(paths=[path], rows=rows, warnings=[])
 
 

@@ -250,7 +250,7 @@ def _table(
     header, columns, numeric, total = _columns(block, about)
     shown = len(columns[0]) if columns else 0
     formats = [block.formats.get(name) for name in header]
-    body = [[_text(v, f, about) for v, f in zip(row, formats, strict=True)] for row in zip(*columns)]
+    body = [[_text(v, f, about) for v, f in zip(row, formats, strict=True)] for row in zip(*columns, strict=True)]
     bold_last = block.totals is not None
     if block.totals is not None:
         totals = block.totals
@@ -328,7 +328,7 @@ def _columns(block: DataTable, about: About) -> tuple[list[str], list[list[Any]]
         rows = [list(r) for r in block.data[: block.max_rows]]
         if any(len(r) != len(header) for r in rows):
             raise ValueError(f"every row must have {len(header)} cells, like the header")
-        columns = [list(c) for c in zip(*rows)] if rows else [[] for _ in header]
+        columns = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in header]
         present = [[v for v in col if v is not None] for col in columns]
         numeric = [bool(values) and all(_is_number(v) for v in values) for values in present]
     if len(header) != len(columns):
@@ -392,7 +392,7 @@ def _widths(
     return widths
 
 
-class _FitDrawing(Flowable):
+class _FitDrawing(Flowable):  # type: ignore[misc]  # reportlab ships no types
     def __init__(self, drawing: Drawing, max_width: float, max_height: float) -> None:
         super().__init__()
         self.drawing = drawing
@@ -412,7 +412,7 @@ class _FitDrawing(Flowable):
 def _numbered_canvas(footer: str, font: str) -> type[Canvas]:
     """A canvas that holds pages back until the end, so each footer can say "Page X of Y"."""
 
-    class NumberedCanvas(Canvas):
+    class NumberedCanvas(Canvas):  # type: ignore[misc]  # reportlab ships no types
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._pages: list[dict[str, Any]] = []

@@ -25,8 +25,8 @@ from exporters._result import RowCallback, WriteResult, removing_on_error
 from exporters._safety import neutralise_text
 from exporters._xlsx_rows import EXACT_INT, MAX_WIDTH, Columns, RowWriter
 from exporters._xlsx_splice import SheetRows, splice_rows
+from exporthub.excel import EXCEL_MAX_ROWS
 
-EXCEL_MAX_ROWS = 1_048_576
 CURRENCY = "#,##0.00"
 PERCENT = "0.0%"
 INTEGER = "#,##0"

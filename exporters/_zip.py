@@ -58,9 +58,9 @@ def zip_if_large(path: Path, threshold_bytes: int) -> Path:
     zip_path = path.with_name(path.name + ".zip")
     partial = zip_path.with_name("." + zip_path.name + ".partial")
     with removing_on_error(partial):
-        with zipfile.ZipFile(partial, "w") as archive, open(path, "rb") as source:
-            with fast_member(archive, path.name, mtime=path.stat().st_mtime) as member:
-                shutil.copyfileobj(source, member, _CHUNK)
+        with (zipfile.ZipFile(partial, "w") as archive, open(path, "rb") as source,
+              fast_member(archive, path.name, mtime=path.stat().st_mtime) as member):
+            shutil.copyfileobj(source, member, _CHUNK)
         partial.replace(zip_path)
     path.unlink()
     return zip_path

@@ -19,10 +19,10 @@ from exporters._filters import Where, scan_filters, tz_literal
 from exporters._tabular import write_table
 from exporters.registry import BaseExporter, Estimate
 from exporthub.context import ExportSessionRecord, JobContext
+from exporthub.excel import split_warning
 from exporthub.lake.incremental import register_new_scans
 
 BATCH_ROWS = 100_000
-EXCEL_MAX_DATA_ROWS = 1_048_575
 # Rough bytes per row by format, measured on the demo data; only used for the estimate.
 BYTES_PER_ROW = {"csv": 120, "xlsx": 70, "parquet": 25}
 _ZONE = "__zone_id"  # rides along the stream for the export sessions, dropped before the writer
@@ -140,15 +140,11 @@ class ScansExporter(BaseExporter):
         where = scan_filters(ctx)
         # fetchall, not fetchone: DuckDB refuses new work on a connection with an unfinished result.
         source = _source(ctx)
-        rows = int(ctx.sql().execute(f"SELECT count(*) FROM {source} s WHERE {where.sql()}", where.params).fetchall()[0][0])
+        count_sql = f"SELECT count(*) FROM {source} s WHERE {where.sql()}"
+        rows = int(ctx.sql().execute(count_sql, where.params).fetchall()[0][0])
         fmt = ctx.variables.get("format", "csv")
-        warnings = []
-        if fmt == "xlsx" and rows > EXCEL_MAX_DATA_ROWS:
-            warnings.append(
-                f"{rows:,} rows pass Excel's limit of {EXCEL_MAX_DATA_ROWS:,}: the file will be split across "
-                "sheets. CSV or Parquet keep one table."
-            )
-        return Estimate(rows=rows, approx_bytes=rows * BYTES_PER_ROW.get(fmt, 100), warnings=tuple(warnings))
+        split = split_warning(rows) if fmt == "xlsx" else None
+        return Estimate(rows=rows, approx_bytes=rows * BYTES_PER_ROW.get(fmt, 100), warnings=(split,) if split else ())
 
     def run(self, ctx: JobContext) -> None:
         assert ctx.snapshot is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -62,3 +63,13 @@ def visible_projects(session: Session, user: User) -> Sequence[Project]:
     if not user.is_admin:
         stmt = stmt.join(Membership, Membership.project_id == Project.id).where(Membership.user_id == user.id)
     return session.scalars(stmt).all()
+
+
+def user_rows(session: Session) -> list[dict[str, Any]]:
+    """Every user (deleted ones too: old scans name them) as the rows of the lake's ``users`` view."""
+    return [
+        {"user_id": u.id, "username": u.username, "display_name": u.display_name, "email": u.email,
+         "hourly_rate": u.hourly_rate, "active": u.active, "deleted_at": u.deleted_at,
+         "can_log_in": u.password_hash is not None}
+        for u in session.scalars(select(User).order_by(User.id))
+    ]

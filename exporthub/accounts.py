@@ -16,280 +16,49 @@ Each change writes exactly one audit event in the same transaction; each refusal
 
 from __future__ import annotations
 
-import functools
-import getpass
-import re
-import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from importlib import resources
-from typing import Any, TypeVar
-from zoneinfo import available_timezones
+from typing import TypeVar
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from exporthub import audit, lockout, sessions
-from exporthub.access import get_project, get_user, is_usable
-from exporthub.db import Database
-from exporthub.errors import ExporthubError, InvalidTransition, NotFound, PermissionDenied
+from exporthub.access import get_project, get_user
+from exporthub.account_views import AuditEntry, ProjectView, UserView, project_view, user_view
+from exporthub.authorization import (
+    Actor,
+    SystemActor,
+    actor_name,
+    audited_change,
+    authorize,
+    cli_actor,
+    is_global_admin,
+)
+from exporthub.db import Database, rowcount
+from exporthub.errors import AlreadyExists, InvalidTransition, InvalidValue, NotFound
 from exporthub.models import ApiToken, Membership, Project, User, utcnow
-from exporthub.passwords import hash_password
-from exporthub.permissions import ROLES, Permission
+from exporthub.passwords import generate_password, hash_password
+from exporthub.permissions import role_table
 from exporthub.settings import Settings
 from exporthub.states import ProjectStatus
+from exporthub.validation import (
+    timezone_names,
+    validate_email,
+    validate_hourly_rate,
+    validate_password,
+    validate_role,
+    validate_slug,
+    validate_timezone,
+    validate_username,
+)
+
+# The account service's names, and those of the modules it was split into that its callers use.
+__all__ = ["AccountService", "Actor", "AuditEntry", "ProjectView", "SystemActor", "UserView", "actor_name",
+           "cli_actor", "generate_password", "is_global_admin", "role_table",
+           "timezone_names"]  # the admin page's timezone picker (its home is exporthub.validation)
 
 T = TypeVar("T")
-
-# Slugs name folders (lake/<slug>, files/<slug>) and appear in URLs: lower-case words joined by "-".
-SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-SLUG_MAX = 64
-# No ":" in usernames, so "cli:<name>" in the audit trail can never be a user.
-USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-MIN_PASSWORD_LENGTH = 8
-
-
-class InvalidValue(ExporthubError):
-    """A value that does not pass validation (slug, username, timezone, password, role...)."""
-
-
-class AlreadyExists(ExporthubError):
-    """A project slug or username that is taken."""
-
-
-@dataclass(frozen=True)
-class SystemActor:
-    """The operator at the server's command line; recorded as ``cli:<label>`` in the audit trail."""
-
-    label: str
-
-    @property
-    def name(self) -> str:
-        return f"cli:{self.label}"
-
-
-Actor = str | SystemActor
-
-
-def cli_actor() -> SystemActor:
-    """The system actor for this process: the operating-system user who runs the command."""
-    try:
-        label = getpass.getuser()
-    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
-        label = "unknown"
-    return SystemActor(label[:60])
-
-
-def actor_name(actor: Actor) -> str:
-    return actor.name if isinstance(actor, SystemActor) else actor
-
-
-def generate_password() -> str:
-    """A random temporary password (16 URL-safe characters) for the admin page to hand out."""
-    return secrets.token_urlsafe(12)
-
-
-def role_table() -> dict[str, tuple[str, ...]]:
-    """Each built-in role with its permissions, in the order of :class:`Permission`."""
-    order = list(Permission)
-    return {role: tuple(str(p) for p in order if p in perms) for role, perms in ROLES.items()}
-
-
-# ---------------------------------------------------------------------- views
-
-
-@dataclass(frozen=True)
-class ProjectView:
-    slug: str
-    name: str
-    timezone: str
-    status: str
-    created_at: datetime
-    closed_at: datetime | None
-    published_at: datetime | None
-
-    def to_json(self) -> dict[str, Any]:
-        def iso(d: datetime | None) -> str | None:
-            return None if d is None else d.isoformat().replace("+00:00", "Z")
-
-        return {
-            "slug": self.slug,
-            "name": self.name,
-            "timezone": self.timezone,
-            "status": self.status,
-            "created": iso(self.created_at),
-            "closed": iso(self.closed_at),
-            "published": iso(self.published_at),
-        }
-
-
-@dataclass(frozen=True)
-class UserView:
-    username: str
-    display_name: str
-    email: str | None
-    is_admin: bool
-    active: bool
-    deleted: bool
-    can_log_in: bool
-    roles: dict[str, str] = field(default_factory=dict)  # project slug -> role
-    hourly_rate: float = 0.0  # the users export's labour figures use it
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "username": self.username,
-            "name": self.display_name,
-            "email": self.email,
-            "admin": self.is_admin,
-            "active": self.active,
-            "deleted": self.deleted,
-            "can_log_in": self.can_log_in,
-            "roles": dict(self.roles),
-            "hourly_rate": self.hourly_rate,
-        }
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    time: datetime
-    actor: str | None
-    project: str | None
-    action: str
-    target: str | None
-    outcome: str
-    detail: str | None
-
-
-def _project_view(p: Project) -> ProjectView:
-    return ProjectView(
-        slug=p.slug,
-        name=p.name,
-        timezone=p.timezone,
-        status=p.status,
-        created_at=p.created_at,
-        closed_at=p.closed_at,
-        published_at=p.published_at,
-    )
-
-
-def _user_view(u: User, roles: dict[str, str] | None = None) -> UserView:
-    return UserView(
-        username=u.username,
-        display_name=u.display_name,
-        email=u.email,
-        is_admin=u.is_admin,
-        active=u.active,
-        deleted=u.deleted_at is not None,
-        can_log_in=u.password_hash is not None,
-        roles=dict(roles or {}),
-        hourly_rate=float(u.hourly_rate or 0.0),
-    )
-
-
-# ---------------------------------------------------------------------- validation
-
-
-def validate_slug(slug: str) -> str:
-    if not slug or len(slug) > SLUG_MAX or not SLUG_RE.match(slug):
-        raise InvalidValue(
-            f"Invalid project slug {slug!r}: use lower-case letters, digits and single hyphens "
-            f"(e.g. 'warehouse-2026'), at most {SLUG_MAX} characters"
-        )
-    return slug
-
-
-@functools.cache
-def timezone_names() -> frozenset[str]:
-    """The IANA zone names (from the ``tzdata`` package's list; the system's as a fallback).
-
-    Not the files on disk: a system zoneinfo folder also holds ``localtime``, ``posixrules`` and the
-    like, which name no place.
-    """
-    try:
-        names = set(resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split())
-    except (ModuleNotFoundError, FileNotFoundError):
-        names = set(available_timezones())
-    return frozenset(names - {"Factory", "localtime", "posixrules"})
-
-
-def validate_timezone(tz: str) -> str:
-    if tz not in timezone_names():
-        raise InvalidValue(f"Unknown timezone {tz!r}: use an IANA name such as 'Europe/Berlin' or 'UTC'")
-    return tz
-
-
-def validate_username(username: str) -> str:
-    if not USERNAME_RE.match(username or ""):
-        raise InvalidValue(
-            f"Invalid username {username!r}: start with a letter or digit, then letters, digits, '.', '_', "
-            "'@' or '-', at most 64 characters"
-        )
-    return username
-
-
-def validate_password(password: str) -> str:
-    if len(password) < MIN_PASSWORD_LENGTH or not password.strip():
-        raise InvalidValue(f"The password must have at least {MIN_PASSWORD_LENGTH} characters")
-    return password
-
-
-MAX_HOURLY_RATE = 100_000.0
-
-
-def validate_hourly_rate(rate: float) -> float:
-    """A rate per hour in the project's currency: a finite number from 0 up to a sane maximum."""
-    if not (0.0 <= rate <= MAX_HOURLY_RATE):  # also refuses NaN
-        raise InvalidValue(f"The hourly rate must be between 0 and {MAX_HOURLY_RATE:,.0f}, got {rate}")
-    return round(float(rate), 4)
-
-
-def validate_role(role: str) -> str:
-    if role not in ROLES:
-        raise InvalidValue(f"Unknown role {role!r}; the roles are: {', '.join(ROLES)}")
-    return role
-
-
-def authorize(s: Session, actor: Actor) -> None:
-    """Raise :class:`PermissionDenied` unless ``actor`` is the system or an active global admin."""
-    if isinstance(actor, SystemActor):
-        return
-    user = s.scalar(select(User).where(User.username == actor))
-    if user is None or not is_usable(user) or not user.is_admin:
-        raise PermissionDenied()
-
-
-def audited_change(
-    db: Database,
-    actor: Actor,
-    action: str,
-    work: Callable[[Session], tuple[T, str | None]],
-    *,
-    project: str | None = None,
-    target: str | None = None,
-    duplicate: str | None = None,
-) -> T:
-    """Run ``work`` in one write transaction with one audit event; audit and re-raise refusals.
-
-    ``work`` returns (result, audit detail). ``duplicate`` is the message for a unique-index
-    violation (two admins creating the same name at once). The actor must be the system or an active
-    global admin.
-    """
-    try:
-        try:
-            with db.write() as s:
-                authorize(s, actor)
-                result, detail = work(s)
-                audit.record(s, action=action, actor=actor_name(actor), project=project, target=target,
-                             detail=detail)
-                return result
-        except IntegrityError:
-            raise AlreadyExists(duplicate or "It exists already") from None
-    except ExporthubError as exc:
-        raise audit.record_refusal(db, exc, action=action, actor=actor_name(actor), project=project,
-                                   target=target) from None
 
 
 # ---------------------------------------------------------------------- the service
@@ -323,7 +92,7 @@ class AccountService:
     def list_projects(self, actor: Actor) -> list[ProjectView]:
         """Every project, by slug."""
         return self._read(
-            actor, lambda s: [_project_view(p) for p in s.scalars(select(Project).order_by(Project.slug))]
+            actor, lambda s: [project_view(p) for p in s.scalars(select(Project).order_by(Project.slug))]
         )
 
     def create_project(self, actor: Actor, slug: str, name: str, timezone: str = "UTC") -> ProjectView:
@@ -346,7 +115,7 @@ class AccountService:
             )
             s.add(project)
             s.flush()
-            return _project_view(project), f"{name.strip()} ({timezone})"
+            return project_view(project), f"{name.strip()} ({timezone})"
 
         return self._change(
             actor,
@@ -367,7 +136,7 @@ class AccountService:
                     f"Project {slug} is {project.status}; only an open project can be closed"
                 )
             project.status, project.closed_at = str(ProjectStatus.CLOSED), utcnow()
-            return _project_view(project), "open -> closed"
+            return project_view(project), "open -> closed"
 
         return self._change(actor, "project-close", work, project=slug, target=f"project:{slug}")
 
@@ -381,7 +150,7 @@ class AccountService:
                     f"Project {slug} is {project.status}; only a closed project can be reopened"
                 )
             project.status, project.closed_at = str(ProjectStatus.OPEN), None
-            return _project_view(project), "closed -> open"
+            return project_view(project), "closed -> open"
 
         return self._change(actor, "project-reopen", work, project=slug, target=f"project:{slug}")
 
@@ -398,7 +167,7 @@ class AccountService:
             )
             for user_id, slug, role in rows:
                 roles.setdefault(user_id, {})[slug] = role
-            return [_user_view(u, roles.get(u.id)) for u in s.scalars(select(User).order_by(User.username))]
+            return [user_view(u, roles.get(u.id)) for u in s.scalars(select(User).order_by(User.username))]
 
         return self._read(actor, work)
 
@@ -431,8 +200,8 @@ class AccountService:
                 validate_password(password)
             elif admin:
                 raise InvalidValue("A global admin must be able to log in: give a password")
-            if email and not EMAIL_RE.match(email):
-                raise InvalidValue(f"Invalid email address {email!r}")
+            if email:
+                validate_email(email)
             rate = validate_hourly_rate(hourly_rate)
             # Usernames are matched exactly at login; refusing case variants avoids "Ann" next to "ann".
             if s.scalar(select(User.id).where(func.lower(User.username) == username.lower())) is not None:
@@ -450,7 +219,7 @@ class AccountService:
             s.add(user)
             s.flush()
             kind = "global admin" if admin else ("login user" if password else "cannot log in")
-            return _user_view(user), kind
+            return user_view(user), kind
 
         return self._change(
             actor,
@@ -471,7 +240,7 @@ class AccountService:
             lockout.clear(s, username)
             # Every session opened with the old password ends now, on every replica.
             ended = sessions.end_all(s, user.id, sessions.EndReason.PASSWORD_CHANGED)
-            return _user_view(user), f"{ended} session(s) ended" if ended else None
+            return user_view(user), f"{ended} session(s) ended" if ended else None
 
         return self._change(actor, "user-password", work, target=f"user:{username}")
 
@@ -483,7 +252,7 @@ class AccountService:
             user = get_user(s, username)
             before = user.hourly_rate
             user.hourly_rate = value
-            return _user_view(user), f"{before} -> {value}"
+            return user_view(user), f"{before} -> {value}"
 
         return self._change(actor, "user-rate", work, target=f"user:{username}")
 
@@ -508,12 +277,13 @@ class AccountService:
                     raise InvalidTransition(f"User {username} is the last active global admin")
             user.active = active
             if active:
-                return _user_view(user), None
+                return user_view(user), None
             # Sessions and API tokens end for good: reactivating the account does not revive them.
             ended = sessions.end_all(s, user.id, sessions.EndReason.DISABLED)
-            revoked = s.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-                                .values(revoked_at=utcnow())).rowcount
-            return _user_view(user), f"{ended} session(s) ended, {revoked} API token(s) revoked"
+            revoked = rowcount(s.execute(update(ApiToken)
+                                         .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                                         .values(revoked_at=utcnow())))
+            return user_view(user), f"{ended} session(s) ended, {revoked} API token(s) revoked"
 
         return self._change(actor, action, work, target=f"user:{username}")
 
@@ -556,7 +326,7 @@ class AccountService:
                 member.role = role  # setting the same role again is a harmless no-op, so scripts can re-run
             s.flush()
             change = f"{role} (unchanged)" if before == role else f"{before or 'none'} -> {role}"
-            return _user_view(user, _roles_of(s, user)), change
+            return user_view(user, _roles_of(s, user)), change
 
         return self._change(actor, "member-set", work, project=project_slug, target=f"user:{username}")
 
@@ -574,7 +344,7 @@ class AccountService:
             role = member.role
             s.delete(member)
             s.flush()
-            return _user_view(user, _roles_of(s, user)), f"{role} -> none"
+            return user_view(user, _roles_of(s, user)), f"{role} -> none"
 
         return self._change(actor, "member-remove", work, project=project_slug, target=f"user:{username}")
 
@@ -593,87 +363,22 @@ class AccountService:
         """Audit events, newest first, filtered by acting user, action, project and time [since, until)."""
 
         def work(s: Session) -> list[AuditEntry]:
-            events = audit.query(
-                s, actor=user, action=action, project=project, since=since, until=until, limit=limit
-            )
-            return [
-                AuditEntry(
-                    time=e.time,
-                    actor=e.actor,
-                    project=e.project,
-                    action=e.action,
-                    target=e.target,
-                    outcome=e.outcome,
-                    detail=e.detail,
-                )
-                for e in events
-            ]
+            events = audit.query(s, actor=user, action=action, project=project, since=since, until=until, limit=limit)
+            return [AuditEntry.of(e) for e in events]
 
         return self._read(actor, work)
 
     def audit_facets(self, actor: Actor) -> dict[str, list[str]]:
         """The distinct actors, actions and projects in the audit trail (for filter pickers)."""
-        from exporthub.models import AuditEvent
-
-        def work(s: Session) -> dict[str, list[str]]:
-            def distinct(col: Any) -> list[str]:
-                return [v for v in s.scalars(select(col).distinct().order_by(col)) if v]
-
-            return {
-                "actors": distinct(AuditEvent.actor),
-                "actions": distinct(AuditEvent.action),
-                "projects": distinct(AuditEvent.project),
-            }
-
-        return self._read(actor, work)
-
-
-def initialize(
-    db: Database, actor: SystemActor, username: str, password: str, display_name: str | None = None
-) -> UserView:
-    """First run outside the demo: create the first global admin (the schema is migrated by
-    :func:`exporthub.db.get_database`). Refused once any global admin exists."""
-    service = AccountService(db)
-
-    def work(s: Session) -> tuple[UserView, str]:
-        if s.scalar(select(func.count()).select_from(User).where(User.is_admin.is_(True))):
-            raise InvalidTransition(
-                "This instance is initialised already (a global admin exists); "
-                "use 'exporthub users add' to add more people"
-            )
-        validate_username(username)
-        validate_password(password)
-        user = User(
-            username=username,
-            display_name=(display_name or "").strip() or username,
-            email=None,
-            password_hash=hash_password(password),
-            active=True,
-            is_admin=True,
-            hourly_rate=0.0,
-            created_at=utcnow(),
-        )
-        s.add(user)
-        s.flush()
-        return _user_view(user), "first global admin"
-
-    return service._change(
-        actor, "init", work, target=f"user:{username}", duplicate=f"A user named {username!r} exists already"
-    )
+        return self._read(actor, audit.facets)
 
 
 # ---------------------------------------------------------------------- helpers
 
 
 def _active_admins(s: Session) -> int:
-    return int(
-        s.scalar(
-            select(func.count())
-            .select_from(User)
-            .where(User.is_admin.is_(True), User.active.is_(True), User.deleted_at.is_(None))
-        )
-        or 0
-    )
+    live_admin = (User.is_admin.is_(True), User.active.is_(True), User.deleted_at.is_(None))
+    return int(s.scalar(select(func.count()).select_from(User).where(*live_admin)) or 0)
 
 
 def _roles_of(s: Session, user: User) -> dict[str, str]:
@@ -684,12 +389,3 @@ def _roles_of(s: Session, user: User) -> dict[str, str]:
         .order_by(Project.slug)
     )
     return {slug: role for slug, role in rows}
-
-
-def is_global_admin(db: Database, username: str | None) -> bool:
-    """Whether ``username`` is an active global admin (the admin page shows itself only to them)."""
-    if not username:
-        return False
-    with db.read() as s:
-        user = s.scalar(select(User).where(User.username == username))
-        return bool(user and is_usable(user) and user.is_admin)

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 
 from exporthub import signing
 from exporthub.access import get_user, is_usable
-from exporthub.accounts import Actor, InvalidValue, audited_change, authorize
+from exporthub.authorization import Actor, audited_change, authorize
 from exporthub.db import Database
-from exporthub.errors import InvalidTransition, NotFound
+from exporthub.errors import InvalidTransition, InvalidValue, NotFound
 from exporthub.models import ApiToken, User, utcnow
 from exporthub.sessions import SessionUser, session_user
 from exporthub.views import iso
@@ -59,7 +59,9 @@ def _view(row: ApiToken, username: str) -> TokenView:
     return TokenView(row.id, username, row.name, row.created_at, row.expires_at, row.last_used_at, row.revoked_at)
 
 
-def create(db: Database, actor: Actor, username: str, name: str, *, ttl_days: int | None = None) -> tuple[TokenView, str]:
+def create(
+    db: Database, actor: Actor, username: str, name: str, *, ttl_days: int | None = None
+) -> tuple[TokenView, str]:
     """A new token for ``username``: its view and the token itself (shown once, never stored).
 
     Raises :class:`NotFound`, :class:`InvalidValue` (name, lifetime), :class:`InvalidTransition` (an

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -85,3 +86,13 @@ def query(
     if until:
         stmt = stmt.where(AuditEvent.time < until)
     return session.scalars(stmt).all()
+
+
+def facets(s: Session) -> dict[str, list[str]]:
+    """The distinct actors, actions and projects in the audit trail (for filter pickers)."""
+
+    def distinct(col: Any) -> list[str]:
+        return [v for v in s.scalars(select(col).distinct().order_by(col)) if v]
+
+    return {"actors": distinct(AuditEvent.actor), "actions": distinct(AuditEvent.action),
+            "projects": distinct(AuditEvent.project)}

@@ -27,12 +27,11 @@ import zipfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from exporthub.accounts import EMAIL_RE, InvalidValue, validate_role, validate_slug, validate_timezone, validate_username
 from exporthub.backup_format import (
     EXPORT_SESSIONS_ENTRY,
     JOBS_ENTRY,
@@ -43,10 +42,17 @@ from exporthub.backup_format import (
     Manifest,
     parse_lake_entry,
 )
-from exporthub.errors import BackupInvalid
+from exporthub.errors import BackupInvalid, InvalidValue
 from exporthub.lake import SCHEMAS
 from exporthub.settings import Settings
 from exporthub.states import JobStatus, ProjectStatus
+from exporthub.validation import (
+    EMAIL_RE,
+    validate_role,
+    validate_slug,
+    validate_timezone,
+    validate_username,
+)
 
 MAX_ENTRIES = 100_000
 # Read whole into memory (json.loads): small on purpose. The JSON Lines entries are streamed.
@@ -156,16 +162,23 @@ def _valid(where: str, check: Any, value: str) -> str:
         raise BackupInvalid(f"{where}: {exc.message}") from None
 
 
+@overload
+def _text(where: str, row: dict[str, Any], key: str, limit: int) -> str: ...
+@overload
+def _text(where: str, row: dict[str, Any], key: str, limit: int, *, optional: bool) -> str | None: ...
 def _text(where: str, row: dict[str, Any], key: str, limit: int, *, optional: bool = False) -> str | None:
     value = row.get(key)
     if value is None and optional:
         return None
     if not isinstance(value, str) or not value.strip() or len(value) > limit or not value.isprintable():
-        raise BackupInvalid(f"{where}: {key} must be printable text of 1 to {limit} characters, got {str(value)[:80]!r}")
+        raise BackupInvalid(
+            f"{where}: {key} must be printable text of 1 to {limit} characters, got {str(value)[:80]!r}")
     return value
 
 
-def _int(where: str, row: dict[str, Any], key: str, *, optional: bool = False, low: int = 0, high: int = _MAX_INT) -> int | None:
+def _int(
+    where: str, row: dict[str, Any], key: str, *, optional: bool = False, low: int = 0, high: int = _MAX_INT
+) -> int | None:
     value = row.get(key)
     if value is None and optional:
         return None

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from exporthub.errors import ExporthubError
+from exporthub.errors import BackupCorrupted
 from exporthub.lake import TABLES
 
 FORMAT = "exporthub-backup"
@@ -50,13 +50,6 @@ def parse_lake_entry(name: str) -> tuple[str, str] | None:
     """``(table, part file name)`` for a lake entry name, ``None`` for any other name."""
     match = _LAKE_ENTRY.match(name)
     return (match.group(1), match.group(2)) if match else None
-
-
-class BackupCorrupted(ExporthubError):
-    """The archive is not a backup, or an entry does not match its manifest checksum."""
-
-    def __init__(self, problem: str) -> None:
-        super().__init__(f"Backup is corrupted, nothing was restored: {problem}")
 
 
 @dataclass(frozen=True)

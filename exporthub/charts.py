@@ -67,7 +67,7 @@ class ChartSpec:
 
     @property
     def is_empty(self) -> bool:
-        return self.data.num_rows == 0
+        return bool(self.data.num_rows == 0)
 
     @property
     def x_is_time(self) -> bool:

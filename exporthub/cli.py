@@ -15,10 +15,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from exporthub.errors import ExporthubError
-from exporthub.settings import Settings, SettingsError, get_settings
+from exporthub.settings import Settings, get_settings
 from exporthub.states import FINISHED_STATUSES, JobStatus
 
 # Only what parsing the command line needs is imported up front: `exporthub --help` and a mistyped
@@ -26,7 +26,34 @@ from exporthub.states import FINISHED_STATUSES, JobStatus
 if TYPE_CHECKING:
     from exporthub.db import Database
     from exporthub.dispatch import Dispatcher
+    from exporthub.jobs import JobService
+    from exporthub.plugins import ExporterRegistry
     from exporthub.views import JobView
+
+
+class QueueDispatcher(Protocol):
+    """The queue's dispatcher as the CLI uses it: hand a job over, and count what waits."""
+
+    def enqueue(self, job_id: int, *, eta: datetime | None = None) -> None: ...
+
+    def pending(self) -> int: ...
+
+
+class Edges(Protocol):
+    """What the domain's commands get from the edge that starts them (the top-level ``cli`` module):
+    the exporter registry, the queue and the worker. The domain never imports either itself."""
+
+    def registry(self) -> ExporterRegistry: ...
+
+    def queue(self) -> QueueDispatcher: ...
+
+    def run_worker(self, settings: Settings) -> None: ...
+
+
+def edges_of(args: argparse.Namespace) -> Edges:
+    """The edges :func:`main` was given, for a command."""
+    edges: Edges = args.edges
+    return edges
 
 
 def get_database(settings: Settings) -> Database:
@@ -37,16 +64,13 @@ def get_database(settings: Settings) -> Database:
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_REFUSED = 0, 1, 2
 
-# Command groups that live in their own modules; each exposes ``register(subparsers)`` which adds
-# sub-commands whose ``func(args, settings) -> int`` follows the exit codes above.
-EXTRA_COMMAND_MODULES: tuple[str, ...] = ("exporthub.cli_links", "exporthub.cli_backup", "exporthub.cli_admin",
-                                          "exporthub.cli_data", "exporthub.cli_tokens")
 
 
 class InlineDispatcher:
     """Runs queued jobs in this process, in order: children first, then their parent."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: ExporterRegistry) -> None:
+        self.registry = registry
         self.queue: deque[int] = deque()
 
     def enqueue(self, job_id: int, *, eta: datetime | None = None) -> None:
@@ -56,20 +80,15 @@ class InlineDispatcher:
         from exporthub.runner import run_job
 
         while self.queue:
-            run_job(db, settings, self.queue.popleft(), dispatcher=self)
+            run_job(db, settings, self.queue.popleft(), dispatcher=self, registry=self.registry)
 
 
-def queue_dispatcher() -> Dispatcher:
-    """The Huey-backed dispatcher. Imported here, at the edge, so the domain never imports Huey."""
-    import importlib
-
-    return importlib.import_module("worker").HueyDispatcher()  # type: ignore[no-any-return]
-
-
-def _service(settings: Settings, dispatcher: Dispatcher) -> Any:
+def _service(args: argparse.Namespace, settings: Settings, dispatcher: Dispatcher | None = None) -> JobService:
+    """The job service wired with the edges' registry and (unless given another) their queue."""
     from exporthub.jobs import JobService
 
-    return JobService(get_database(settings), settings, dispatcher)
+    edges = edges_of(args)
+    return JobService(get_database(settings), settings, dispatcher or edges.queue(), registry=edges.registry())
 
 
 def _print_job(job: JobView, *, as_json: bool, with_log: bool = False) -> None:
@@ -151,9 +170,9 @@ NO_WORKER_PATIENCE_SECONDS = 30.0
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     if args.inline and args.at:
         raise ExporthubError("--inline cannot run a job scheduled with --at; leave it to the worker")
-    inline = InlineDispatcher() if args.inline else None
-    queue = None if inline else _WatchedQueue(queue_dispatcher())
-    service = _service(settings, inline or queue)  # type: ignore[arg-type]
+    inline = InlineDispatcher(edges_of(args).registry()) if args.inline else None
+    queue = None if inline else _WatchedQueue(edges_of(args).queue())
+    service = _service(args, settings, inline or queue)
     job = service.start(args.user, args.project, args.type, _parse_vars(args.var), run_at=_parse_at(args.at))
     if queue is not None and queue.problem is not None:
         print(f"Job {job.id} queued; no worker reachable yet (the queue could not be reached: {queue.problem}). "
@@ -172,7 +191,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _wait(service: Any, settings: Settings, user: str, job_id: int, timeout: float) -> JobView:
+def _wait(service: JobService, settings: Settings, user: str, job_id: int, timeout: float) -> JobView:
     """Poll the job until it finishes or ``timeout``; with no live worker, say so at once and give up
     after :data:`NO_WORKER_PATIENCE_SECONDS` unless one reports in."""
     from exporthub import workers
@@ -197,45 +216,12 @@ def _wait(service: Any, settings: Settings, user: str, job_id: int, timeout: flo
     return job
 
 
-def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
-    from exporthub import workers
-
-    db = get_database(settings)
-    fleet = workers.list_workers(db, settings, include_gone=args.all)
-    stats = workers.queue_stats(db)
-    pending: int | None
-    try:
-        pending = queue_dispatcher().pending()  # type: ignore[attr-defined]
-        queue_error = None
-    except Exception as exc:  # the queue itself may be down; the database still answers
-        pending, queue_error = None, str(exc)
-    if args.json:
-        print(json.dumps({
-            "workers": [w.to_json() for w in fleet],
-            "queue": {"ready_jobs": stats.ready, "oldest_ready_seconds": stats.oldest_ready_seconds,
-                      "pending_messages": pending, "error": queue_error},
-        }, ensure_ascii=False))
-        return EXIT_OK
-    if not fleet:
-        print("No worker has reported in recently. Start one with 'exporthub worker'.")
-    for w in fleet:
-        jobs = ", ".join(f"job {j}" for j in w.running_jobs) or "idle"
-        state = w.state if w.live else "gone"
-        detail = f" ({w.detail})" if w.detail else ""
-        print(f"{w.id}  {state}{detail}  {w.threads} thread(s)  v{w.version}  last seen "
-              f"{w.last_seen_at:%Y-%m-%d %H:%M:%S} UTC  {jobs}")
-    oldest = "" if stats.oldest_ready_seconds is None else f", the oldest waiting {stats.oldest_ready_seconds:.0f} s"
-    queue_text = f"{pending} message(s) in the queue" if pending is not None else f"queue unreachable: {queue_error}"
-    print(f"{stats.ready} job(s) ready{oldest}; {queue_text}")
-    return EXIT_OK
-
-
 def cmd_types(args: argparse.Namespace, settings: Settings) -> int:
-    from exporters import REGISTRY
     from exporthub.export_config import load_config
 
+    registry = edges_of(args).registry()
     config = load_config(settings.export_config_path)
-    types = [d.describe() for t, d in config.items() if not d.is_hidden and t in REGISTRY]
+    types = [d.describe() for t, d in config.items() if not d.is_hidden and t in registry]
     if args.json:
         print(json.dumps({"types": types}, ensure_ascii=False, default=str))
         return EXIT_OK
@@ -254,7 +240,7 @@ def cmd_types(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
-    jobs = _service(settings, queue_dispatcher()).list(args.user, args.project, limit=args.limit)
+    jobs = _service(args, settings).list(args.user, args.project, limit=args.limit)
     if args.json:
         print(json.dumps({"jobs": [j.to_json() for j in jobs]}, ensure_ascii=False))
     else:
@@ -264,51 +250,18 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_job(args: argparse.Namespace, settings: Settings) -> int:
-    _print_job(_service(settings, queue_dispatcher()).get(args.user, args.job_id), as_json=args.json, with_log=True)
+    _print_job(_service(args, settings).get(args.user, args.job_id), as_json=args.json, with_log=True)
     return EXIT_OK
 
 
 def _simple(action: str) -> Callable[[argparse.Namespace, Settings], int]:
     def run(args: argparse.Namespace, settings: Settings) -> int:
-        service = _service(settings, queue_dispatcher())
-        job = getattr(service, action)(args.user, args.job_id)
+        service = _service(args, settings)
+        job: JobView = getattr(service, action)(args.user, args.job_id)
         _print_job(job, as_json=args.json)
         return EXIT_OK
 
     return run
-
-
-def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    import importlib
-    import logging
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    get_database(settings)
-    importlib.import_module("worker").run_consumer(settings)
-    return EXIT_OK
-
-
-def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    from exporthub.launcher import up
-
-    return up(settings, port=args.port, address=args.address or settings.address, demo_scans=args.demo_scans)
-
-
-def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
-    from exporthub.launcher import web
-
-    return web(settings, port=args.port, address=args.address or settings.address)
-
-
-def cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
-    from exporthub.retention import cleanup
-
-    result = cleanup(get_database(settings), settings, actor=args.user)
-    out = {"jobs": result.jobs, "files": result.files, "orphans": result.orphans}
-    print(json.dumps(out) if args.json else f"removed {len(result.jobs)} jobs, {result.files} files, "
-          f"{result.orphans} orphaned temporary files")
-    return EXIT_OK
 
 
 # ---------------------------------------------------------------------- parser
@@ -372,35 +325,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print JSON (refusals too)")
         p.set_defaults(func=_simple(action))
 
-    p = sub.add_parser("worker", help="run the background worker (SIGTERM drains it)")
-    p.set_defaults(func=cmd_worker)
+    # Command groups that live in their own modules; each exposes ``register(subparsers)`` which adds
+    # sub-commands whose ``func(args, settings) -> int`` follows the exit codes above.
+    from exporthub import cli_admin, cli_backup, cli_data, cli_links, cli_ops, cli_tokens
 
-    p = sub.add_parser("workers", help="the workers that reported in, their running jobs, and the queue")
-    p.add_argument("--all", action="store_true", help="also list workers that stopped or went silent")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=cmd_workers)
-
-    p = sub.add_parser("up", help="start the web app and a worker on this machine (the demo in an empty data folder)")
-    p.add_argument("--port", type=int, default=8501, help="the web app's port (default 8501)")
-    p.add_argument("--address", help="the address to listen on (default EXPORTHUB_ADDRESS, else 127.0.0.1)")
-    p.add_argument("--demo-scans", type=int, default=200_000,
-                   help="scans in the demo, when the data folder is empty (default 200,000)")
-    p.set_defaults(func=cmd_up)
-
-    p = sub.add_parser("web", help="start the web app only (replicas behind a load balancer)")
-    p.add_argument("--port", type=int, default=8501, help="the web app's port (default 8501)")
-    p.add_argument("--address", help="the address to listen on (default EXPORTHUB_ADDRESS, else 127.0.0.1)")
-    p.set_defaults(func=cmd_web)
-
-    p = sub.add_parser("cleanup", help="apply retention now")
-    p.add_argument("--user", default=None, help="recorded as the actor in the audit trail")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=cmd_cleanup)
-
-    import importlib
-
-    for module in EXTRA_COMMAND_MODULES:
-        importlib.import_module(module).register(sub)
+    for module in (cli_ops, cli_links, cli_backup, cli_admin, cli_data, cli_tokens):
+        module.register(sub)
     return parser
 
 
@@ -417,32 +347,29 @@ def _unusable_argument(argv: Sequence[str]) -> str | None:
     return None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None, *, edges: Edges) -> int:
+    """Run one command. The entry point is the top-level ``cli`` module, which passes the ``edges``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     bad = _unusable_argument(argv)
     if bad is not None:
         print(f"error: arguments must be UTF-8 text without NUL; got {bad!r}", file=sys.stderr)
         return EXIT_REFUSED
     args = build_parser().parse_args(argv)
+    args.edges = edges
     # A command says what matters itself (a refusal, "queued; no worker reachable yet"); the domain's
     # warnings are for a worker's log. Long-running commands (worker) set up their own logging.
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = get_settings()
         return int(args.func(args, settings))
-    except (ExporthubError, SettingsError) as exc:
+    except ExporthubError as exc:  # a refusal, or a setting that is missing or malformed
         return refuse(exc, as_json=bool(getattr(args, "json", False)))
 
 
-def refuse(exc: Exception, *, as_json: bool) -> int:
+def refuse(exc: ExporthubError, *, as_json: bool) -> int:
     """Say why a request was refused (JSON on stdout with ``--json``, else a line on stderr): exit 2."""
     if as_json:
-        code = exc.code if isinstance(exc, ExporthubError) else "settings"
-        print(json.dumps({"error": {"code": code, "message": str(exc)}}, ensure_ascii=False))
+        print(json.dumps({"error": {"code": exc.code, "message": str(exc)}}, ensure_ascii=False))
     else:
         print(f"error: {exc}", file=sys.stderr)
     return EXIT_REFUSED
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -12,9 +12,7 @@ import argparse
 import getpass
 import json
 import sys
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from exporthub.errors import ExporthubError
 from exporthub.permissions import ROLES
@@ -86,7 +84,7 @@ def _json(key: str, value: Any) -> None:
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
-    from exporthub.accounts import initialize
+    from exporthub.first_run import initialize
 
     db = get_database(settings)  # creates and migrates the schema
     password = read_password(f"Password for {args.username}: ")

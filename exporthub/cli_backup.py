@@ -1,6 +1,6 @@
 """``exporthub restore``: bring a project back from a backup zip, as a new project.
 
-Registered through ``EXTRA_COMMAND_MODULES`` in :mod:`exporthub.cli`. Only a global admin may restore;
+Registered in :func:`exporthub.cli.build_parser`. Only a global admin may restore;
 refusals (not an admin, a taken slug, a corrupted backup) exit 2 with the message on stderr and leave
 nothing behind.
 """

@@ -22,7 +22,8 @@ IMPORT_TABLES: tuple[str, ...] = ("costs", "scans", "zone_sessions", "zones")
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from exporthub.accounts import cli_actor
     from exporthub.db import get_database
-    from exporthub.importer import ImportFile, ImportRefused, import_files
+    from exporthub.errors import ImportRefused
+    from exporthub.importer import ImportFile, import_files
 
     try:
         report = import_files(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from exporthub import audit
 from exporthub.access import get_project
-from exporthub.accounts import Actor, actor_name, authorize
+from exporthub.authorization import Actor, actor_name, authorize
 from exporthub.db import Database
 from exporthub.errors import ExporthubError
 from exporthub.lake.maintenance import MaintenanceReport, maintain_project

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -21,6 +21,9 @@ from exporthub.lake import LakeSnapshot
 from exporthub.lake.incremental import Watermark
 from exporthub.settings import Settings
 from exporthub.states import LogLevel
+
+if TYPE_CHECKING:
+    from exporthub.views import JobView
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,8 @@ class JobReporter:
 
     def progress(self, percent: int) -> None: ...
     def log(self, level: LogLevel, message: str) -> None: ...
-    def cancel_requested(self) -> bool: ...
+    def cancel_requested(self) -> bool:
+        return False
 
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -90,7 +94,7 @@ class JobContext:
     snapshot: LakeSnapshot | None = None
     # zone id -> where its last delivered export of this type stopped ("only new since last export")
     previous_watermarks: dict[int, Watermark] = field(default_factory=dict)
-    children: list[Any] = field(default_factory=list)  # finished child JobViews, for parent jobs
+    children: list[JobView] = field(default_factory=list)  # finished children, for parent jobs
     # The newest export session per (zone, export type) of this project, e.g. for the zones export.
     export_session_history: list[PastExportSession] = field(default_factory=list)
     export_sessions: list[ExportSessionRecord] = field(default_factory=list)
@@ -209,3 +213,9 @@ def users_table(rows: list[dict[str, Any]]) -> pa.Table:
         return con.sql(f"SELECT {select}", params=values).to_arrow_table()
     finally:
         con.close()
+
+
+def register_users(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    """The ``users`` view on ``con`` over these rows (see :func:`exporthub.access.user_rows`)."""
+    con.register("_users_arrow", users_table(rows))
+    con.execute("CREATE OR REPLACE VIEW users AS SELECT * FROM _users_arrow")

@@ -13,9 +13,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from exporthub.settings import Settings
@@ -43,6 +43,12 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE matched. ``Session.execute`` is typed for SELECTs; a DML
+    statement's result is a ``CursorResult``, which has the count."""
+    return int(cast("CursorResult[Any]", result).rowcount or 0)
+
 class Database:
     """One engine per process and URL, with write and read session factories."""
 
@@ -53,9 +59,9 @@ class Database:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+            self.engine: Engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
             _configure_sqlite(self.engine, busy_timeout_ms)
-            read_engine = self.engine.execution_options(**{_SQLITE_BEGIN_OPTION: "DEFERRED"})
+            read_engine: Engine = self.engine.execution_options(**{_SQLITE_BEGIN_OPTION: "DEFERRED"})
         else:
             # A short connect timeout: a health check or a page must say "database unreachable" in
             # seconds, not hang on a host that does not answer.

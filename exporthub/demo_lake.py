@@ -55,6 +55,7 @@ import pyarrow as pa
 from exporthub import lake
 from exporthub.lake.catalog import drop_project, ensure_table
 from exporthub.lake.commit import commit, write_data_files
+from exporthub.lake.schemas import COST_CATEGORIES, SESSION_KINDS
 from exporthub.settings import Settings
 
 DAYS = 60
@@ -79,9 +80,8 @@ MULTI_QUANTITY_SHARE = 0.07
 OTHER_DEVICE_SHARE = 0.10
 TRAVEL_DAY_SHARE = 0.25
 
-KINDS = ("count", "recount", "audit")
-KIND_WEIGHTS = (0.82, 0.12, 0.06)
-COST_CATEGORIES = ("labor", "travel", "equipment", "other")
+KINDS = SESSION_KINDS
+KIND_WEIGHTS = (0.82, 0.12, 0.06)  # in the order of SESSION_KINDS
 AREAS = ("Warehouse A", "Warehouse B", "Store Floor", "Back Office", "Cold Storage", "Loading Dock")
 # Formula-like names alternate with unicode ones so that even a small project gets both kinds.
 SPECIAL_ZONE_NAMES = (
@@ -501,7 +501,8 @@ def _local_to_utc_us(first_day: date, tz: ZoneInfo, day: np.ndarray, start_s: np
             offsets[d, hour] = int(offset.total_seconds()) if offset is not None else 0
     epoch_day = (first_day - _EPOCH).days + day
     local_s = epoch_day * 86_400 + start_s
-    return (local_s - offsets[day, start_s // 3600]) * _US
+    utc_us: np.ndarray = (local_s - offsets[day, start_s // 3600]) * _US
+    return utc_us
 
 
 def _sessions_table(s: _Sessions) -> pa.Table:
@@ -593,7 +594,8 @@ def _barcode_pool(rng: np.random.Generator, n_scans: int) -> pa.Array:
 def _ean_check_digit(first12: np.ndarray) -> np.ndarray:
     digits = (first12[:, None] // (10 ** np.arange(11, -1, -1, dtype=np.int64))) % 10
     weights = np.tile([1, 3], 6)  # from the left: odd positions weigh 1, even positions 3
-    return (10 - (digits * weights).sum(axis=1) % 10) % 10
+    check: np.ndarray = (10 - (digits * weights).sum(axis=1) % 10) % 10
+    return check
 
 
 def _barcode_indices(rng: np.random.Generator, n_scans: int, pool_size: int) -> np.ndarray:
@@ -702,7 +704,8 @@ def _round_cents(value: np.ndarray) -> np.ndarray:
     error = (high * 100 - scaled) + low * 100  # value * 100 == scaled + error, exactly
     whole = np.floor(scaled)
     above_half = (scaled - whole) - 0.5  # exact
-    return (whole + (above_half >= -error)) / 100
+    rounded: np.ndarray = (whole + (above_half >= -error)) / 100
+    return rounded
 
 
 def _travel_costs(rng: np.random.Generator, sessions: _Sessions, workers: _Staff) -> _CostColumns:

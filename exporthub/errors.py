@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from exporthub.importer.read import Problem
 
 
 class ExporthubError(Exception):
-    """Base of every refusal the domain raises on purpose.
+    """Base of every error the domain raises on purpose: refusals, and :class:`Cancelled`. Every error
+    class lives in this module.
 
     ``code`` is the refusal's stable machine name (the CLI's ``{"error": {"code": …}}``); a subclass
     without one gets its class name in snake case.
@@ -62,8 +67,11 @@ class InstanceNotEmpty(ExporthubError):
     """The demo was asked for in a data folder that holds a real instance."""
 
 
-class Cancelled(Exception):
-    """Raised inside a running export when its job was cancelled. Not a refusal."""
+class Cancelled(ExporthubError):
+    """Raised inside a running export when its job was cancelled. Not a refusal: the runner ends the job."""
+
+    def __init__(self, message: str = "Cancelled") -> None:
+        super().__init__(message)
 
 
 class LoginRefused(ExporthubError):
@@ -130,3 +138,78 @@ class LakeDamaged(ExporthubError):
         )
         self.project = project
         self.table = table
+
+
+class RegistryError(ExporthubError):
+    """A duplicate or unknown exporter, or a config entry without one: fails loudly at start-up."""
+
+
+class SettingsError(ExporthubError):
+    """A setting is missing or malformed; the message names the variable."""
+
+    code = "settings"
+
+
+class ConfigError(ExporthubError):
+    """The export config file itself is malformed (raised at start-up, not per request)."""
+
+
+class InvalidValue(ExporthubError):
+    """A value that does not pass validation (slug, username, timezone, password, role...)."""
+
+
+class AlreadyExists(ExporthubError):
+    """A project slug or username that is taken."""
+
+
+class ImportRefused(ExporthubError):
+    """The files do not pass validation; nothing was written. ``problems`` lists up to 50, in file order."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        more = f" (and {len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
+        super().__init__(f"Import refused, nothing was changed: {self.problems[0]}{more}")
+
+
+class BackupCorrupted(ExporthubError):
+    """The archive is not a backup, or an entry does not match its manifest checksum."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"Backup is corrupted, nothing was restored: {problem}")
+
+
+class RestoreRefused(ExporthubError):
+    """The target slug is invalid or taken."""
+
+
+class LakeConflict(ExporthubError):
+    """Another writer committed to the same table first; nothing of this attempt was published."""
+
+
+class LakeUnreadable(ExporthubError):
+    """The lake holds something this version cannot read (e.g. row-level delete files)."""
+
+
+class LakeMigrationFailed(ExporthubError):
+    """The part-file lake could not be converted; it was left as it was."""
+
+
+# What a refused download's caller sees. Deliberately vague: the reason is in the audit trail, not in the answer.
+PUBLIC_MESSAGES = {
+    401: "Log in as the user this link was made for to download this file.",
+    403: "This download link is not valid for you, or it has expired.",
+    404: "This file is not available.",
+}
+
+
+class LinkRefused(ExporthubError):
+    """A download link that must not be honoured.
+
+    ``status`` is the HTTP status to answer with (401, 403 or 404); ``message`` is safe to show anyone;
+    ``reason`` says what was wrong, for the audit trail and logs only.
+    """
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(PUBLIC_MESSAGES.get(status, PUBLIC_MESSAGES[403]))
+        self.status = status
+        self.reason = reason

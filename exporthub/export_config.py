@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from exporthub.errors import InvalidVariable
+from exporthub.errors import ConfigError, InvalidVariable
 
 
 class VarType(StrEnum):
@@ -33,10 +33,6 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 MAX_STRING_LENGTH = 500
 MIN_YEAR, MAX_YEAR = 1900, 2200
-
-
-class ConfigError(ValueError):
-    """The export config file itself is malformed (raised at start-up, not per request)."""
 
 
 @dataclass(frozen=True)

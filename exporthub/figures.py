@@ -15,7 +15,8 @@ from __future__ import annotations
 
 def session_hours(session: str) -> str:
     """Hours of session ``session`` (an alias of ``zone_sessions``); NULL while it is unclosed."""
-    return f"(CASE WHEN {session}.ended_at IS NOT NULL THEN epoch({session}.ended_at - {session}.started_at) / 3600.0 END)"
+    return (f"(CASE WHEN {session}.ended_at IS NOT NULL "
+            f"THEN epoch({session}.ended_at - {session}.started_at) / 3600.0 END)")
 
 
 def session_minutes(session: str) -> str:

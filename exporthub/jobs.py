@@ -7,18 +7,20 @@ does each refusal. Reads write nothing.
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from exporthub import audit, lake, lifecycle
-from exporthub.access import get_project, get_user, has, require
+from exporthub.access import get_project, get_user, has, require, user_rows
 from exporthub.db import Database
 from exporthub.dispatch import Dispatcher, hand_over
 from exporthub.errors import (
@@ -48,15 +50,30 @@ from exporthub.storage import get_store
 from exporthub.views import JobView, job_view
 
 if TYPE_CHECKING:
-    from exporters.registry import Estimate
+    from exporthub.plugins import Estimate, ExporterRegistry
 
 QUEUE_UNREACHABLE = ("Queued; no worker reachable yet: the queue could not be reached, so the job starts as "
                      "soon as a worker can take it")
 _MAX_JOB_ID = 2**31 - 1  # the id column's range: anything beyond names no job
 
 
+
+def _listed(project_id: int, types: Sequence[str] | None, statuses: Sequence[str] | None,
+            top_level_only: bool) -> list[ColumnElement[bool]]:
+    """The filters of :meth:`JobService.list` and :meth:`JobService.count`: the project's jobs that were
+    not removed, of these types and statuses when given, only parents and lone jobs when asked."""
+    where = [Job.project_id == project_id, Job.removed_at.is_(None)]
+    if types:
+        where.append(Job.export_type.in_(list(types)))
+    if statuses:
+        where.append(Job.status.in_(list(statuses)))
+    if top_level_only:
+        where.append(Job.parent_id.is_(None))
+    return where
+
 class JobService:
-    """The job engine's public face. ``registry`` is the exporter registry (``exporters.REGISTRY``)."""
+    """The job engine's public face. ``registry`` holds the exporters; the edge that builds the service
+    passes it in (``exporters.REGISTRY``), as it passes the dispatcher."""
 
     def __init__(
         self,
@@ -64,11 +81,9 @@ class JobService:
         settings: Settings,
         dispatcher: Dispatcher,
         *,
-        registry: Any = None,
+        registry: ExporterRegistry,
         config: Mapping[str, ExportDefinition] | None = None,
     ) -> None:
-        if registry is None:
-            from exporters import REGISTRY as registry  # the one place built-ins are registered
         self.db = db
         self.settings = settings
         self.dispatcher = dispatcher
@@ -118,15 +133,13 @@ class JobService:
     def validate(self, project_slug: str, export_type: str, variables: Mapping[str, Any]) -> dict[str, Any]:
         """Validated variables for a type on a project (no permission check: validation only).
 
-        An exporter may add checks across variables with an optional ``check_variables(values)``
-        that raises :class:`InvalidVariable` (e.g. explore: cost cannot be split by hour of day).
+        The exporter adds checks across variables with ``check_variables(values)``, which raises
+        :class:`InvalidVariable` (e.g. explore: cost cannot be split by hour of day).
         """
         definition = self.definition(export_type)
         dynamic = self.dynamic_options(project_slug, export_type)
         values = validate_variables(definition, variables, dynamic_options=dynamic)
-        check = getattr(self.registry.get(export_type), "check_variables", None)
-        if check is not None:
-            check(values)
+        self.registry.get(export_type).check_variables(values)
         return values
 
     def estimate(
@@ -140,19 +153,14 @@ class JobService:
         exporter has no meaningful estimate. Raises :class:`NotFound`, :class:`PermissionDenied` or
         :class:`InvalidVariable`. Writes nothing, not even an audit event: it is a read.
         """
-        from exporthub.context import JobContext, JobReporter, ProjectInfo, users_table
+        from exporthub.context import JobContext, JobReporter, ProjectInfo, register_users
 
         with self.db.read() as s:
             user = get_user(s, username)
             project = get_project(s, project_slug)
             require(s, user, project, Permission.VIEW)
             info = ProjectInfo(project.id, project.slug, project.name, project.timezone, project.status)
-            users = [
-                {"user_id": u.id, "username": u.username, "display_name": u.display_name, "email": u.email,
-                 "hourly_rate": u.hourly_rate, "active": u.active, "deleted_at": u.deleted_at,
-                 "can_log_in": u.password_hash is not None}
-                for u in s.scalars(select(User).order_by(User.id))
-            ]
+            users = user_rows(s)
             watermarks = export_watermarks(s, project.id, export_type)
         definition = self.definition(export_type)
         values = self.validate(project_slug, export_type, variables or {})
@@ -169,8 +177,7 @@ class JobService:
             return exporter.estimate(ctx)
         ctx.con, ctx.snapshot = lake.open_project(self.settings, project_slug)
         try:
-            ctx.con.register("_users_arrow", users_table(users))
-            ctx.con.execute("CREATE OR REPLACE VIEW users AS SELECT * FROM _users_arrow")
+            register_users(ctx.con, users)
             return exporter.estimate(ctx)
         finally:
             ctx.con.close()
@@ -228,7 +235,7 @@ class JobService:
                 )
                 job_id = parent.id
         except ExporthubError as exc:
-            raise self._refuse(exc, action=action, actor=username, project=project_slug, target=export_type)
+            raise self._refuse(exc, action=action, actor=username, project=project_slug, target=export_type) from None
         later = [j for j in runnable if j not in due]
         queued = hand_over(self.dispatcher, due) and hand_over(self.dispatcher, later, eta=run_at)
         if not queued:
@@ -266,13 +273,14 @@ class JobService:
         try:
             with self.db.read() as s:
                 job, user = self._visible_job(s, username, job_id)
-                slug, export_type, variables, status = job.project.slug, job.export_type, dict(job.variables), job.status
+                slug, export_type, status = job.project.slug, job.export_type, job.status
+                variables = dict(job.variables)
                 require(s, user, job.project, Permission.START)
         except ExporthubError as exc:
-            raise self._refuse(exc, action="retry", actor=username, project=None, target=f"job:{job_id}")
+            raise self._refuse(exc, action="retry", actor=username, project=None, target=f"job:{job_id}") from None
         if JobStatus(status) not in RETRYABLE_STATUSES:
-            exc = InvalidTransition(f"Only failed or cancelled jobs can be retried; job {job_id} is {status}")
-            raise self._refuse(exc, action="retry", actor=username, project=slug, target=f"job:{job_id}")
+            refusal = InvalidTransition(f"Only failed or cancelled jobs can be retried; job {job_id} is {status}")
+            raise self._refuse(refusal, action="retry", actor=username, project=slug, target=f"job:{job_id}")
         return self.start(username, slug, export_type, variables, action="retry")
 
     # ------------------------------------------------------------------ cancel / remove / reset
@@ -291,7 +299,7 @@ class JobService:
                 detail = apply(s, job)
                 audit.record(s, action=action, actor=username, project=slug, target=f"job:{job_id}", detail=detail)
         except ExporthubError as exc:
-            raise self._refuse(exc, action=action, actor=username, project=slug, target=f"job:{job_id}")
+            raise self._refuse(exc, action=action, actor=username, project=slug, target=f"job:{job_id}") from None
 
     def cancel(self, username: str, job_id: int) -> JobView:
         """Cancel a waiting, ready or running job. A running one stops cooperatively, within seconds: until
@@ -329,7 +337,8 @@ class JobService:
             for target in [job, *self._children(s, job.id)]:
                 doomed.extend(mark_files_deleted(s, target))
                 folders.append(job_files_of(target))
-                released += _release_export_sessions(s, target, why=f"Export sessions released: job removed by {username}")
+                why = f"Export sessions released: job removed by {username}"
+                released += _release_export_sessions(s, target, why=why)
                 target.removed_at = utcnow()
             return f"{released} export sessions released" if released else None
 
@@ -378,15 +387,9 @@ class JobService:
             project = get_project(s, project_slug)
             require(s, user, project, Permission.VIEW)
             stmt = (
-                select(Job).where(Job.project_id == project.id, Job.removed_at.is_(None))
+                select(Job).where(*_listed(project.id, types, statuses, top_level_only))
                 .order_by(Job.id.desc()).limit(limit).offset(offset)
             )
-            if types:
-                stmt = stmt.where(Job.export_type.in_(list(types)))
-            if statuses:
-                stmt = stmt.where(Job.status.in_(list(statuses)))
-            if top_level_only:
-                stmt = stmt.where(Job.parent_id.is_(None))
             jobs = s.scalars(stmt).all()
             return build_views(s, self.settings, jobs)
 
@@ -395,13 +398,7 @@ class JobService:
         with self.db.read() as s:
             project = get_project(s, project_slug)
             require(s, get_user(s, username), project, Permission.VIEW)
-            stmt = select(func.count()).select_from(Job).where(Job.project_id == project.id, Job.removed_at.is_(None))
-            if types:
-                stmt = stmt.where(Job.export_type.in_(list(types)))
-            if statuses:
-                stmt = stmt.where(Job.status.in_(list(statuses)))
-            if top_level_only:
-                stmt = stmt.where(Job.parent_id.is_(None))
+            stmt = select(func.count()).select_from(Job).where(*_listed(project.id, types, statuses, top_level_only))
             return int(s.scalar(stmt) or 0)
 
     def get(self, username: str, job_id: int) -> JobView:
@@ -440,7 +437,7 @@ class JobService:
         return job, user
 
     @staticmethod
-    def _children(s: Session, job_id: int) -> list[Job]:
+    def _children(s: Session, job_id: int) -> builtins.list[Job]:  # ``list`` here is JobService.list
         return list(s.scalars(select(Job).where(Job.parent_id == job_id).order_by(Job.id)))
 
     def latest_by_type(self, username: str, project_slug: str) -> dict[str, JobView]:
@@ -545,10 +542,8 @@ def delete_stored(settings: Settings, keys: Sequence[str], jobs: Sequence[tuple[
 
     store = get_store(settings)
     for key in keys:
-        try:
+        with contextlib.suppress(StorageError):  # a key pointing outside the store is never followed
             store.delete(key)
-        except StorageError:  # a key pointing outside the store is never followed
-            pass
     for slug, export_type, job_id in jobs:
         delete_job(settings, slug, export_type, job_id)
 

@@ -59,7 +59,8 @@ def web_command(port: int, address: str) -> list[str]:
 
 
 def worker_command() -> list[str]:
-    return [sys.executable, "-m", "exporthub.cli", "worker"]
+    """``exporthub worker`` through the entry point (the top-level ``cli`` module, which wires the worker in)."""
+    return [sys.executable, "-m", "cli", "worker"]
 
 
 def _migrate_old_lake(settings: Settings) -> None:

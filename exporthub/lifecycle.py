@@ -20,7 +20,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, aliased
 
 from exporthub import audit
-from exporthub.db import Database
+from exporthub.db import Database, rowcount
 from exporthub.dbclock import db_now
 from exporthub.models import ExportSession, File, Job, JobLog, Project
 from exporthub.states import ACTIVE_STATUSES, TRANSITIONS, JobStatus, LogLevel, ProjectStatus
@@ -94,7 +94,7 @@ def _transition(s: Session, job_id: int, current: JobStatus | Iterable[JobStatus
         update(Job).where(Job.id == job_id, Job.status.in_(states), *where)
         .values(status=target, **values).execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def log(s: Session, job_id: int, level: LogLevel, message: str) -> None:
@@ -191,7 +191,7 @@ def heartbeat(db: Database, lease: Lease) -> bool:
             update(Job).where(Job.id == lease.job_id, Job.status == JobStatus.RUNNING, *_held(lease))
             .values(heartbeat_at=db_now()).execution_options(synchronize_session=False)
         )
-        return result.rowcount == 1
+        return rowcount(result) == 1
 
 
 def report_progress(db: Database, job_id: int, percent: int) -> None:
@@ -268,11 +268,11 @@ def _apply_effects(s: Session, job_id: int, effects: Sequence[PublishProject]) -
     for _effect in effects:
         job = s.get(Job, job_id)
         assert job is not None
-        published = s.execute(
+        published = rowcount(s.execute(
             update(Project).where(Project.id == job.project_id, Project.status == ProjectStatus.CLOSED)
             .values(status=str(ProjectStatus.PUBLISHED), published_at=db_now())
             .execution_options(synchronize_session=False)
-        ).rowcount == 1
+        )) == 1
         if not published:
             return "Project must be closed (it was reopened, or published by another job, while publishing)"
         audit.record(s, action="publish", actor=job.user.username, project=job.project.slug,
@@ -304,10 +304,10 @@ def cancel(s: Session, job_id: int, *, reason: str) -> JobStatus | None:
                    finished_at=db_now(), cancel_requested=True):
         log(s, job_id, LogLevel.INFO, reason)
         return JobStatus.CANCELLED
-    flagged = s.execute(
+    flagged = rowcount(s.execute(
         update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.cancel_requested.is_(False))
         .values(cancel_requested=True).execution_options(synchronize_session=False)
-    ).rowcount == 1
+    )) == 1
     if flagged:
         log(s, job_id, LogLevel.INFO, f"{reason}; stopping")
     status = s.scalar(select(Job.status).where(Job.id == job_id))

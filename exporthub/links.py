@@ -10,7 +10,8 @@ expiry, that the user still exists and is active, that they still hold ``exports
 project, that the file and its job were not removed, that the stored file is still inside the files
 folder and unchanged since it was recorded, and that the request comes from that same user: through
 their browser session or one of their API tokens (``Authorization: Bearer``). Without either, a
-browser is asked to log in first and then gets the file; another user's session or token is refused. Each use writes exactly one audit event, ``download``: ``ok``
+browser is asked to log in first and then gets the file; another user's session or token is refused.
+Each use writes exactly one audit event, ``download``: ``ok``
 (and the file's download count goes up) or ``refused`` with the reason in the detail.
 
 Links the UI shows use :func:`download_path`, whose expiry is *bucketed*: it is rounded up to a
@@ -36,7 +37,7 @@ from sqlalchemy.orm import Session
 from exporthub import audit, signing
 from exporthub.access import get_user, has, is_usable
 from exporthub.db import Database
-from exporthub.errors import ExporthubError, FileNotAvailable, NotFound
+from exporthub.errors import PUBLIC_MESSAGES, ExporthubError, FileNotAvailable, LinkRefused, NotFound
 from exporthub.models import File, Job, Project, User
 from exporthub.permissions import Permission
 from exporthub.settings import Settings
@@ -50,25 +51,6 @@ MAX_TTL_SECONDS = 366 * 24 * 3600
 _PURPOSE = "download-link"  # its own key: a session cookie can never pass as a link
 _TOKEN = re.compile(r"\A([0-9]{1,16})\.([0-9]{1,16})\.([0-9]{1,16})\.([A-Za-z0-9_-]{43})\Z")
 
-# What a refused caller sees. Deliberately vague: the reason is in the audit trail, not in the answer.
-PUBLIC_MESSAGES = {
-    401: "Log in as the user this link was made for to download this file.",
-    403: "This download link is not valid for you, or it has expired.",
-    404: "This file is not available.",
-}
-
-
-class LinkRefused(ExporthubError):
-    """A download link that must not be honoured.
-
-    ``status`` is the HTTP status to answer with (401, 403 or 404); ``message`` is safe to show anyone;
-    ``reason`` says what was wrong, for the audit trail and logs only.
-    """
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(PUBLIC_MESSAGES.get(status, PUBLIC_MESSAGES[403]))
-        self.status = status
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -403,6 +385,7 @@ def open_granted(settings: Settings, grant: DownloadGrant) -> BinaryIO | None:
 
 
 __all__ = [
+    "PUBLIC_MESSAGES",
     "DownloadGrant",
     "IssuedLink",
     "LinkClaims",

@@ -91,7 +91,9 @@ class _QueueDown(Exception):
     pass
 
 
-def requeue_stale_ready(db: Database, dispatcher: Dispatcher, after_seconds: float = REQUEUE_AFTER_SECONDS) -> list[int]:
+def requeue_stale_ready(
+    db: Database, dispatcher: Dispatcher, after_seconds: float = REQUEUE_AFTER_SECONDS
+) -> list[int]:
     """Hand ready jobs that nobody claimed back to the queue (it may have lost them), each at most once
     per ``after_seconds`` across all processes. A process that cannot reach the queue rolls
     its stamp back, so it never takes the turn from one that can."""

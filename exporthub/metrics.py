@@ -6,7 +6,7 @@ sees the whole fleet: jobs by status and type, run durations, the queue and the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
@@ -60,7 +60,7 @@ class JobMetrics(Collector):
         yield by_state
 
     @staticmethod
-    def _durations(rows: list[tuple[str, object, object]]) -> Metric:
+    def _durations(rows: Sequence[tuple[str, object, object]]) -> Metric:
         histogram = GaugeHistogramMetricFamily(
             "exporthub_job_duration_seconds", "Run time of completed jobs still in the table, by type",
             labels=["type"])

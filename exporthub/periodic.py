@@ -14,7 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from exporthub.db import Database
+from exporthub.db import Database, rowcount
 from exporthub.dbclock import db_now
 from exporthub.models import PeriodicRun
 
@@ -38,7 +38,7 @@ def claim_run(db: Database, name: str, period_seconds: float, holder: str) -> bo
             .values(started_at=db_now(), holder=holder, runs=PeriodicRun.runs + 1)
             .execution_options(synchronize_session=False)
         )
-        return result.rowcount == 1
+        return rowcount(result) == 1
 
 
 def _finished(db: Database, name: str, holder: str) -> None:

@@ -26,3 +26,9 @@ ROLES: dict[str, frozenset[Permission]] = {
 def role_permissions(role: str) -> frozenset[Permission]:
     """Permissions of a built-in role; an unknown role (e.g. from an old backup) grants nothing."""
     return ROLES.get(role, frozenset())
+
+
+def role_table() -> dict[str, tuple[str, ...]]:
+    """Each built-in role with its permissions, in the order of :class:`Permission`."""
+    order = list(Permission)
+    return {role: tuple(str(p) for p in order if p in perms) for role, perms in ROLES.items()}

@@ -34,33 +34,35 @@ import pyarrow.parquet as pq
 from sqlalchemy import delete, select
 
 from exporthub import audit, lake
-from exporthub.lake.catalog import drop_project, ensure_table, has_data
-from exporthub.lake.commit import commit, write_data_files
 from exporthub.access import get_user, is_usable
-from exporthub.accounts import InvalidValue, validate_slug
+from exporthub.backup_checks import check_contents, check_sizes
 from exporthub.backup_format import (
     EXPORT_SESSIONS_ENTRY,
     JOBS_ENTRY,
     MEMBERSHIPS_ENTRY,
     PROJECT_ENTRY,
     USERS_ENTRY,
-    BackupCorrupted,
     Manifest,
     parse_lake_entry,
     verify_backup,
 )
 from exporthub.db import Database
-from exporthub.backup_checks import check_contents, check_sizes
-from exporthub.errors import ExporthubError, PermissionDenied, RestoreFailed
+from exporthub.errors import (
+    BackupCorrupted,
+    ExporthubError,
+    InvalidValue,
+    PermissionDenied,
+    RestoreFailed,
+    RestoreRefused,
+)
+from exporthub.lake.catalog import drop_project, ensure_table, has_data
+from exporthub.lake.commit import commit, write_data_files
 from exporthub.models import ExportSession, Job, JobLog, Membership, Project, User, utcnow
 from exporthub.settings import Settings
 from exporthub.states import FINISHED_STATUSES, JobStatus, LogLevel
+from exporthub.validation import validate_slug
 
 USER_COLUMNS = {"zone_sessions": "user_id", "scans": "user_id", "costs": "user_id"}
-
-class RestoreRefused(ExporthubError):
-    """The target slug is invalid or taken."""
-
 
 @dataclass(frozen=True)
 class RestoreReport:
@@ -85,8 +87,6 @@ class RestoreReport:
         data = dict(self.__dict__)
         data["memberships"] = [{"username": u, "role": r} for u, r in self.memberships]
         return data
-
-
 
 
 def restore_backup(
@@ -135,7 +135,8 @@ def restore_stored_backup(
 
     with db.read() as s:
         row = s.get(File, file_id)
-        usable = row is not None and row.deleted_at is None and row.export_type == "backup" and row.name.endswith(".zip")
+        usable = (row is not None and row.deleted_at is None and row.export_type == "backup"
+                  and row.name.endswith(".zip"))
         key, sha256 = (row.storage_key, row.sha256) if usable and row is not None else ("", "")
     if not usable:
         exc = RestoreRefused(f"File {file_id} is not a backup in the file store")

@@ -7,6 +7,7 @@ exactly one ``cleanup`` audit event that lists what it removed.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,7 +45,9 @@ class CleanupResult:
         return text + f", {self.orphans} orphaned temporary files"
 
 
-def cleanup(db: Database, settings: Settings, *, actor: str | None = None, now: datetime | None = None) -> CleanupResult:
+def cleanup(
+    db: Database, settings: Settings, *, actor: str | None = None, now: datetime | None = None
+) -> CleanupResult:
     """Remove finished jobs older than the retention age with their files, files past their own
     ``expires_at``, and orphaned temporary files; never anything of an active job.
 
@@ -55,7 +58,8 @@ def cleanup(db: Database, settings: Settings, *, actor: str | None = None, now: 
     """
     now = now or utcnow()
     cutoff = now - timedelta(days=settings.retention_days)
-    orphans = _remove_orphans(db, settings, now.replace(tzinfo=UTC).timestamp() if now.tzinfo is None else now.timestamp())
+    stamp = now.replace(tzinfo=UTC).timestamp() if now.tzinfo is None else now.timestamp()
+    orphans = _remove_orphans(db, settings, stamp)
     doomed: list[str] = []
     folders: list[tuple[str, str, int]] = []
     with db.write() as s:
@@ -124,10 +128,8 @@ def _remove_orphans(db: Database, settings: Settings, now: float) -> int:
             store.delete(info.key)
             count += 1
     for folder in _job_folders(store.work_root):
-        try:
+        with contextlib.suppress(OSError):
             folder.rmdir()  # only succeeds when empty
-        except OSError:
-            pass
     return count
 
 

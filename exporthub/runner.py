@@ -11,6 +11,7 @@ Every status change goes through :mod:`exporthub.lifecycle`; this module only ru
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -25,7 +26,8 @@ import duckdb
 from sqlalchemy import func, select
 
 from exporthub import lake, lifecycle
-from exporthub.context import JobContext, JobReporter, PastExportSession, ProjectInfo, users_table
+from exporthub.access import user_rows
+from exporthub.context import JobContext, JobReporter, PastExportSession, ProjectInfo, register_users
 from exporthub.db import Database
 from exporthub.dispatch import Dispatcher, hand_over
 from exporthub.errors import Cancelled, ExporthubError
@@ -33,11 +35,12 @@ from exporthub.export_config import ExportDefinition, load_config, resolve_date_
 from exporthub.jobs import build_view
 from exporthub.lake.incremental import export_watermarks
 from exporthub.lifecycle import Lease, Outcome, PublishProject, SessionRecord
-from exporthub.models import ExportSession, Job, User
+from exporthub.models import ExportSession, Job
 from exporthub.outputs import PARTIAL_DIR, discard, store_outputs
+from exporthub.plugins import Exporter, ExporterRegistry
 from exporthub.settings import Settings
-from exporthub.storage import work_folder
 from exporthub.states import JobStatus, LogLevel
+from exporthub.storage import work_folder
 
 log = logging.getLogger(__name__)
 
@@ -151,12 +154,7 @@ def _build_context(db: Database, settings: Settings, job_id: int, definition_of:
         variables = dict(job.variables or {})
         workdir = work_folder(settings, job.project.slug, job.export_type, job.id)
         username = job.user.username
-        users = [
-            {"user_id": u.id, "username": u.username, "display_name": u.display_name, "email": u.email,
-             "hourly_rate": u.hourly_rate, "active": u.active, "deleted_at": u.deleted_at,
-             "can_log_in": u.password_hash is not None}
-            for u in s.scalars(select(User).order_by(User.id))
-        ]
+        users = user_rows(s)
         child_ids = s.scalars(select(Job.id).where(Job.parent_id == job_id).order_by(Job.id)).all()
         # Incremental exports start from each zone's last delivered export (a scans snapshot).
         watermarks = export_watermarks(s, job.project_id, job.export_type)
@@ -186,13 +184,11 @@ def run_job(
     *,
     dispatcher: Dispatcher,
     worker_id: str | None = None,
-    registry: Any = None,
+    registry: ExporterRegistry,
     config: dict[str, ExportDefinition] | None = None,
 ) -> JobStatus | None:
     """Run the job if it can run now. Returns the status that stands at the end, or ``None`` if it was
     not claimable (taken by another worker, cancelled, scheduled for later or waiting on children)."""
-    if registry is None:
-        from exporters import REGISTRY as registry
     config = config if config is not None else load_config(settings.export_config_path)
     with db.write() as s:
         lifecycle.promote(s, job_id)  # a scheduled job whose time came (a no-op for any other)
@@ -223,7 +219,7 @@ def run_job(
             _running.pop(job_id, None)
 
 
-def _run_exporter(db: Database, settings: Settings, exporter: Any, ctx: JobContext, users: Any,
+def _run_exporter(db: Database, settings: Settings, exporter: Exporter, ctx: JobContext, users: Any,
                   watch: _Watch) -> Outcome:
     try:
         if exporter.uses_lake:
@@ -231,8 +227,7 @@ def _run_exporter(db: Database, settings: Settings, exporter: Any, ctx: JobConte
             lake.record_job_snapshot(db, ctx.job_id, ctx.snapshot)
             with watch.con_lock:
                 ctx.con = con
-            con.register("_users_arrow", users_table(users))
-            con.execute("CREATE OR REPLACE VIEW users AS SELECT * FROM _users_arrow")
+            register_users(con, users)
         ctx.info(f"Started on {watch.lease.worker_id} (attempt {watch.lease.attempt})")
         exporter.run(ctx)
         if watch.stop_reason is None:
@@ -264,7 +259,9 @@ def _stopped(ctx: JobContext, watch: _Watch, detail: str) -> Outcome:
     return Outcome(JobStatus.FAILED, error=detail)
 
 
-def _conclude(db: Database, ctx: JobContext, watch: _Watch, outcome: Outcome, dispatcher: Dispatcher) -> JobStatus | None:
+def _conclude(
+    db: Database, ctx: JobContext, watch: _Watch, outcome: Outcome, dispatcher: Dispatcher
+) -> JobStatus | None:
     lease = watch.lease
     stored: list[lifecycle.StoredFile] = []
     try:
@@ -290,23 +287,21 @@ def _conclude(db: Database, ctx: JobContext, watch: _Watch, outcome: Outcome, di
             discard(ctx.settings, stored)  # decided by the commit above: nobody records these files
     finally:
         shutil.rmtree(ctx.workdir, ignore_errors=True)
-        try:
+        with contextlib.suppress(OSError):
             ctx.workdir.parent.rmdir()  # empty unless the store is this folder (local files)
-        except OSError:
-            pass
     if status is None:
         log.warning("job %s: the lease was lost before it finished; its output was dropped", lease.job_id)
     after_job_finished(db, lease.job_id, dispatcher)
     return status
 
 
-def _describe(exc: Exception, plain: str | None = None) -> str:
+def _describe(exc: BaseException, plain: str | None = None) -> str:
     """A job's error: a plain first line for every user (a refusal's own message, else ``plain``), then
     the technical detail (a DuckDB message with server paths…) for admins, the CLI and the log."""
     if isinstance(exc, ExporthubError) and plain is None:
         if exc.__cause__ is None:
             return exc.message
-        plain, exc = exc.message, exc.__cause__  # type: ignore[assignment]  (the reader's own error)
+        plain, exc = exc.message, exc.__cause__  # the reader's own error
     text = str(exc).strip() or type(exc).__name__
     text = text if len(text) < 2000 else text[:2000] + "…"
     return f"{plain or UNEXPECTED}\n{type(exc).__name__}: {text}"

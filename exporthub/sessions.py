@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from exporthub import audit, signing
 from exporthub.access import is_usable
-from exporthub.db import Database
+from exporthub.db import Database, rowcount
 from exporthub.models import LoginSession, User, utcnow
 from exporthub.settings import Settings
 
@@ -164,7 +164,9 @@ def check(
     return SessionCheck(who)
 
 
-def validate(db: Database, settings: Settings, cookie: str | None, *, now: datetime | None = None) -> SessionUser | None:
+def validate(
+    db: Database, settings: Settings, cookie: str | None, *, now: datetime | None = None
+) -> SessionUser | None:
     """The user of a live session, or ``None`` (see :func:`check`)."""
     return check(db, settings, cookie, now=now).user
 
@@ -180,10 +182,10 @@ def _end_key(db: Database, key: str, reason: EndReason | str, now: datetime) -> 
         row = s.get(LoginSession, key)
         if row is None:
             return False
-        ended = s.execute(
+        ended = rowcount(s.execute(
             update(LoginSession).where(LoginSession.id == key, LoginSession.ended_at.is_(None))
             .values(ended_at=now, end_reason=str(reason))
-        ).rowcount
+        ))
         if ended:
             user = s.get(User, row.user_id)
             name = user.username if user is not None else None
@@ -202,16 +204,15 @@ def end(db: Database, settings: Settings, cookie: str | None, *, reason: EndReas
 def end_all(s: Session, user_id: int, reason: EndReason, *, now: datetime | None = None) -> int:
     """End every live session of a user in the caller's transaction (password change, deactivation,
     an admin's "end sessions"); the caller's action is the audit event. Returns how many ended."""
-    return int(
-        s.execute(
-            update(LoginSession).where(LoginSession.user_id == user_id, LoginSession.ended_at.is_(None))
-            .values(ended_at=now or utcnow(), end_reason=str(reason))
-        ).rowcount
-        or 0
-    )
+    return rowcount(s.execute(
+        update(LoginSession).where(LoginSession.user_id == user_id, LoginSession.ended_at.is_(None))
+        .values(ended_at=now or utcnow(), end_reason=str(reason))
+    ))
 
 
-def live(s: Session, settings: Settings, *, user_id: int | None = None, now: datetime | None = None) -> list[SessionInfo]:
+def live(
+    s: Session, settings: Settings, *, user_id: int | None = None, now: datetime | None = None
+) -> list[SessionInfo]:
     """The live sessions (not ended, not idle, not too old), newest activity first."""
     now = now or utcnow()
     stmt = (

@@ -7,11 +7,14 @@ Tests set the environment and call :func:`reload_settings`; nothing else mutates
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from exporthub.errors import SettingsError
 
 _PREFIX = "EXPORTHUB_"
 _REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -19,10 +22,6 @@ _SHIPPED_EXPORT_CONFIG = _REPO_ROOT / "exporters" / "export_config.json"
 
 # A secret that appears in docs or examples is as good as none.
 KNOWN_WEAK_SECRETS = frozenset({"", "changeme", "secret", "dev", "exporthub", "please-change-me"})
-
-
-class SettingsError(RuntimeError):
-    """A setting is missing or malformed; the message names the variable."""
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -137,10 +136,8 @@ class Settings:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(48))
-            try:
+            with contextlib.suppress(FileExistsError):
                 os.link(tmp, path)  # first writer wins; a racing process reads the winner's key
-            except FileExistsError:
-                pass
             tmp.unlink(missing_ok=True)
         return path.read_text().strip()
 

@@ -15,6 +15,7 @@ behind). Deleting a missing key is not an error in either backend, so no caller 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -218,20 +219,16 @@ class LocalStore(FileStore):
         return ObjectInfo(key, st.st_size, st.st_mtime_ns) if stat_mod.S_ISREG(st.st_mode) else None
 
     def delete(self, key: str) -> None:
-        try:
+        with contextlib.suppress(IsADirectoryError):
             self.path(key).unlink(missing_ok=True)
-        except IsADirectoryError:
-            pass
 
     def delete_prefix(self, prefix: str) -> None:
         folder = self.path(prefix)
         for entry in folder.iterdir() if folder.is_dir() and not folder.is_symlink() else ():
             if entry.name != PARTIAL_DIR:  # the work folder belongs to the runner and retention
                 shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink(missing_ok=True)
-        try:
+        with contextlib.suppress(OSError):
             folder.rmdir()
-        except OSError:
-            pass
 
     def iter_files(self, prefix: str = "") -> Iterator[ObjectInfo]:
         base = self.path(prefix) if prefix else self.root
@@ -283,7 +280,7 @@ class ObjectStore(FileStore):
             raise
         except OSError as exc:
             raise FileNotFoundError(f"{key}: {exc}") from None
-        return fh, info  # type: ignore[return-value]
+        return fh, info
 
     def stat(self, key: str) -> ObjectInfo | None:
         import pyarrow.fs as pafs
@@ -294,10 +291,8 @@ class ObjectStore(FileStore):
         return ObjectInfo(key, int(info.size or 0), int(info.mtime_ns or 0))
 
     def delete(self, key: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fs.delete_file(self._path(key))
-        except FileNotFoundError:
-            pass
 
     def delete_prefix(self, prefix: str) -> None:
         for info in list(self.iter_files(prefix)):
@@ -350,7 +345,5 @@ def delete_job(settings: Settings, slug: str, export_type: str, job_id: int) -> 
     store.delete_prefix(job_prefix(slug, export_type, job_id))
     folder = work_folder(settings, slug, export_type, job_id)
     shutil.rmtree(folder, ignore_errors=True)
-    try:
+    with contextlib.suppress(OSError):
         folder.parent.rmdir()
-    except OSError:
-        pass

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from exporthub.db import Database
+from exporthub.db import Database, rowcount
 from exporthub.dbclock import db_now
 from exporthub.models import Job, Worker
 from exporthub.settings import Settings
@@ -84,7 +84,7 @@ def report(db: Database, worker_id: str, state: str, detail: str | None = None) 
 def forget_gone(db: Database) -> int:
     """Delete rows of workers not seen for a day (their history is in the jobs they ran)."""
     with db.write() as s:
-        return int(s.execute(delete(Worker).where(Worker.last_seen_at < db_now(-FORGET_AFTER_SECONDS))).rowcount)
+        return rowcount(s.execute(delete(Worker).where(Worker.last_seen_at < db_now(-FORGET_AFTER_SECONDS))))
 
 
 def list_workers(db: Database, settings: Settings, *, include_gone: bool = False) -> list[WorkerView]:

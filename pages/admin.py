@@ -21,8 +21,8 @@ from exporthub.accounts import (
     timezone_names,
 )
 from exporthub.errors import ExporthubError
-from exporthub.sessions import SessionInfo
 from exporthub.importer import CONTRACT, REPLACEABLE, ImportFile, ImportRefused, file_columns, import_files
+from exporthub.sessions import SessionInfo
 from exporthub.settings import get_settings
 from ui.format import md_escape
 from ui.session import current_user, database
@@ -154,9 +154,9 @@ def create_project(accounts: AccountService, admin: str) -> None:
             key="new_project_tz",
             help="Every filter, chart and file name of the project uses it",
         )
-        if st.form_submit_button("Create project", type="primary"):
-            if attempt(accounts.create_project, admin, slug.strip(), name, tz) is not None:
-                flash(f"Project {slug.strip()} created.")
+        if (st.form_submit_button("Create project", type="primary")
+                and attempt(accounts.create_project, admin, slug.strip(), name, tz) is not None):
+            flash(f"Project {slug.strip()} created.")
 
 
 # ---------------------------------------------------------------------- users and roles
@@ -202,12 +202,12 @@ def users_tab(
                 format_func=lambda r: f"{r} ({', '.join(role_table()[r])})",
             )
             grant, revoke = st.columns(2)
-            if grant.form_submit_button("Grant role", type="primary"):
-                if who and where and attempt(accounts.set_membership, admin, who, where, role) is not None:
-                    flash(f"{who} is now {role} on {where}.")
-            if revoke.form_submit_button("Revoke role"):
-                if who and where and attempt(accounts.remove_membership, admin, who, where) is not None:
-                    flash(f"{who} has no role on {where} any more.")
+            if (grant.form_submit_button("Grant role", type="primary") and who and where
+                    and attempt(accounts.set_membership, admin, who, where, role) is not None):
+                flash(f"{who} is now {role} on {where}.")
+            if (revoke.form_submit_button("Revoke role") and who and where
+                    and attempt(accounts.remove_membership, admin, who, where) is not None):
+                flash(f"{who} has no role on {where} any more.")
         st.subheader("Account")
         account_actions(accounts, admin, users, sessions_of)
     with right:
@@ -264,9 +264,9 @@ def account_actions(
         if attempt(accounts.set_password, admin, who, password) is not None:
             flash(f"New temporary password for {who}:", secret=password)
     label = "Deactivate" if user.active else "Activate"
-    if toggle.button(label, key="toggle_active"):
-        if attempt(accounts.set_active, admin, who, not user.active) is not None:
-            flash(f"{who} is now {'active' if not user.active else 'deactivated'}.")
+    if (toggle.button(label, key="toggle_active")
+            and attempt(accounts.set_active, admin, who, not user.active) is not None):
+        flash(f"{who} is now {'active' if not user.active else 'deactivated'}.")
     count = sessions_of.get(who, 0)
     if end.button(f"End sessions ({count})", key="end_sessions", icon=":material/logout:", disabled=not count):
         ended = attempt(accounts.end_sessions, admin, who)
@@ -276,9 +276,9 @@ def account_actions(
         rate = st.number_input(
             f"Hourly rate of {who}", min_value=0.0, value=float(user.hourly_rate), step=0.5, key=f"account_rate_{who}"
         )
-        if st.form_submit_button("Save rate"):
-            if attempt(accounts.set_hourly_rate, admin, who, float(rate)) is not None:
-                flash(f"Hourly rate of {who} is now {rate:g}.")
+        if (st.form_submit_button("Save rate")
+                and attempt(accounts.set_hourly_rate, admin, who, float(rate)) is not None):
+            flash(f"Hourly rate of {who} is now {rate:g}.")
 
 
 def live_sessions_table(live: list[SessionInfo]) -> None:

@@ -136,7 +136,8 @@ def make_project(hub, *, with_data: bool = True) -> dict[str, int]:  # type: ign
 
     Returns {username: user id} for the staff.
     """
-    from exporthub.accounts import AccountService, SystemActor, initialize
+    from exporthub.accounts import AccountService, SystemActor
+    from exporthub.first_run import initialize
     from exporthub.importer import ImportFile, import_files
 
     system = SystemActor("pytest")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from exporters import REGISTRY
 from exporthub.db import Database, forget_databases, get_database
 from exporthub.dispatch import RecordingDispatcher
 from exporthub.settings import Settings, reload_settings
@@ -23,13 +24,13 @@ class Hub:
     def service(self):  # type: ignore[no-untyped-def]
         from exporthub.jobs import JobService
 
-        return JobService(self.db, self.settings, self.dispatcher)
+        return JobService(self.db, self.settings, self.dispatcher, registry=REGISTRY)
 
     def run(self, job_id: int):  # type: ignore[no-untyped-def]
         """Run a queued job in this process, then any job it woke (a publish parent)."""
         from exporthub.runner import run_job
 
-        status = run_job(self.db, self.settings, job_id, dispatcher=self.dispatcher)
+        status = run_job(self.db, self.settings, job_id, dispatcher=self.dispatcher, registry=REGISTRY)
         return status
 
     def run_queued(self) -> None:
@@ -37,7 +38,7 @@ class Hub:
 
         while self.dispatcher.enqueued:
             job_id, _eta = self.dispatcher.enqueued.pop(0)
-            run_job(self.db, self.settings, job_id, dispatcher=self.dispatcher)
+            run_job(self.db, self.settings, job_id, dispatcher=self.dispatcher, registry=REGISTRY)
 
 
 def make_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> Hub:

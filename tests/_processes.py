@@ -12,17 +12,17 @@ REPO = Path(__file__).resolve().parent.parent
 
 def cli(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     """Run ``exporthub ARGS`` in a fresh process and capture its output."""
-    return subprocess.run([sys.executable, "-m", "exporthub.cli", *args], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=env, capture_output=True,
                           text=True, timeout=timeout, cwd=REPO)
 
 
 def start_worker(env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
     """Start ``exporthub worker`` in its own session, its output appended to ``log`` (or discarded)."""
     if log is None:
-        return subprocess.Popen([sys.executable, "-m", "exporthub.cli", "worker"], env=env, cwd=REPO,
+        return subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env, cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "exporthub.cli", "worker"], env=env, cwd=REPO,
+        return subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env, cwd=REPO,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 

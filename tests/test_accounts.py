@@ -10,14 +10,12 @@ from sqlalchemy import func, select
 from exporthub.access import permissions_on
 from exporthub.accounts import (
     AccountService,
-    AlreadyExists,
-    InvalidValue,
     SystemActor,
-    initialize,
     is_global_admin,
     role_table,
 )
-from exporthub.errors import InvalidTransition, NotFound, PermissionDenied
+from exporthub.errors import AlreadyExists, InvalidTransition, InvalidValue, NotFound, PermissionDenied
+from exporthub.first_run import initialize
 from exporthub.models import AuditEvent, LoginAttempt, Project, User, utcnow
 from exporthub.passwords import verify_password
 from exporthub.permissions import ROLES, Permission

@@ -13,7 +13,7 @@ from exporthub import auth, links, maintenance, retention
 from exporthub.accounts import AccountService
 from exporthub.dispatch import NullDispatcher
 from exporthub.errors import ExporthubError
-from exporthub.models import AuditEvent, File, Job, User, utcnow
+from exporthub.models import AuditEvent, File, Job, utcnow
 from exporthub.states import JobStatus
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,13 +49,13 @@ def test_a_scripted_sequence_writes_exactly_its_events(demo_hub):
     service.get("viewer", job.id)
     with hub.db.read() as s:
         f = s.scalars(select(File).where(File.job_id == job.id, File.name.endswith(".csv"))).one()
-        analyst_id = s.scalar(select(User.id).where(User.username == "analyst"))
     link = links.issue_link(hub.db, hub.settings, f.id, "analyst")
     token = link.path.removeprefix(links.ROUTE_PREFIX)
     step("download", "ok", "analyst",
          lambda: links.resolve_download(hub.db, hub.settings, token, requester=links.Requester("analyst", "session")))
     step("download", "refused", None,
-         lambda: links.resolve_download(hub.db, hub.settings, token[:-2], requester=links.Requester("analyst", "session")))
+         lambda: links.resolve_download(hub.db, hub.settings, token[:-2],
+                                        requester=links.Requester("analyst", "session")))
     step("download", "refused", "analyst",
          lambda: links.resolve_download(hub.db, hub.settings, token, requester=links.Requester("manager", "session")))
     step("link", "refused", "outsider", lambda: links.issue_link(hub.db, hub.settings, f.id, "outsider"))

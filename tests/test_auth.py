@@ -366,7 +366,7 @@ def test_begin_brings_a_deep_link_back_to_its_page_for_the_login_form(demo_hub):
 
 
 def test_ticket_route_goes_on_to_the_page_a_deep_link_named_and_nowhere_else(demo_hub):
-    db, s = demo_hub.db, demo_hub.settings
+    db, _s = demo_hub.db, demo_hub.settings
     for target, expected in (("/job?job=7", "/job?job=7"), ("/statistics", "/statistics"),
                              ("//evil.example", "/"), ("https://evil.example/", "/")):
         ticket = tickets.issue(db, _uid(demo_hub, "analyst"), NONCE)
@@ -435,8 +435,9 @@ def test_logout_is_a_same_site_post_that_ends_the_session(demo_hub):
 
 
 def test_server_mounts_the_auth_routes_before_streamlit_and_logout_refuses_get():
-    import server
     from starlette.applications import Starlette
+
+    import server
 
     paths = {getattr(r, "path", None): r for r in server.ROUTES}
     assert {"/healthz", auth_routes.BEGIN_PATH, auth_routes.LOGIN_PATH, auth_routes.LOGOUT_PATH} <= set(paths)

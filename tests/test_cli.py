@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from exporthub.cli import main
-from tests._lake import lake_sql
+from cli import main
 from exporthub import lake
+from tests._lake import lake_sql
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -56,7 +56,7 @@ def test_jobs_lists_newest_first(demo_hub, capsys):
 
 
 def test_export_without_mode_enqueues_and_returns(demo_hub, capsys, monkeypatch):
-    from exporthub import cli
+    import cli
 
     queued: list[int] = []
 
@@ -64,7 +64,7 @@ def test_export_without_mode_enqueues_and_returns(demo_hub, capsys, monkeypatch)
         def enqueue(self, job_id, *, eta=None):
             queued.append(job_id)
 
-    monkeypatch.setattr(cli, "queue_dispatcher", FakeQueue)
+    monkeypatch.setattr(cli.EDGES, "queue", FakeQueue)
     code, out, _ = run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst", "--json")
     assert code == 0 and json.loads(out)["job"]["status"] == "ready" and queued == [1]
 
@@ -91,9 +91,9 @@ def test_refusals_exit_2_with_message_on_stderr(demo_hub, capsys, argv, message)
 
 
 def test_already_running_exits_2(demo_hub, capsys, monkeypatch):
-    from exporthub import cli
+    import cli
 
-    monkeypatch.setattr(cli, "queue_dispatcher", lambda: type("Q", (), {"enqueue": lambda *a, **k: None})())
+    monkeypatch.setattr(cli.EDGES, "queue", lambda: type("Q", (), {"enqueue": lambda *a, **k: None})())
     assert run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst")[0] == 0
     code, _, err = run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst")
     assert code == 2 and "Export job already running" in err
@@ -146,9 +146,9 @@ def test_a_damaged_data_file_is_refused_in_plain_words_not_a_traceback(demo_hub,
 
 
 def test_scheduled_export_waits(demo_hub, capsys, monkeypatch):
-    from exporthub import cli
+    import cli
 
-    monkeypatch.setattr(cli, "queue_dispatcher", lambda: type("Q", (), {"enqueue": lambda *a, **k: None})())
+    monkeypatch.setattr(cli.EDGES, "queue", lambda: type("Q", (), {"enqueue": lambda *a, **k: None})())
     code, out, _ = run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst", "--at",
                        "2099-01-01T08:00:00+01:00", "--json")
     assert code == 0 and json.loads(out)["job"]["status"] == "waiting"
@@ -176,9 +176,9 @@ def test_demo_is_deterministic_for_seed_and_anchor(hub, capsys):
 
 
 def test_at_without_an_offset_is_the_projects_local_time(demo_hub, capsys, monkeypatch):
-    from exporthub import cli
+    import cli
 
-    monkeypatch.setattr(cli, "queue_dispatcher", lambda: type("Q", (), {"enqueue": lambda *a, **k: None})())
+    monkeypatch.setattr(cli.EDGES, "queue", lambda: type("Q", (), {"enqueue": lambda *a, **k: None})())
     code, out, _ = run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst", "--at",
                        "2099-07-01T08:00", "--json")
     # demo-open is in Europe/Berlin: 08:00 local in summer is 06:00 UTC.

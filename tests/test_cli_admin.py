@@ -13,7 +13,7 @@ import sys
 import pytest
 from sqlalchemy import select
 
-from exporthub.cli import main
+from cli import main
 from exporthub.models import AuditEvent, Membership, User
 from exporthub.passwords import verify_password
 from exporthub.permissions import ROLES

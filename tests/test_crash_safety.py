@@ -258,12 +258,12 @@ def test_concurrent_callers_run_one_tick(demo_hub, monkeypatch):
 
 def test_a_stalled_worker_that_was_reaped_stops_its_job(tmp_path, monkeypatch):
     """A worker that was silent past the lease finds its job reaped and stops it; its output never appears."""
-    from tests._hubs import make_hub
     from exporters.registry import BaseExporter, Registry
     from exporthub.demo import create_demo
     from exporthub.export_config import parse_config
     from exporthub.jobs import JobService
     from exporthub.runner import run_job
+    from tests._hubs import make_hub
 
     hub = make_hub(tmp_path, monkeypatch, HEARTBEAT_SECONDS="0.2", JOB_LEASE_SECONDS="2")
     create_demo(hub.db, hub.settings, scans=1000, seed=1)

@@ -15,6 +15,7 @@ from exporthub.errors import JobAlreadyRunning
 from exporthub.models import Base, Job
 from exporthub.states import JobStatus
 
+
 def test_sqlite_runs_in_wal_with_busy_timeout(hub):
     with hub.db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -37,14 +38,6 @@ def test_model_columns_match_the_migration(hub):
 
 
 def test_migrate_twice_is_a_no_op(hub):
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    from exporthub.db import _MIGRATIONS_DIR
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS_DIR))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
     hub.db.migrate()
     with hub.db.read() as s:
         assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
@@ -162,11 +155,12 @@ from pathlib import Path
 from exporthub.db import get_database
 from exporthub.dispatch import RecordingDispatcher
 from exporthub.errors import JobAlreadyRunning
+from exporters import REGISTRY
 from exporthub.jobs import JobService
 from exporthub.settings import get_settings
 
 settings = get_settings()
-service = JobService(get_database(settings, migrate=False), settings, RecordingDispatcher())
+service = JobService(get_database(settings, migrate=False), settings, RecordingDispatcher(), registry=REGISTRY)
 go = Path(sys.argv[1])
 Path(sys.argv[2]).touch()  # ready
 while not go.exists():
@@ -204,9 +198,8 @@ def test_twenty_processes_race_on_sqlite_without_lock_errors(demo_hub):
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_twenty_processes_race_on_postgresql(tmp_path, monkeypatch, pg_url):
-    from tests._hubs import make_hub
-
     from exporthub.demo import create_demo
+    from tests._hubs import make_hub
 
     hub = make_hub(tmp_path, monkeypatch, DATABASE_URL=pg_url, SECRET_KEY="x" * 32)
     create_demo(hub.db, hub.settings, scans=2_000, seed=1)

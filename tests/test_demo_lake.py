@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 
 from exporthub import lake
-from exporthub.settings import Settings, get_settings
 from exporthub.demo_lake import LakeSummary, StaffMember, generate_project_lake
+from exporthub.settings import Settings, get_settings
 
 SLUG = "demo"
 N_SCANS = 20_000
@@ -151,7 +151,7 @@ def test_sessions_have_sane_lengths_kinds_and_flags(con: duckdb.DuckDBPyConnecti
         "SELECT min(epoch(ended_at) - epoch(started_at)), max(epoch(ended_at) - epoch(started_at)) "
         "FROM zone_sessions"
     ).fetchone()  # type: ignore[misc]
-    assert 15 * 60 <= lo and hi <= 4 * 3600
+    assert lo >= 15 * 60 and hi <= 4 * 3600
     kinds = dict(con.execute("SELECT kind, count(*) FROM zone_sessions GROUP BY kind").fetchall())
     assert set(kinds) <= {"count", "recount", "audit"}
     assert kinds["count"] > sum(kinds.values()) / 2
@@ -164,7 +164,7 @@ def test_times_fall_in_the_local_window_and_working_hours(con: duckdb.DuckDBPyCo
         f"SELECT min((scanned_at AT TIME ZONE '{TZ}')::DATE), max((scanned_at AT TIME ZONE '{TZ}')::DATE) "
         "FROM scans"
     ).fetchone()  # type: ignore[misc]
-    assert FIRST_DAY <= lo and hi <= ANCHOR
+    assert lo >= FIRST_DAY and hi <= ANCHOR
     outside_hours = f"""
         SELECT count(*) FROM zone_sessions
         WHERE (started_at AT TIME ZONE '{TZ}')::DATE NOT BETWEEN DATE '{FIRST_DAY}' AND DATE '{ANCHOR}'
@@ -174,7 +174,7 @@ def test_times_fall_in_the_local_window_and_working_hours(con: duckdb.DuckDBPyCo
     """
     assert _one(con, outside_hours) == 0
     lo, hi = con.execute("SELECT min(date), max(date) FROM costs").fetchone()  # type: ignore[misc]
-    assert FIRST_DAY <= lo and hi <= ANCHOR
+    assert lo >= FIRST_DAY and hi <= ANCHOR
 
 
 def test_zones_include_empty_deleted_nested_and_tricky_names(con: duckdb.DuckDBPyConnection) -> None:

@@ -67,7 +67,7 @@ def test_the_web_port_matches_the_dockerfile_and_the_image_runs_the_package():
     assert web["command"][web["command"].index("--port") + 1] == exposed
     assert all(p.endswith(f":{exposed}") for p in web["ports"])
     assert "pip install --no-cache-dir ." in dockerfile and 'CMD ["exporthub", "web"]' in dockerfile
-    for path in ("app.py", "server.py", "worker.py", "exporthub", "exporters", "ui", "web", "pages"):
+    for path in ("app.py", "server.py", "worker.py", "cli.py", "exporthub", "exporters", "ui", "web", "pages"):
         assert re.search(rf"^COPY .*\b{re.escape(path)}\b", dockerfile, re.M), path
 
 

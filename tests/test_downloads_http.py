@@ -20,6 +20,7 @@ from urllib.parse import quote, unquote
 import pytest
 from sqlalchemy import delete, select
 
+from exporters import REGISTRY
 from exporthub import api_tokens, auth, links, sessions, tickets
 from exporthub.accounts import cli_actor
 from exporthub.db import Database, forget_databases, get_database
@@ -59,8 +60,9 @@ class Server:
         from exporthub.jobs import JobService
         from exporthub.runner import run_job
 
-        job = JobService(self.db, self.settings, RecordingDispatcher()).start(user, project, "scans", {"format": fmt})
-        run_job(self.db, self.settings, job.id, dispatcher=RecordingDispatcher())
+        service = JobService(self.db, self.settings, RecordingDispatcher(), registry=REGISTRY)
+        job = service.start(user, project, "scans", {"format": fmt})
+        run_job(self.db, self.settings, job.id, dispatcher=RecordingDispatcher(), registry=REGISTRY)
         with self.db.read() as s:
             return s.scalars(select(File).where(File.job_id == job.id, File.name.endswith(f".{fmt}"))).one()
 
@@ -180,7 +182,8 @@ def test_download_bytes_match_the_recorded_sha256(server, fmt):
 
 def test_gzip_is_not_applied_to_files(server):
     f = server.export("analyst", "csv")
-    status, headers, body = server.get(server.link(f.id, "analyst"), user="analyst", headers={"Accept-Encoding": "gzip"})
+    status, headers, body = server.get(server.link(f.id, "analyst"), user="analyst",
+                                       headers={"Accept-Encoding": "gzip"})
     assert status == 200 and "Content-Encoding" not in headers
     assert headers["Content-Length"] == str(f.size) and hashlib.sha256(body).hexdigest() == f.sha256
 
@@ -218,7 +221,7 @@ def test_removed_file_is_refused(server):
     f = server.export("manager", "csv")
     path = server.link(f.id, "manager")
     assert server.get(path, user="manager")[0] == 200
-    JobService(server.db, server.settings, RecordingDispatcher()).remove("manager", f.job_id)
+    JobService(server.db, server.settings, RecordingDispatcher(), registry=REGISTRY).remove("manager", f.job_id)
     assert_refused(server, path, 404, user="manager")
     assert server.audit()[-1][:3] == ("refused", "manager", f"file:{f.id}")
 
@@ -379,7 +382,8 @@ def test_a_link_without_its_users_session_or_token_is_refused_to_scripts(server)
 def test_a_forwarded_link_opened_in_a_browser_logs_in_as_its_user_then_downloads(server):
     f = server.export("analyst", "csv")
     path = server.link(f.id, "analyst")
-    status, headers, _ = server.get(path, headers={"Accept": "text/html,application/xhtml+xml", "Sec-Fetch-Mode": "navigate"})
+    status, headers, _ = server.get(path, headers={"Accept": "text/html,application/xhtml+xml",
+                                                   "Sec-Fetch-Mode": "navigate"})
     assert status == 303 and headers["Location"] == f"/auth/session/begin?next={quote(path, safe='')}"
     status, headers, _ = server.get(headers["Location"])
     assert status == 303 and headers["Location"] == "/?auth=login-required&nonce=set"

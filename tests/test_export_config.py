@@ -20,7 +20,7 @@ def config():
 
 
 def test_shipped_config_has_the_eight_types_in_their_groups(config):
-    assert EIGHT <= set(config)
+    assert set(config) >= EIGHT
     groups = {t: d.group for t, d in config.items()}
     assert groups["backup"] == groups["publish"] == "System"
     assert {groups[t] for t in ("scans", "users", "zones", "sessions")} == {"Data Exports"}

@@ -11,10 +11,12 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from exporthub import cli, links
+import cli
+from exporthub import links
 from exporthub.dispatch import RecordingDispatcher
 from exporthub.errors import InvalidVariable
 from exporthub.export_config import load_config, validate_variables
@@ -115,7 +117,7 @@ def _run_cli(argv: list[str]) -> tuple[int, str]:
 def test_cli_export_with_hostile_vars_exits_0_1_or_2_without_traceback(
     demo_hub, monkeypatch, export_type, project, user, pairs, raw, at
 ):
-    monkeypatch.setattr(cli, "queue_dispatcher", RecordingDispatcher)
+    monkeypatch.setattr(cli.EDGES, "queue", RecordingDispatcher)
     argv = ["export", export_type, "--project", project, "--user", user]
     for key, value in pairs:
         argv += ["--var", f"{key}={value}"]
@@ -144,7 +146,7 @@ def test_cli_export_with_hostile_vars_exits_0_1_or_2_without_traceback(
     nul=st.booleans(),
 )
 def test_cli_commands_with_hostile_arguments_exit_0_1_or_2(demo_hub, monkeypatch, argv, nul):
-    monkeypatch.setattr(cli, "queue_dispatcher", RecordingDispatcher)
+    monkeypatch.setattr(cli.EDGES, "queue", RecordingDispatcher)
     if nul and argv:
         argv[-1] += "\x00"
     code, err = _run_cli(argv)
@@ -165,7 +167,9 @@ def _cancel_active(hub) -> None:
 @given(token=st.one_of(
     st.text(max_size=200), NASTY, st.binary(max_size=50), st.integers(), st.none(), st.lists(st.text(), max_size=2),
     st.builds(lambda a, b, c, d: f"{a}.{b}.{c}.{d}", st.integers(-5, 10**20), st.integers(-5, 10**20),
-              st.integers(-5, 10**20), st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", min_size=40, max_size=46)),
+              st.integers(-5, 10**20),
+              st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", min_size=40,
+                      max_size=46)),
 ))
 def test_token_parser_only_raises_link_refused(hub, token):
     with pytest.raises(LinkRefused) as info:

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from exporthub.import_reading import MAX_COLUMNS, MAX_FIELD_BYTES, MAX_HEADER_BYTES, ImportFile, csv_header, read_raw
 from exporthub.importer import ImportRefused
+from exporthub.importer.read import MAX_COLUMNS, MAX_FIELD_BYTES, MAX_HEADER_BYTES, ImportFile, csv_header, read_raw
 from exporthub.models import AuditEvent
 from tests import _handmade as hm
 from tests.test_importer import made, refused  # noqa: F401 - the fixture is used by name

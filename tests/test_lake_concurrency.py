@@ -122,7 +122,7 @@ _RACER = """
 import json, sys, time
 from pathlib import Path
 go, ready, path = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-from exporthub.cli import main
+from cli import main
 import exporthub.importer  # everything imported before the start signal
 ready.touch()
 while not go.exists():

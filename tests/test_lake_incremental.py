@@ -17,8 +17,7 @@ from exporthub.accounts import SystemActor
 from exporthub.compaction import compact
 from exporthub.importer import ImportFile, import_files
 from exporthub.lake.maintenance import maintain_project
-from exporthub.models import ExportSession, Job
-from exporthub.models import utcnow
+from exporthub.models import ExportSession, Job, utcnow
 from tests.exporters._support import completed_job, data_file
 from tests.test_compaction import LATER, extra_scans
 
@@ -134,5 +133,6 @@ def test_rows_come_in_scan_id_order_after_imports_and_compaction(exported, tmp_p
     compact(hub.db, hub.settings, SYSTEM, SLUG)
     import_batch(hub, tmp_path, 4)
     job = completed_job(hub, "scans", {"format": "csv"}, user="manager")
-    ids = [r[0] for r in duckdb.connect().execute(f"SELECT scan_id FROM read_csv('{data_file(job, 'csv')}')").fetchall()]
+    csv = data_file(job, "csv")
+    ids = [r[0] for r in duckdb.connect().execute(f"SELECT scan_id FROM read_csv('{csv}')").fetchall()]
     assert ids == sorted(ids) and len(ids) == len(set(ids))

@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from cli import main
 from exporthub import lake
-from exporthub.cli import main
 from exporthub.lake.catalog import drop_project, has_data
 from exporthub.lake.migrate import LEGACY_DIR, LakeMigrationFailed, legacy_projects, migrate_project
 

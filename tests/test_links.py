@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import delete, select
 
+from cli import main
 from exporthub import links
-from exporthub.cli import main
 from exporthub.errors import FileNotAvailable, NotFound
 from exporthub.links import LinkRefused, Requester, download_path, make_token, parse_token, resolve_download
 from exporthub.models import AuditEvent, File, Membership, Project, User, utcnow

@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from exporthub.accounts import InvalidValue, validate_username
-from exporthub.errors import BackupInvalid
+from exporthub.errors import BackupInvalid, InvalidValue
 from exporthub.models import AuditEvent, Job, Membership, Project, User
 from exporthub.restore import restore_backup
+from exporthub.validation import validate_username
 from tests.exporters.test_backup import run_backup
 
 _backups: dict[str, Path] = {}

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from cli import main
 from exporthub import retention
-from exporthub.cli import main
 from exporthub.models import AuditEvent, File, Job, utcnow
 from exporthub.states import JobStatus
 

@@ -175,7 +175,7 @@ def test_backup_restores_from_the_store_and_a_changed_backup_is_refused(store_hu
     (backup,) = job.files
     report = restore_stored_backup(store_hub.db, store_hub.settings, backup.id, project_slug="copy", username="admin")
     assert report.lake_rows["scans"] == SCANS and report.project == "copy"
-    from exporthub.cli import main
+    from cli import main
 
     assert main(["restore", "--file", str(backup.id), "--project", "copy-cli", "--user", "admin"]) == 0
     data = bytearray(store_of(store_hub).read_bytes(backup.key))

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from cli import main
 from exporthub import api_tokens
 from exporthub.accounts import AccountService, SystemActor
-from exporthub.cli import main
 from exporthub.errors import InvalidTransition, NotFound, PermissionDenied
 from exporthub.models import ApiToken, AuditEvent, File
 from tests.test_links import export_file

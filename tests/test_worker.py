@@ -17,7 +17,6 @@ from exporthub.states import FINISHED_STATUSES, JobStatus
 from tests._processes import cli, start_worker, stop
 
 
-
 def wait_for(env: dict[str, str], job_id: int, user: str = "analyst", timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
     while True:

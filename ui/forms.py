@@ -26,12 +26,13 @@ from zoneinfo import ZoneInfo
 import streamlit as st
 
 from exporthub.errors import ExporthubError, InvalidVariable, JobAlreadyRunning
+from exporthub.excel import split_warning
 from exporthub.export_config import ExportDefinition, Variable, VarType
+from exporthub.jobs import JobService
 from exporthub.views import JobView
 from ui.format import OPTION_LABELS, md_escape, option_label, size
 
 # Excel's sheet limit, less the header row (exporters split larger tables across sheets).
-EXCEL_MAX_DATA_ROWS = 1_048_575
 # Rough bytes per row when an exporter gives no size of its own (only for the estimate text).
 _FALLBACK_BYTES_PER_ROW = 100
 
@@ -225,7 +226,7 @@ def plain_refusal(exc: ExporthubError, definition: ExportDefinition | None = Non
 
 
 def submit_export(
-    service: Any,
+    service: JobService,
     username: str,
     project: str,
     export_type: str,
@@ -262,11 +263,9 @@ def describe_estimate(estimate: Any, values: Mapping[str, Any]) -> EstimateText 
     label = option_label("format", fmt) if fmt else "file"
     summary = f"About **{rows:,} rows**, roughly **{size(approx)}** as {label}."
     warnings = list(estimate.warnings)
-    if fmt == "xlsx" and rows > EXCEL_MAX_DATA_ROWS and not any("Excel" in w for w in warnings):
-        warnings.append(
-            f"{rows:,} rows pass Excel's limit of {EXCEL_MAX_DATA_ROWS:,} rows per sheet, so the workbook "
-            "will be split across sheets. Choose CSV or Parquet to keep one table."
-        )
+    split = split_warning(rows) if fmt == "xlsx" else None
+    if split is not None and split not in warnings:  # the exporter may have said it already, in the same words
+        warnings.append(split)
     return EstimateText(summary, tuple(warnings))
 
 

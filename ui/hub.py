@@ -178,16 +178,15 @@ def card(ctx: PageContext, definition: ExportDefinition, job: Any) -> None:
             )
             if job.status is JobStatus.RUNNING:
                 st.progress(max(0, min(100, job.progress)) / 100)
-        if ctx.can(Permission.START):
-            if st.button(
-                "Generate",
-                key=f"generate-{definition.type}",
-                type="primary",
-                icon=":material/play_arrow:",
-                width="stretch",
-            ):
-                st.session_state[OPEN_EXPORT_KEY] = definition.type
-                st.rerun()
+        if ctx.can(Permission.START) and st.button(
+            "Generate",
+            key=f"generate-{definition.type}",
+            type="primary",
+            icon=":material/play_arrow:",
+            width="stretch",
+        ):
+            st.session_state[OPEN_EXPORT_KEY] = definition.type
+            st.rerun()
 
 
 # ---------------------------------------------------------------------------- the dialog

@@ -16,11 +16,11 @@ import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 import streamlit as st
 
 from exporthub.errors import ExporthubError
+from exporthub.jobs import JobService
 from exporthub.permissions import Permission
 from exporthub.settings import Settings
 from exporthub.states import CANCELLABLE_STATUSES, REMOVABLE_STATUSES, RETRYABLE_STATUSES, JobStatus
@@ -118,7 +118,7 @@ _CALLS = {
 FLASH_KEY = "_flash"
 
 
-def perform(service: Any, username: str, action: Action, job_id: int) -> tuple[bool, str]:
+def perform(service: JobService, username: str, action: Action, job_id: int) -> tuple[bool, str]:
     """Run an action through the domain: ``(True, what happened)`` or ``(False, the refusal)``."""
     try:
         result = getattr(service, _CALLS[action])(username, job_id)
@@ -129,7 +129,7 @@ def perform(service: Any, username: str, action: Action, job_id: int) -> tuple[b
     return True, _DONE[action].format(id=job_id, new=getattr(result, "id", job_id))
 
 
-def _on_action(service: Any, username: str, action: Action, job_id: int) -> None:
+def _on_action(service: JobService, username: str, action: Action, job_id: int) -> None:
     from ui import session
 
     session.touch()
@@ -198,7 +198,7 @@ def files_html(settings: Settings, job: JobView, user_id: int, *, show_downloads
 class ListContext:
     """What every job row needs to know about the viewer and the project."""
 
-    service: Any
+    service: JobService
     settings: Settings
     username: str
     user_id: int

@@ -17,7 +17,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "password-changed": ("info", "Your password was changed, which ended your session. Please log in again."),
     "ended-by-admin": ("warning", "An administrator ended your session. Please log in again."),
     "disabled": ("warning", "This account can no longer log in. Ask an administrator if that is a mistake."),
-    "expired-ticket": ("warning", "That sign-in link has expired or was not made for this browser. Please log in again."),
+    "expired-ticket": ("warning",
+                       "That sign-in link has expired or was not made for this browser. Please log in again."),
     "login-required": ("info", "Log in to download the file you opened; the download starts right after."),
     "no-account": (
         "warning",
@@ -79,6 +80,6 @@ def _oidc_buttons() -> None:
         label = "Log in" if provider is None else f"Log in with {provider.replace('_', ' ').title()}"
         if st.button(label, key=f"oidc-{provider or 'default'}", type="primary", width="stretch"):
             st.login(provider) if provider else st.login()
-    if st.session_state.get("_auth_source") is None and st.user.is_logged_in:
-        if st.button("Log out of the identity provider", width="stretch"):
-            st.logout()
+    if (st.session_state.get("_auth_source") is None and st.user.is_logged_in
+            and st.button("Log out of the identity provider", width="stretch")):
+        st.logout()

@@ -211,7 +211,7 @@ def touch() -> None:
 def pending_redirect() -> tuple[str, str] | None:
     """(method, URL) the browser must go to now (sign-in ticket, login nonce or logout), consumed once."""
     pending = st.session_state.pop(_REDIRECT_KEY, None)
-    return tuple(pending) if pending else None  # type: ignore[return-value]
+    return tuple(pending) if pending else None
 
 
 def redirect_browser(url: str, method: str = "GET") -> None:

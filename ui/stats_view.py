@@ -15,6 +15,7 @@ import streamlit as st
 
 from exporthub import charts
 from exporthub.errors import ExporthubError, InvalidVariable
+from exporthub.jobs import JobService
 from exporthub.stats import (
     DIMENSIONS,
     GRANULARITIES,
@@ -142,7 +143,7 @@ def chart_grid(specs: list[charts.ChartSpec]) -> None:
 
 
 def start_job(
-    service: Any, username: str, project: str, export_type: str, values: Mapping[str, Any], *, what: str
+    service: JobService, username: str, project: str, export_type: str, values: Mapping[str, Any], *, what: str
 ) -> None:
     """Start an export; say which job started, or show the refusal in plain words."""
     try:
@@ -153,7 +154,7 @@ def start_job(
     st.success(f"{what} started as job #{job.id}. [Follow it in the job details](/job?job={job.id}).")
 
 
-def report_controls(service: Any, username: str, project: str, view: View) -> None:
+def report_controls(service: JobService, username: str, project: str, view: View) -> None:
     """ "Generate report from this view": the statistics export with exactly these filters."""
     cols = st.columns([2, 3, 5])
     fmt = cols[0].selectbox(
@@ -195,7 +196,7 @@ def explore_controls() -> ExploreSpec | None:
         return None
 
 
-def explore_export(service: Any, username: str, project: str, view: View, spec: ExploreSpec) -> None:
+def explore_export(service: JobService, username: str, project: str, view: View, spec: ExploreSpec) -> None:
     """ "Export this view": the hidden ``explore`` export with this measure, dimensions and filters."""
     cols = st.columns([2, 3, 5])
     fmt = cols[0].selectbox(

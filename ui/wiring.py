@@ -37,7 +37,9 @@ def services() -> JobService:
     with _services_lock:
         service = _services.get(current)
         if service is None:
-            service = JobService(get_database(current), current, make_dispatcher())
+            from exporters import REGISTRY  # the edge hands the domain its plugins
+
+            service = JobService(get_database(current), current, make_dispatcher(), registry=REGISTRY)
             _services[current] = service
         return service
 

@@ -5,8 +5,8 @@ out who the request is (an API token, else a login session), sends a browser wit
 in first, streams the granted file from the file store in chunks (never the whole file in memory)
 and writes safe headers. Streaming rather than redirecting to a presigned object-store URL: pyarrow's
 file systems cannot presign, and a presigned URL works for whoever holds it, while a link here works
-only for its own user, is checked on every use and is counted and audited. A refusal answers 403 or 404 with a fixed sentence; why it
-was refused is in the audit trail, not in the answer.
+only for its own user, is checked on every use and is counted and audited. A refusal answers 403 or 404
+with a fixed sentence; why it was refused is in the audit trail, not in the answer.
 """
 
 from __future__ import annotations
@@ -167,7 +167,8 @@ async def download(request: Request) -> Response:
         "Content-Disposition": content_disposition(grant.filename),
         "Content-Length": str(grant.size),
     }
-    return StreamingResponse(_stream(fh, grant.size, grant.sha256), media_type=media_type(grant.content_type), headers=headers)
+    body = _stream(fh, grant.size, grant.sha256)
+    return StreamingResponse(body, media_type=media_type(grant.content_type), headers=headers)
 
 
 PATH_PREFIX = "/download/"

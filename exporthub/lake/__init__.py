@@ -17,12 +17,12 @@ from pathlib import Path
 from sqlalchemy import update
 
 from exporthub.db import Database
+from exporthub.errors import LakeUnreadable
 from exporthub.lake.commit import append_rows
 from exporthub.lake.schemas import ID_COLUMNS, SCHEMAS, TABLES, conform
 from exporthub.lake.snapshot import (
     DataFileRef,
     LakeSnapshot,
-    LakeUnreadable,
     TableSnapshot,
     connect,
     current_ids,
@@ -34,9 +34,9 @@ from exporthub.lake.snapshot import (
 )
 
 __all__ = [
-    "ID_COLUMNS", "SCHEMAS", "append_rows", "TABLES", "DataFileRef", "LakeSnapshot", "LakeUnreadable", "TableSnapshot",
-    "conform", "connect", "current_ids", "data_version", "version_of", "fsync_dir", "open_project", "record_job_snapshot",
-    "register_files", "snapshot",
+    "ID_COLUMNS", "SCHEMAS", "append_rows", "TABLES", "DataFileRef", "LakeSnapshot", "LakeUnreadable",
+    "TableSnapshot", "conform", "connect", "current_ids", "data_version", "version_of", "fsync_dir", "open_project",
+    "record_job_snapshot", "register_files", "snapshot",
 ]
 
 

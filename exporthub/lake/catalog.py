@@ -12,15 +12,14 @@ pyiceberg's own engine would do neither and fail with "database is locked" next 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
-
-from typing import TYPE_CHECKING
 
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, TableAlreadyExistsError
 from sqlalchemy import Engine
@@ -48,7 +47,7 @@ def _read_only() -> Iterator[None]:
         _reading.reset(token)
 
 
-def _catalog_class() -> type[SqlCatalog]:
+def _catalog_class() -> Callable[..., SqlCatalog]:
     """:class:`ExporthubCatalog`, defined on first use (pyiceberg's catalog and table modules are heavy)."""
     global _CATALOG_CLASS
     if _CATALOG_CLASS is None:
@@ -64,8 +63,8 @@ def _catalog_class() -> type[SqlCatalog]:
                 self._db = db
                 self._schema_version = "v1"  # the schema migration 0005 creates
 
-            @property  # type: ignore[override]
-            def engine(self) -> Engine:
+            @property
+            def engine(self) -> Engine:  # type: ignore[override]  # ours: the read or the write engine
                 return self._db.read_engine if _reading.get() else self._db.engine
 
             def load_table(self, identifier: str | Identifier) -> Table:
@@ -88,7 +87,7 @@ def _catalog_class() -> type[SqlCatalog]:
     return _CATALOG_CLASS
 
 
-_CATALOG_CLASS: type[SqlCatalog] | None = None
+_CATALOG_CLASS: Callable[..., SqlCatalog] | None = None
 _catalogs: weakref.WeakKeyDictionary[Database, dict[str, SqlCatalog]] = weakref.WeakKeyDictionary()
 _catalogs_lock = threading.Lock()
 
@@ -165,10 +164,8 @@ def ensure_table(settings: Settings, slug: str, table: str) -> Table:
     if existing is not None:
         return existing
     catalog = get_catalog(settings)
-    try:
+    with contextlib.suppress(NamespaceAlreadyExistsError):
         catalog.create_namespace(slug)
-    except NamespaceAlreadyExistsError:
-        pass
     try:
         return catalog.create_table(
             identifier(slug, table), schema=SCHEMAS[table],
@@ -205,10 +202,8 @@ def drop_project(settings: Settings, slug: str) -> None:
     catalog = get_catalog(settings)
     if catalog.namespace_exists(slug):
         for ident in catalog.list_tables(slug):
-            try:
+            with contextlib.suppress(NoSuchTableError):
                 catalog.drop_table(ident)
-            except NoSuchTableError:
-                pass
         catalog.drop_namespace(slug)
     delete_tree(settings, project_location(settings, slug))
 

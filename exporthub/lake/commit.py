@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
 
-from exporthub.errors import ExporthubError
+from exporthub.errors import LakeConflict
 from exporthub.lake.schemas import ROWS_PER_FILE, conform
 from exporthub.settings import Settings
 
@@ -38,10 +38,6 @@ T = TypeVar("T")
 ACTION_PROPERTY = "exporthub.action"
 
 
-class LakeConflict(ExporthubError):
-    """Another writer committed to the same table first; nothing of this attempt was published."""
-
-
 def _rewrite_files_class() -> type:
     """A producer of ``replace`` snapshots: files removed and added without changing the rows.
 
@@ -52,7 +48,7 @@ def _rewrite_files_class() -> type:
     from pyiceberg.table.update.snapshot import _OverwriteFiles
 
     class _RewriteFiles(_OverwriteFiles):
-        def _summary(self, snapshot_properties: dict[str, str] | None = None) -> Summary:  # type: ignore[override]
+        def _summary(self, snapshot_properties: dict[str, str] | None = None) -> Summary:
             self._operation = Operation.OVERWRITE
             try:
                 summary = super()._summary(snapshot_properties or {})

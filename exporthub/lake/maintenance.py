@@ -27,6 +27,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Operation, Snapshot
 from sqlalchemy import select
@@ -110,7 +111,7 @@ def needed_snapshots(db: Database, slug: str) -> dict[str, set[int]]:
         for sid in s.scalars(select(ExportSession.snapshot_id).where(
             ExportSession.project_id == project_id, ExportSession.snapshot_id.is_not(None)
         ).distinct()):
-            needed["scans"].add(int(sid))
+            needed["scans"].add(int(sid or 0))  # never 0: the query keeps only set ids
     return needed
 
 
@@ -150,7 +151,8 @@ def compact_table(settings: Settings, slug: str, name: str) -> tuple[int, int, i
             return len(snap.files), len(snap.files), 0
         fs = None if settings.lake_is_local else filesystem(settings)
         con = connect(settings)
-        removed, rows, chunks = [], 0, []
+        removed: list[DataFile] = []
+        rows, chunks = 0, []
         try:
             for i, group in enumerate(groups):
                 register_files(con, f"_bin{i}", name, [fs_path(f.location) for f in group], fs)

@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from exporthub.errors import ExporthubError
+from exporthub.errors import LakeMigrationFailed
 from exporthub.lake.catalog import drop_project, ensure_table, has_data
 from exporthub.lake.commit import commit, write_data_files
 from exporthub.lake.schemas import ID_COLUMNS, SCHEMAS, TABLES
@@ -32,10 +32,6 @@ from exporthub.settings import Settings
 LEGACY_DIR = ".pre-iceberg"
 _PART_GLOB = "part-*.parquet"
 _REPLACES = ".replaces"
-
-
-class LakeMigrationFailed(ExporthubError):
-    """The part-file lake could not be converted; it was left as it was."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +115,8 @@ def migrate_project(settings: Settings, slug: str) -> MigrationReport:
             for table in TABLES:
                 # Old readers went by name, and a compaction's part sorted after newer ones; the lake
                 # keeps tables in id order, so the parts go in by their lowest id.
-                live = sorted(live_parts(moved / table), key=lambda p, t=table: (_lowest_id(p, t), p.name))
+                by_id = sorted((_lowest_id(p, table), p.name, p) for p in live_parts(moved / table))
+                live = [p for _, _, p in by_id]
                 parts[table] = len(live)
                 expected[table] = _fingerprint(con, _listing(live), table) if live else (0, 0)
                 target = ensure_table(settings, slug, table)

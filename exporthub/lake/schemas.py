@@ -57,6 +57,10 @@ SCHEMAS: dict[str, pa.Schema] = {
     ),
 }
 
+# The values a text column allows (the importer checks them; the demo and the statistics use them).
+SESSION_KINDS: tuple[str, ...] = ("count", "recount", "audit")
+COST_CATEGORIES: tuple[str, ...] = ("labor", "travel", "equipment", "other")
+
 # The id column of each table. Files are kept in id order (ids rise with ingestion), so a table's files
 # sorted by their lowest id, read one after the other, give its rows in id order without a sort.
 ID_COLUMNS: dict[str, str] = {

@@ -17,13 +17,11 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from exporthub.errors import ExporthubError, LakeDamaged
+from exporthub.errors import LakeDamaged, LakeUnreadable
 from exporthub.lake.catalog import filesystem, fs_path, load_table
 from exporthub.lake.schemas import ID_COLUMNS, SCHEMAS, TABLES
 from exporthub.settings import Settings
@@ -32,10 +30,6 @@ if TYPE_CHECKING:  # pyiceberg is imported where it is used: importing the expor
     import pyarrow.fs as pafs
     from pyiceberg.table import Table
     from pyiceberg.table.snapshots import Snapshot
-
-
-class LakeUnreadable(ExporthubError):
-    """The lake holds something this version cannot read (e.g. row-level delete files)."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +128,9 @@ def lowest_id(table: Table, data_file: Any, id_column: str) -> int | None:
 
     field_ = table.schema().find_field(id_column)
     raw = (data_file.lower_bounds or {}).get(field_.field_id)
+    from pyiceberg.types import PrimitiveType
+
+    assert isinstance(field_.field_type, PrimitiveType)  # id columns are integers
     return None if raw is None else int(from_bytes(field_.field_type, raw))
 
 

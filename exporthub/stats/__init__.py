@@ -8,10 +8,11 @@
 
 from __future__ import annotations
 
+from exporthub.lake.schemas import COST_CATEGORIES
 from exporthub.stats.cache import ResultCache
 from exporthub.stats.explore import DIMENSIONS, MEASURES, NO_DIMENSION, ExploreSpec, dimensions_for, explore
 from exporthub.stats.filters import Scope, StatsFilter
-from exporthub.stats.queries import COST_CATEGORIES, GRANULARITIES, PREVIEW_QUERIES, QUERIES
+from exporthub.stats.queries import GRANULARITIES, PREVIEW_QUERIES, QUERIES
 from exporthub.stats.service import FilterOptions, Preview, StatsResult, StatsService
 
 __all__ = [

@@ -28,9 +28,9 @@ import duckdb
 import pyarrow as pa
 
 from exporthub import figures
+from exporthub.lake.schemas import COST_CATEGORIES
 from exporthub.stats.filters import Scope, bind, bucket_of
 
-COST_CATEGORIES: tuple[str, ...] = ("labor", "travel", "equipment", "other")
 GRANULARITIES: tuple[str, ...] = ("day", "hour")
 
 # Session length buckets in minutes (upper bound exclusive; None = open ended).

@@ -19,10 +19,10 @@ import pyarrow as pa
 from sqlalchemy import select
 
 from exporthub import lake
-from exporthub.access import get_project, get_user, require
-from exporthub.context import users_table
+from exporthub.access import get_project, get_user, require, user_rows
+from exporthub.context import register_users
 from exporthub.db import Database
-from exporthub.models import Membership, User
+from exporthub.models import Membership
 from exporthub.permissions import Permission
 from exporthub.settings import Settings
 from exporthub.stats import options
@@ -70,7 +70,8 @@ class Preview:
     @property
     def headline(self) -> dict[str, Any]:
         """The headline figures: scans, items, active_users, sessions, hours, cost, cost_per_scan."""
-        return self.tables["headline"].to_pylist()[0]
+        headline: dict[str, Any] = self.tables["headline"].to_pylist()[0]
+        return headline
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,7 @@ class _Request:
         if self._con is None:
             self._con = lake.connect(self.settings)
             lake.snapshot(self.settings, self.slug, self.snapshot_ids).register(self._con)
-            self._con.register("_users_arrow", users_table(self.users))
-            self._con.execute("CREATE OR REPLACE VIEW users AS SELECT * FROM _users_arrow")
+            register_users(self._con, self.users)
         return self._con
 
     def close(self) -> None:
@@ -199,12 +199,7 @@ class StatsService:
             project = get_project(s, slug)
             require(s, get_user(s, username), project, Permission.VIEW)
             timezone = project.timezone
-            users = [
-                {"user_id": u.id, "username": u.username, "display_name": u.display_name, "email": u.email,
-                 "hourly_rate": u.hourly_rate, "active": u.active, "deleted_at": u.deleted_at,
-                 "can_log_in": u.password_hash is not None}
-                for u in s.scalars(select(User).order_by(User.id))
-            ]
+            users = user_rows(s)
             members = sorted(s.scalars(select(Membership.user_id).where(Membership.project_id == project.id)))
         # Names and memberships change what the results say (labels, the users filter's choices).
         fingerprint = "\n".join(f"{u['user_id']}:{u['username']}:{u['display_name']}:{u['deleted_at']}"
@@ -214,7 +209,8 @@ class StatsService:
         cutoff = datetime.now(UTC)
         ids = lake.current_ids(self.settings, slug)
         return _Request(settings=self.settings, slug=slug, timezone=timezone, users=users,
-                        users_version=users_version, snapshot_ids=ids, data_version=lake.version_of(slug, ids), cutoff=cutoff)
+                        users_version=users_version, snapshot_ids=ids, data_version=lake.version_of(slug, ids),
+                        cutoff=cutoff)
 
     def _named(self, request: _Request, scope: Scope, name: str, params: dict[str, Any]) -> StatsResult:
         key = ("query", name, scope.key(), tuple(sorted(params.items())))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from tests._lake import lake_files
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,7 +73,7 @@ def hub_env(data_dir: Path, **extra: str) -> dict[str, str]:
 @contextmanager
 def start_hub(data_dir: Path, env: dict[str, str], scans: int = DEMO_SCANS) -> Iterator[RunningHub]:
     """``exporthub demo`` then ``exporthub up`` (its worker included) on a free port; stopped on exit."""
-    exporthub = [sys.executable, "-m", "exporthub.cli"]
+    exporthub = [sys.executable, "-m", "cli"]
     subprocess.run([*exporthub, "demo", "--scans", str(scans)], env=env, cwd=REPO, check=True, capture_output=True)
     port = _free_port()
     log = (data_dir / "up.log").open("wb")

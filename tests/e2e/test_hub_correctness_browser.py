@@ -173,7 +173,7 @@ def _start_job_by_cli(hub: RunningHub, *extra: str) -> int:
 
     env = hub_env(hub.data_dir, PYTHONPATH=str(REPO))
     out = subprocess.run(
-        [sys.executable, "-m", "exporthub.cli", "export", "zones", "--project", "demo-open", "--user", "analyst",
+        [sys.executable, "-m", "cli", "export", "zones", "--project", "demo-open", "--user", "analyst",
          "--json", *extra], env=env, cwd=REPO, check=True, capture_output=True, text=True,
     ).stdout
     return int(json.loads(out)["job"]["id"])

@@ -28,7 +28,7 @@ SESSION_COOKIE = "exporthub_session"
 def _cli(hub: RunningHub, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTHUB_")}
     env["EXPORTHUB_DATA_DIR"] = str(hub.data_dir)
-    result = subprocess.run([sys.executable, "-m", "exporthub.cli", *args], env=env, cwd=REPO, input=stdin,
+    result = subprocess.run([sys.executable, "-m", "cli", *args], env=env, cwd=REPO, input=stdin,
                             capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     return result

@@ -33,7 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTHUB_")}
     env["EXPORTHUB_DATA_DIR"] = str(data)
     subprocess.run(
-        [sys.executable, "-m", "exporthub.cli", "demo", "--scans", "20000", "--anchor", "2026-11-20"],
+        [sys.executable, "-m", "cli", "demo", "--scans", "20000", "--anchor", "2026-11-20"],
         env=env,
         cwd=REPO,
         check=True,

@@ -13,14 +13,14 @@ import duckdb
 import pytest
 from sqlalchemy import func, select
 
-from exporthub.cli import main
+from cli import main
 from exporthub.db import Database
 from exporthub.errors import PermissionDenied
+from exporthub.lake.catalog import project_slugs
 from exporthub.models import AuditEvent, ExportSession, Job, Membership, Project, User
 from exporthub.passwords import hash_password
 from exporthub.restore import BackupCorrupted, RestoreRefused, restore_backup
 from exporthub.states import JobStatus
-from exporthub.lake.catalog import project_slugs
 from tests._lake import lake_files, lake_sql
 
 
@@ -94,7 +94,8 @@ def test_backup_holds_the_lake_and_metadata_with_checksums(demo_hub):
     assert all("password" not in key for u in users for key in u)
     assert (
         manifest["lake_rows"]["scans"]
-        == duckdb.connect().execute(f"SELECT count(*) FROM {lake_sql(demo_hub.settings, 'demo-open', 'scans')}").fetchone()[0]
+        == duckdb.connect().execute(
+            f"SELECT count(*) FROM {lake_sql(demo_hub.settings, 'demo-open', 'scans')}").fetchone()[0]
     )
     assert [j["export_type"] for j in jobs] == ["backup"] and jobs[0]["status"] == "running"
 

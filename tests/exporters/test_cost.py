@@ -9,8 +9,8 @@ from pypdf import PdfReader
 from python_calamine import CalamineWorkbook
 
 from exporthub.errors import PermissionDenied
-from tests.exporters._support import completed_job
 from tests._lake import lake_sql
+from tests.exporters._support import completed_job
 
 CATEGORIES = ("labor", "travel", "equipment", "other")
 

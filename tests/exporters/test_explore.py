@@ -11,8 +11,8 @@ import pytest
 from exporthub.errors import InvalidVariable, PermissionDenied
 from exporthub.models import AuditEvent
 from exporthub.stats import ExploreSpec, ResultCache, StatsFilter, StatsService
-from tests.exporters._support import completed_job
 from tests._lake import lake_sql
+from tests.exporters._support import completed_job
 
 
 def lake(hub, table: str) -> str:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from cli import main
 from exporters import REGISTRY
 from exporters.registry import Registry
-from exporthub.cli import main
 from exporthub.errors import InvalidVariable, JobAlreadyRunning, NotFound, ProjectNotClosed
 from exporthub.export_config import load_config
 from exporthub.jobs import JobService
@@ -172,7 +173,8 @@ def test_cli_inline_as_each_role_allows(demo_hub, capsys, slug, user, code, mess
         job = json.loads(out)["job"]
         assert job["status"] == "completed"
         (index,) = [f for f in job["files"] if f["name"] == "index.json"]
-        names = sorted(e["name"].split(".", 1)[1] for e in json.loads(open(index["path"]).read())["files"])
+        entries = json.loads(Path(index["path"]).read_text())["files"]
+        names = sorted(e["name"].split(".", 1)[1] for e in entries)
         assert names == ["about.json", "about.json", "csv", "csv"]  # each child's csv and its sidecar
         assert len(job["files"]) == 5
 
@@ -206,7 +208,7 @@ def test_cancelling_the_last_unfinished_child_fails_the_parent_at_once(demo_hub)
     parent = service.start("manager", "demo-closed", "publish", {"reports": REPORTS})
     children = [c.id for c in service.get("manager", parent.id).children]
     for child_id in children[:-1]:
-        run_job(demo_hub.db, demo_hub.settings, child_id, dispatcher=demo_hub.dispatcher)
+        run_job(demo_hub.db, demo_hub.settings, child_id, dispatcher=demo_hub.dispatcher, registry=REGISTRY)
     service.cancel("manager", children[-1])
     after = service.get("manager", parent.id)
     assert after.status is JobStatus.FAILED and "cancelled" in after.error

@@ -61,11 +61,13 @@ def test_xlsx_matches_the_lake_with_typed_cells(demo_hub):
 def test_filters_zones_and_deleted(demo_hub):
     con = duckdb.connect()
     zones = con.execute(
-        f"SELECT zone_id, code FROM {lake_sql(demo_hub.settings, 'demo-open', 'zones')} WHERE NOT deleted ORDER BY code LIMIT 2"
+        f"SELECT zone_id, code FROM {lake_sql(demo_hub.settings, 'demo-open', 'zones')} "
+        "WHERE NOT deleted ORDER BY code LIMIT 2"
     ).fetchall()
     job = run_export(demo_hub, {"format": "parquet", "zones": [c for _, c in zones], "includeDeleted": True})
     got = con.execute(
-        f"SELECT count(*), sum(quantity), sum(scan_id), count(*) FILTER (deleted) FROM read_parquet('{data_file(job, 'parquet')}')"
+        "SELECT count(*), sum(quantity), sum(scan_id), count(*) FILTER (deleted) "
+        f"FROM read_parquet('{data_file(job, 'parquet')}')"
     ).fetchone()
     ids = ",".join(str(z) for z, _ in zones)
     assert tuple(int(x) for x in got[:3]) == expected(demo_hub, f"zone_id IN ({ids})")
@@ -127,7 +129,8 @@ def test_late_upload_is_new_for_incremental_export(demo_hub):
     run_export(demo_hub, {"format": "csv"}, user="manager")
     con = duckdb.connect()
     zone_id, session_id, user_id, max_id = con.execute(
-        f"SELECT zone_id, session_id, user_id, (SELECT max(scan_id) FROM {lake_sql(demo_hub.settings, 'demo-open', 'scans')}) "
+        "SELECT zone_id, session_id, user_id, "
+        f"(SELECT max(scan_id) FROM {lake_sql(demo_hub.settings, 'demo-open', 'scans')}) "
         f"FROM {lake_sql(demo_hub.settings, 'demo-open', 'scans')} WHERE NOT deleted LIMIT 1"
     ).fetchone()
     old_time = datetime(2026, 10, 1, 9, 0, tzinfo=ZoneInfo("UTC"))

@@ -10,7 +10,7 @@ import duckdb
 import openpyxl
 import pytest
 
-from exporthub.cli import main
+from cli import main
 from tests.exporters._support import completed_job, data_file, parts
 
 

@@ -10,8 +10,8 @@ from pypdf import PdfReader
 from exporthub import charts
 from exporthub.errors import PermissionDenied
 from exporthub.stats import ResultCache, StatsFilter, StatsService
-from tests.exporters._support import completed_job
 from tests._lake import lake_sql
+from tests.exporters._support import completed_job
 
 
 def lake(hub, table: str, slug: str = "demo-open") -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -11,7 +12,7 @@ import openpyxl
 import pytest
 from sqlalchemy import select
 
-from exporthub.cli import main
+from cli import main
 from exporthub.models import Membership, Project, User
 from tests.exporters._support import completed_job, data_file, parts
 
@@ -252,7 +253,7 @@ def test_cli_inline_as_each_role_allows(demo_hub, capsys, slug, user, code):
         job = json.loads(out)["job"]
         assert job["status"] == "completed"
         (csv,) = [f["path"] for f in job["files"] if f["name"].endswith(".csv")]
-        raw = open(csv, "rb").read()
+        raw = Path(csv).read_bytes()
         assert raw.startswith(b"\xef\xbb\xbf") and b";" in raw.splitlines()[0]
     else:
         assert json.loads(out)["error"]["message"] == "Permission denied"  # --json: refusals are JSON

@@ -11,10 +11,9 @@ import openpyxl
 import pytest
 from sqlalchemy import select
 
-from exporthub.cli import main
+from cli import main
 from exporthub.models import ExportSession
 from tests.exporters._support import completed_job, data_file, parts
-
 
 run_export = completed_job
 

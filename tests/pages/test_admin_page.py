@@ -12,9 +12,9 @@ from streamlit.testing.v1 import AppTest
 from exporthub.models import AuditEvent, Project, User
 from exporthub.passwords import verify_password
 from exporthub.permissions import ROLES
-from tests.pages.conftest import plain, shown
 from tests import _handmade as hm
 from tests._lake import lake_files
+from tests.pages.conftest import plain, shown
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "admin.py")
 SLUG = "demo-open"

@@ -12,16 +12,18 @@ import duckdb
 import pytest
 from sqlalchemy import select
 
+from exporters import REGISTRY
 from exporters.registry import Estimate
+from exporthub.excel import split_warning
 from exporthub.export_config import parse_config
 from exporthub.jobs import JobService
 from exporthub.models import Job
 from exporthub.states import JobStatus
+from tests._lake import lake_sql
 from tests.pages.conftest import ROLES, labels, open_app, page_links, shown, texts
 from ui import forms
 from ui import hub as ui_hub
 from ui import session as ui_session
-from tests._lake import lake_sql
 
 STARTERS = {"admin", "manager", "analyst"}
 
@@ -86,7 +88,7 @@ def test_card_shows_the_latest_job_status(app_hub):
 
 def test_card_of_a_scheduled_job_says_when_it_runs(app_hub):
     at_time = datetime(2099, 1, 2, 7, 30, tzinfo=UTC)
-    JobService(app_hub.db, app_hub.settings, app_hub.dispatcher).start(
+    JobService(app_hub.db, app_hub.settings, app_hub.dispatcher, registry=REGISTRY).start(
         "analyst", "demo-open", "scans", {"format": "csv"}, run_at=at_time
     )
     at = open_app("viewer", project="demo-open")
@@ -540,7 +542,8 @@ def test_project_must_be_closed_is_explained_up_front_and_refused(app_hub, run_f
     from dataclasses import replace
 
     config["scans"] = replace(config["scans"], allow_when_project_not_closed=False)
-    ui_session.use_services(JobService(app_hub.db, app_hub.settings, app_hub.dispatcher, config=config))
+    ui_session.use_services(JobService(app_hub.db, app_hub.settings, app_hub.dispatcher, registry=REGISTRY,
+                                       config=config))
     at = run_function(_dialog, "analyst", "demo-open", kwargs={"export_type": "scans"})
     assert "Project must be closed before this export can run." in texts(at)
     at.button(key="export-scans-generate").click().run()
@@ -559,10 +562,13 @@ def test_excel_row_limit_warning_suggests_csv_or_parquet():
     (warning,) = text.warnings
     assert "1,048,575" in warning and "CSV or Parquet" in warning
     assert forms.describe_estimate(big, {"format": "csv"}).warnings == ()
-    own = Estimate(rows=2_000_000, approx_bytes=1, warnings=("Excel limit passed: split across sheets",))
-    assert forms.describe_estimate(own, {"format": "xlsx"}).warnings == (
-        "Excel limit passed: split across sheets",
-    )
+    # The exporter's own split warning (the same words, from exporthub.excel) is not repeated; another
+    # warning that merely mentions Excel does not hide it.
+    own = Estimate(rows=2_000_000, approx_bytes=1, warnings=(split_warning(2_000_000),))
+    assert forms.describe_estimate(own, {"format": "xlsx"}).warnings == (split_warning(2_000_000),)
+    other = Estimate(rows=2_000_000, approx_bytes=1, warnings=("Excel shows dates in the local time",))
+    assert forms.describe_estimate(other, {"format": "xlsx"}).warnings == (
+        "Excel shows dates in the local time", split_warning(2_000_000))
     assert forms.describe_estimate(None, {}) is None
 
 

@@ -131,7 +131,8 @@ def test_the_login_page_welcome_shows_a_hostile_display_name_as_text(hostile, mo
     from exporthub import tickets
     from ui import login_session
 
-    monkeypatch.setattr(login_session, "browser_cookie", lambda name: "n" * 43 if name == tickets.NONCE_COOKIE else None)
+    monkeypatch.setattr(login_session, "browser_cookie",
+                        lambda name: "n" * 43 if name == tickets.NONCE_COOKIE else None)
     at = open_app()
     at.text_input[0].input(USERNAME)
     at.text_input[1].input("mallory-password")

@@ -4,14 +4,13 @@ the actions, for each demo role."""
 from __future__ import annotations
 
 from pathlib import Path
-
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from exporthub.states import JobStatus
-from tests.pages.conftest import ROLES, labels, open_app, page_links, plain, shown, texts
 from tests._lake import lake_files
+from tests.pages.conftest import ROLES, labels, open_app, page_links, plain, shown, texts
 
 
 def _details(username: str, job_id: int | None, project: str = "demo-open"):

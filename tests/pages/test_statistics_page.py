@@ -11,8 +11,8 @@ from streamlit.testing.v1 import AppTest
 import ui.session
 from exporthub.errors import PermissionDenied
 from exporthub.stats import StatsFilter, StatsService
-from tests.pages.conftest import shown
 from tests._lake import lake_sql
+from tests.pages.conftest import shown
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "statistics.py")
 

@@ -22,9 +22,10 @@ def main(action: str, ids: list[int]) -> None:
 
         print("reaped", reap_stale(db, settings, NullDispatcher()))
         return
+    from exporters import REGISTRY
     from exporthub.jobs import JobService
 
-    service = JobService(db, settings, NullDispatcher())
+    service = JobService(db, settings, NullDispatcher(), registry=REGISTRY)
     for job_id in ids:
         try:
             view = service.cancel("ops", job_id)

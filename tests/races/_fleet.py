@@ -99,7 +99,7 @@ class Fleet:
     def worker(self, name: str, *, skew: str | None = None, **extra: str) -> subprocess.Popen[bytes]:
         """Start ``exporthub worker`` (under ``faketime`` when ``skew`` is given, e.g. ``"+90s"``)."""
         env = dict(self.env, **{f"EXPORTHUB_{k}": v for k, v in extra.items()})
-        command = [sys.executable, "-m", "exporthub.cli", "worker"]
+        command = [sys.executable, "-m", "cli", "worker"]
         if skew is not None:
             # A host whose wall clock is off: its monotonic clock (timeouts, waits) runs true, as on a real
             # machine whose NTP is wrong; faking both makes every timed wait last the offset instead.
@@ -117,7 +117,7 @@ class Fleet:
 
     def cli(self, *args: str, env: dict[str, str] | None = None, stdin: str | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "exporthub.cli", *args], env=env or self.env, cwd=REPO,
+        return subprocess.run([sys.executable, "-m", "cli", *args], env=env or self.env, cwd=REPO,
                               input=stdin, capture_output=True, text=True, timeout=timeout)
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
@@ -209,8 +209,9 @@ class Fleet:
                 assert len([m for m in finals if m.startswith("Completed")]) == 1, (job_id, finals)
             else:
                 assert rows[job_id] == [] and sessions.get(job_id) is None, (job_id, job.status)
-                wait_for(lambda: not [p for p in (files_root / job.project.slug / "slow" / str(job_id)).glob("*")
-                                      if p.is_file()], 10, f"files of job {job_id} ({job.status}) stayed on disk")
+                folder = files_root / job.project.slug / "slow" / str(job_id)
+                wait_for(lambda folder=folder: not [p for p in folder.glob("*") if p.is_file()], 10,
+                         f"files of job {job_id} ({job.status}) stayed on disk")
         return jobs
 
 
@@ -252,9 +253,10 @@ def open_fleet(tmp: Path, backend: Backend, monkeypatch: Any, **extra: str) -> I
     """The instance: migrated, an admin, this process wired to the same database and queue."""
     from exporters import REGISTRY
     from exporters.registry import Registry
-    from exporthub.accounts import SystemActor, initialize
+    from exporthub.accounts import SystemActor
     from exporthub.db import get_database
     from exporthub.export_config import load_config
+    from exporthub.first_run import initialize
     from exporthub.jobs import JobService
     from tests._slow_exporter import EXPORTER as SLOW
 

@@ -196,7 +196,7 @@ def test_retention_runs_once_per_period_across_workers(fleet: Fleet) -> None:
         fleet.stop(name)
     with fleet.db.write() as s:
         s.execute(update(Job).where(Job.id.in_(jobs[8:])).values(finished_at=datetime.now(UTC) - timedelta(days=90)))
-    crowd = [subprocess.Popen([sys.executable, "-m", "exporthub.cli", "cleanup", "--json"], env=fleet.env, cwd=REPO,
+    crowd = [subprocess.Popen([sys.executable, "-m", "cli", "cleanup", "--json"], env=fleet.env, cwd=REPO,
                               stdout=subprocess.PIPE, text=True) for _ in range(3)]
     removed = [json.loads(p.communicate(timeout=120)[0])["jobs"] for p in crowd]
     assert sorted(j for r in removed for j in r) == sorted(jobs[8:])

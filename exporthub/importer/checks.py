@@ -1,279 +1,35 @@
-"""Import csv or parquet files into a project's lake table, all or nothing.
-
-The file contract (the README documents the same, table by table) is :data:`CONTRACT`:
-
-* csv files are UTF-8 with a header row; parquet files have the same column names;
-* times are ISO 8601 with an offset (``2026-11-02T08:15:00+01:00`` or ``...Z``); parquet may use
-  timestamps with a timezone instead; a time without an offset is refused, since it is ambiguous;
-* booleans are ``true`` or ``false``; an empty cell is null; whole numbers have no decimal point;
-* ``user`` is a username; a file may give ``user_id`` (the hub's numeric id) instead;
-* ``scan_id`` may be left out or empty: such scans get ids after the highest one in the project;
-  ``deleted`` may be left out (then false).
-
-What an import guarantees:
-
-* **Validated first, written once.** Every file is parsed and checked (columns, types, allowed
-  values, ids that refer to existing zones, sessions and users, unique ids) before anything is
-  written. A refusal (:class:`ImportRefused`) names the file, the row (1 = the first row after the
-  header) and the column of each problem, and nothing changes.
-* **Atomic.** All files of one import become one Iceberg commit (:mod:`exporthub.lake.commit`);
-  ``replace`` (zones and costs only) is an overwrite of the whole table in that commit.
-* **Concurrent imports** into one project are settled by the catalog's optimistic commit: the checks
-  run against one snapshot, and the commit only lands if the table is still at that snapshot. When
-  another import committed first, the whole import is checked again against the new snapshot (ids,
-  duplicates and references depend on it) and retried a few times, else refused; never a lost or
-  doubled row.
-* **Scan ids follow file order**: id order = the order rows are stored = the order of the files and
-  their rows. A missing ``scan_id`` is the previous row's id + 1 (the first continues after the
-  project's highest); a given one must be above the previous row's id.
-* **Duplicates.** A row whose id is in the lake already with the same values, or a scan with the same
-  zone, session, user, barcode, quantity, time and device as one in the lake (or earlier in the same
-  import), is a duplicate. By default duplicates refuse the import; with ``skip_duplicates`` they are
-  left out and counted in the report. A row whose id exists with *other* values is always refused:
-  imports append, they never edit.
-"""
+"""The checks of one import over one DuckDB connection: header and types, users, ids and duplicates,
+references. Every problem is collected (up to :data:`~exporthub.importer.contract.MAX_PROBLEMS`) and
+refused together, with its file, row and column."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import duckdb
 import pyarrow as pa
-from sqlalchemy import select
 
-from exporthub import audit, lake
-from exporthub.access import get_project
-from exporthub.accounts import Actor, InvalidValue, actor_name, authorize
-from exporthub.lake.catalog import ensure_table
-from exporthub.lake.commit import LakeConflict, commit, live_data_files, with_retries, write_data_files
-from exporthub.db import Database
-from exporthub.errors import ExporthubError, InvalidTransition
-from exporthub.import_reading import ImportFile, ImportRefused, Problem, read_raw
-from exporthub.models import User
-from exporthub.settings import Settings
-from exporthub.states import ProjectStatus
-
-MAX_PROBLEMS = 50
-_PER_CHECK = 10
-
-
-class Kind(StrEnum):
-    INT32 = "int32"
-    INT64 = "int64"
-    FLOAT = "float"
-    BOOL = "bool"
-    TIMESTAMP = "timestamp"
-    DATE = "date"
-    STRING = "string"
-
-
-@dataclass(frozen=True)
-class ImportColumn:
-    """One column of an import file. ``name`` is the lake column; ``user_id`` is given as ``user``."""
-
-    name: str
-    kind: Kind
-    nullable: bool = False
-    optional: bool = False  # the file may leave the column out
-    choices: tuple[str, ...] = ()
-    minimum: int | None = None  # the smallest allowed value of a whole-number column
-
-
-SESSION_KINDS = ("count", "recount", "audit")
-COST_CATEGORIES = ("labor", "travel", "equipment", "other")
-
-C = ImportColumn
-CONTRACT: dict[str, tuple[ImportColumn, ...]] = {
-    "zones": (
-        C("zone_id", Kind.INT32),
-        C("code", Kind.STRING),
-        C("name", Kind.STRING),
-        C("area", Kind.STRING, nullable=True),
-        C("parent_zone_id", Kind.INT32, nullable=True),
-        C("expected_items", Kind.INT32, nullable=True),
-        C("deleted", Kind.BOOL, optional=True),
-    ),
-    "zone_sessions": (
-        C("session_id", Kind.INT64),
-        C("zone_id", Kind.INT32),
-        C("user_id", Kind.INT32),
-        C("kind", Kind.STRING, choices=SESSION_KINDS),
-        C("started_at", Kind.TIMESTAMP),
-        C("ended_at", Kind.TIMESTAMP, nullable=True),
-        C("deleted", Kind.BOOL, optional=True),
-    ),
-    "scans": (
-        C("scan_id", Kind.INT64, nullable=True, optional=True),
-        C("zone_id", Kind.INT32),
-        C("session_id", Kind.INT64),
-        C("user_id", Kind.INT32),
-        C("barcode", Kind.STRING),
-        C("quantity", Kind.INT32, minimum=1),
-        C("scanned_at", Kind.TIMESTAMP),
-        C("device", Kind.STRING, nullable=True),
-        C("deleted", Kind.BOOL, optional=True),
-    ),
-    "costs": (
-        C("cost_id", Kind.INT64),
-        C("user_id", Kind.INT32, nullable=True),
-        C("zone_id", Kind.INT32, nullable=True),
-        C("date", Kind.DATE),
-        C("category", Kind.STRING, choices=COST_CATEGORIES),
-        C("hours", Kind.FLOAT, nullable=True),
-        C("rate", Kind.FLOAT, nullable=True),
-        C("amount", Kind.FLOAT),
-    ),
-}
-del C
-REPLACEABLE: frozenset[str] = frozenset({"zones", "costs"})
-ID_COLUMN: dict[str, str] = {
-    "zones": "zone_id",
-    "zone_sessions": "session_id",
-    "scans": "scan_id",
-    "costs": "cost_id",
-}
-# A scan is "the same scan" when all of these match (scan ids differ between systems).
-SCAN_KEY = ("zone_id", "session_id", "user_id", "barcode", "quantity", "scanned_at", "device")
-
-# ISO 8601 date and time (seconds and fractions optional) that must end in an offset.
-_TS_RE = (
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
-    r"([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)"
+from exporthub import lake
+from exporthub.errors import ImportRefused
+from exporthub.importer.contract import CONTRACT, MAX_PROBLEMS, REPLACEABLE, SCAN_KEY, ImportColumn, Kind, file_columns
+from exporthub.importer.read import (
+    _EXPECT,
+    _PER_CHECK,
+    ImportFile,
+    Problem,
+    _blank,
+    _conversion,
+    _q,
+    _sql_type,
+    read_raw,
 )
-_FLOAT_RE = r"[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
-_EXPECT: dict[Kind, str] = {
-    Kind.INT32: "a whole number (at most 2147483647)",
-    Kind.INT64: "a whole number",
-    Kind.FLOAT: "a number such as 12.5",
-    Kind.BOOL: "true or false",
-    Kind.TIMESTAMP: "a time in ISO 8601 with an offset, such as 2026-11-02T08:15:00+01:00",
-    Kind.DATE: "a date such as 2026-11-02",
-    Kind.STRING: "text",
-}
+from exporthub.lake.schemas import ID_COLUMNS
+from exporthub.settings import Settings
 
 
-def file_columns(table: str) -> list[str]:
-    """The column names an import file of ``table`` uses (``user`` standing for ``user_id``)."""
-    return ["user" if c.name == "user_id" else c.name for c in CONTRACT[table]]
-
-
-# ---------------------------------------------------------------------- results and refusals
-
-
-@dataclass(frozen=True)
-class ImportReport:
-    project: str
-    table: str
-    files: tuple[str, ...]
-    rows_read: int
-    rows_imported: int
-    duplicates_skipped: int
-    replaced: bool
-    files_replaced: int = 0
-    snapshot_id: int | None = None  # the Iceberg snapshot the import committed (None: nothing to write)
-    first_id: int | None = None  # of the imported rows (for scans: the scan id range)
-    last_id: int | None = None
-    rows_per_file: dict[str, int] = field(default_factory=dict)
-
-    def summary(self) -> str:
-        text = f"{self.rows_imported:,} of {self.rows_read:,} rows imported into {self.project}/{self.table}"
-        if self.duplicates_skipped:
-            text += f", {self.duplicates_skipped:,} duplicates skipped"
-        if self.replaced:
-            text += f", replacing the previous {self.table} ({self.files_replaced} data files replaced)"
-        if self.first_id is not None:
-            text += f"; ids {self.first_id}..{self.last_id}"
-        return text
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "project": self.project,
-            "table": self.table,
-            "files": list(self.files),
-            "rows_read": self.rows_read,
-            "rows_imported": self.rows_imported,
-            "duplicates_skipped": self.duplicates_skipped,
-            "replaced": self.replaced,
-            "files_replaced": self.files_replaced,
-            "snapshot_id": self.snapshot_id,
-            "first_id": self.first_id,
-            "last_id": self.last_id,
-            "rows_per_file": dict(self.rows_per_file),
-        }
-
-
-# ---------------------------------------------------------------------- entry point
-
-
-def import_files(
-    db: Database,
-    settings: Settings,
-    actor: Actor,
-    project_slug: str,
-    table: str,
-    files: Sequence[ImportFile],
-    *,
-    replace: bool = False,
-    skip_duplicates: bool = False,
-) -> ImportReport:
-    """Validate ``files`` and append them to ``table`` of the project (or replace it whole).
-
-    Raises :class:`PermissionDenied` (not a global admin), :class:`NotFound`, :class:`InvalidValue`
-    (unknown table, replace of a table that cannot be replaced), :class:`InvalidTransition` (published
-    project), :class:`ImportRefused` or :class:`exporthub.lake.commit.LakeConflict` (other imports kept
-    committing to the table while this one was checked). Writes one audit event.
-    """
-    try:
-        with db.read() as s:
-            authorize(s, actor)
-            project = get_project(s, project_slug)
-            if project.status == ProjectStatus.PUBLISHED:
-                raise InvalidTransition(f"Project {project_slug} is published; its data is final")
-            users = [(u.id, u.username) for u in s.scalars(select(User))]
-        if table not in CONTRACT:
-            raise InvalidValue(f"Unknown table {table!r}; the tables are: {', '.join(CONTRACT)}")
-        if replace and table not in REPLACEABLE:
-            raise InvalidValue(
-                f"Only {' and '.join(sorted(REPLACEABLE))} can be replaced whole; "
-                f"{table} can only be appended to"
-            )
-        if not files:
-            raise InvalidValue("No files to import")
-        # Each attempt reads the files and checks them against the snapshot it commits on.
-        report = with_retries(lambda _attempt: _Import(
-            settings, project_slug, table, files, users, replace=replace, skip_duplicates=skip_duplicates
-        ).run())
-    except ExporthubError as exc:
-        audit.record_refusal(db, exc, action="import", actor=actor_name(actor), project=project_slug, target=table)
-        raise
-    with db.write() as s:
-        audit.record(
-            s,
-            action="import",
-            actor=actor_name(actor),
-            project=project_slug,
-            target=table,
-            detail=f"{', '.join(report.files)}: {report.summary()}",
-        )
-    return report
-
-
-# ---------------------------------------------------------------------- one import
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-class _Import:
-    """The stages of one import over one DuckDB connection: header, types, users, ids, references."""
+class _Checks:
+    """The stages of one import before its write: header, types, users, ids, references."""
 
     def __init__(
         self,
@@ -289,37 +45,9 @@ class _Import:
         self.settings, self.slug, self.table, self.files = settings, slug, table, list(files)
         self.users, self.replace, self.skip_duplicates = users, replace, skip_duplicates
         self.columns = CONTRACT[table]
-        self.id_col = ID_COLUMN[table]
+        self.id_col = ID_COLUMNS[table]
         self.problems: list[Problem] = []
         self.con: duckdb.DuckDBPyConnection = lake.connect(settings)
-
-    # -------------------------------------------------------------- driver
-    def run(self) -> ImportReport:
-        try:
-            snap = lake.snapshot(self.settings, self.slug)
-            snap.register(self.con)
-            self.con.register(
-                "known_users",
-                pa.table(
-                    {
-                        "user_id": pa.array([u[0] for u in self.users], pa.int32()),
-                        "username": pa.array([u[1] for u in self.users], pa.string()),
-                    }
-                ),
-            )
-            self._load()
-            # One pass reports every problem it can: bad cells, unknown users and broken references
-            # together. Ids and duplicates are compared only once every cell parsed, since a bad cell
-            # reads as empty there and would look like a duplicate of another.
-            cells_ok = not self.problems
-            self._check_users()
-            if cells_ok:
-                self._check_ids()
-            self._check_references()
-            self._refuse_if_problems()
-            return self._write(snap)
-        finally:
-            self.con.close()
 
     def _refuse_if_problems(self) -> None:
         if self.problems:
@@ -625,116 +353,3 @@ class _Import:
                 "zone_id",
                 f"zone {zone} is used by existing {users} but is missing from the new zones",
             )
-
-    # -------------------------------------------------------------- stage 5: write
-    def _write(self, snap: lake.LakeSnapshot) -> ImportReport:
-        rows_read = self._rows("SELECT count(*) FROM incoming")[0][0]
-        per_file = dict(self._rows("SELECT __file, count(*) FROM incoming GROUP BY 1"))
-        if self.table == "scans":
-            self.con.execute("UPDATE incoming SET scan_id = __scan_id WHERE scan_id IS NULL")
-        names = ", ".join(_q(c.name) for c in self.columns)
-        keep = "true" if not self.skip_duplicates else "NOT __dup"
-        data = self.con.sql(
-            f"SELECT {names} FROM incoming WHERE {keep} ORDER BY __file, __row"
-        ).to_arrow_table()
-        dups = rows_read - data.num_rows
-        ids = self._rows(f"SELECT min({_q(self.id_col)}), max({_q(self.id_col)}) FROM incoming WHERE {keep}")[
-            0
-        ]
-        validated = snap.tables[self.table]
-        table = validated.iceberg or ensure_table(self.settings, self.slug, self.table)
-        if table.metadata.current_snapshot_id != validated.snapshot_id:
-            raise LakeConflict(f"{self.slug}.{self.table} changed while the import was checked")
-        removed = live_data_files(table) if self.replace else []
-        snapshot_id = None
-        if data.num_rows or self.replace:
-            added = write_data_files(table, self.table, [data])
-            from pyiceberg.table.snapshots import Operation  # loaded when an import writes
-
-            operation = Operation.OVERWRITE if self.replace else Operation.APPEND
-            after = commit(table, added, removed=removed, operation=operation, action=f"import {self.table}")
-            snapshot_id = after.metadata.current_snapshot_id
-        return ImportReport(
-            project=self.slug,
-            table=self.table,
-            files=tuple(f.name for f in self.files),
-            rows_read=rows_read,
-            rows_imported=data.num_rows,
-            duplicates_skipped=dups,
-            replaced=self.replace,
-            files_replaced=len(removed),
-            snapshot_id=snapshot_id,
-            first_id=ids[0],
-            last_id=ids[1],
-            rows_per_file={self.files[i].name: n for i, n in per_file.items()},
-        )
-
-
-# ---------------------------------------------------------------------- SQL for one column
-
-
-def _sql_type(kind: Kind) -> str:
-    return {
-        Kind.INT32: "INTEGER",
-        Kind.INT64: "BIGINT",
-        Kind.FLOAT: "DOUBLE",
-        Kind.BOOL: "BOOLEAN",
-        Kind.TIMESTAMP: "TIMESTAMPTZ",
-        Kind.DATE: "DATE",
-        Kind.STRING: "VARCHAR",
-    }[kind]
-
-
-def _is_text(t: pa.DataType) -> bool:
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
-
-
-def _native(kind: Kind, t: pa.DataType) -> bool:
-    """Whether a typed (parquet) column can be taken as is, without going through text."""
-    return {
-        Kind.INT32: pa.types.is_integer(t),
-        Kind.INT64: pa.types.is_integer(t),
-        Kind.FLOAT: pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t),
-        Kind.BOOL: pa.types.is_boolean(t),
-        Kind.TIMESTAMP: pa.types.is_timestamp(t) and t.tz is not None,
-        Kind.DATE: pa.types.is_date(t),
-        Kind.STRING: _is_text(t),
-    }[kind]
-
-
-def _blank(col: str, t: pa.DataType) -> str:
-    """SQL that is true for an empty cell: null, or (for text) only whitespace."""
-    return f"{col} IS NULL OR trim(CAST({col} AS VARCHAR)) = ''" if _is_text(t) else f"{col} IS NULL"
-
-
-def _conversion(col: ImportColumn, ref: str, t: pa.DataType) -> tuple[str, str]:
-    """(value SQL, validity SQL for a non-empty cell) for one column of a raw file."""
-    kind, sql_type = col.kind, _sql_type(col.kind)
-    if _native(kind, t) and kind is not Kind.STRING:
-        value = f"TRY_CAST({ref} AS {sql_type})"
-        valid = f"{value} IS NOT NULL" + (f" AND isfinite({value})" if kind is Kind.FLOAT else "")
-        return f"CASE WHEN {ref} IS NULL THEN NULL ELSE {value} END", valid
-    text = f"CAST({ref} AS VARCHAR)"
-    if kind is Kind.STRING:
-        value = f"NULLIF({text}, '')"
-        valid = f"{text} IN ({', '.join(_lit(c) for c in col.choices)})" if col.choices else "true"
-        return value, valid
-    x = f"trim({text})"
-    if kind in (Kind.INT32, Kind.INT64):
-        value = f"TRY_CAST({x} AS {sql_type})"
-        valid = f"regexp_full_match({x}, '[+-]?[0-9]+') AND {value} IS NOT NULL"
-    elif kind is Kind.FLOAT:
-        value = f"TRY_CAST({x} AS DOUBLE)"
-        valid = f"regexp_full_match({x}, {_lit(_FLOAT_RE)}) AND isfinite({value})"
-    elif kind is Kind.BOOL:
-        value = f"CASE lower({x}) WHEN 'true' THEN true WHEN 'false' THEN false END"
-        valid = f"lower({x}) IN ('true', 'false')"
-    elif kind is Kind.TIMESTAMP:
-        value = f"TRY_CAST({x} AS TIMESTAMPTZ)"
-        valid = f"regexp_full_match({x}, {_lit(_TS_RE)}) AND {value} IS NOT NULL"
-    else:  # DATE
-        value = f"TRY_CAST({x} AS DATE)"
-        valid = f"regexp_full_match({x}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') AND {value} IS NOT NULL"
-    return f"CASE WHEN {x} = '' THEN NULL ELSE {value} END", valid

@@ -19,7 +19,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +30,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from exporthub.errors import ExporthubError
+from exporthub.errors import ImportRefused
+from exporthub.importer.contract import ImportColumn, Kind
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_COLUMNS = 64  # a contract table has at most 9 columns; anything far beyond is not an import file
@@ -60,15 +61,6 @@ class Problem:
 
     def to_json(self) -> dict[str, Any]:
         return {"file": self.file, "row": self.row, "column": self.column, "message": self.message}
-
-
-class ImportRefused(ExporthubError):
-    """The files do not pass validation; nothing was written. ``problems`` lists up to 50, in file order."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        more = f" (and {len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
-        super().__init__(f"Import refused, nothing was changed: {self.problems[0]}{more}")
 
 
 @dataclass(frozen=True)
@@ -188,7 +180,8 @@ def _read_csv(f: ImportFile) -> pa.Table:
     except pa.ArrowInvalid as exc:
         text = str(exc)
         if "straddling" in text or "block" in text.lower():
-            text = f"a row is longer than {_BLOCK_BYTES // 2**20} MB; a cell may have at most {MAX_FIELD_BYTES // 1024} KB"
+            text = (f"a row is longer than {_BLOCK_BYTES // 2**20} MB; "
+                    f"a cell may have at most {MAX_FIELD_BYTES // 1024} KB")
         elif "UTF8" in text or "utf8" in text.lower():
             text = "the file is not UTF-8 text"
         raise _refuse(f, text) from None
@@ -246,3 +239,97 @@ def _read_parquet(f: ImportFile) -> pa.Table:
         _check_cells(f, batch, rows_before)
         rows_before += batch.num_rows
     return table
+
+
+# ---------------------------------------------------------------------- SQL for one column
+
+# ISO 8601 date and time (seconds and fractions optional) that must end in an offset.
+_TS_RE = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+    r"([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)"
+)
+_FLOAT_RE = r"[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
+_EXPECT: dict[Kind, str] = {
+    Kind.INT32: "a whole number (at most 2147483647)",
+    Kind.INT64: "a whole number",
+    Kind.FLOAT: "a number such as 12.5",
+    Kind.BOOL: "true or false",
+    Kind.TIMESTAMP: "a time in ISO 8601 with an offset, such as 2026-11-02T08:15:00+01:00",
+    Kind.DATE: "a date such as 2026-11-02",
+    Kind.STRING: "text",
+}
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _sql_type(kind: Kind) -> str:
+    return {
+        Kind.INT32: "INTEGER",
+        Kind.INT64: "BIGINT",
+        Kind.FLOAT: "DOUBLE",
+        Kind.BOOL: "BOOLEAN",
+        Kind.TIMESTAMP: "TIMESTAMPTZ",
+        Kind.DATE: "DATE",
+        Kind.STRING: "VARCHAR",
+    }[kind]
+
+
+def _is_text(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
+
+
+def _native(kind: Kind, t: pa.DataType) -> bool:
+    """Whether a typed (parquet) column can be taken as is, without going through text."""
+    return bool({
+        Kind.INT32: pa.types.is_integer(t),
+        Kind.INT64: pa.types.is_integer(t),
+        Kind.FLOAT: pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t),
+        Kind.BOOL: pa.types.is_boolean(t),
+        Kind.TIMESTAMP: pa.types.is_timestamp(t) and t.tz is not None,
+        Kind.DATE: pa.types.is_date(t),
+        Kind.STRING: _is_text(t),
+    }[kind])
+
+
+def _blank(col: str, t: pa.DataType) -> str:
+    """SQL that is true for an empty cell: null, or (for text) only whitespace."""
+    return f"{col} IS NULL OR trim(CAST({col} AS VARCHAR)) = ''" if _is_text(t) else f"{col} IS NULL"
+
+
+def _conversion(col: ImportColumn, ref: str, t: pa.DataType) -> tuple[str, str]:
+    """(value SQL, validity SQL for a non-empty cell) for one column of a raw file."""
+    kind, sql_type = col.kind, _sql_type(col.kind)
+    if _native(kind, t) and kind is not Kind.STRING:
+        value = f"TRY_CAST({ref} AS {sql_type})"
+        valid = f"{value} IS NOT NULL" + (f" AND isfinite({value})" if kind is Kind.FLOAT else "")
+        return f"CASE WHEN {ref} IS NULL THEN NULL ELSE {value} END", valid
+    text = f"CAST({ref} AS VARCHAR)"
+    if kind is Kind.STRING:
+        value = f"NULLIF({text}, '')"
+        valid = f"{text} IN ({', '.join(_lit(c) for c in col.choices)})" if col.choices else "true"
+        return value, valid
+    x = f"trim({text})"
+    if kind in (Kind.INT32, Kind.INT64):
+        value = f"TRY_CAST({x} AS {sql_type})"
+        valid = f"regexp_full_match({x}, '[+-]?[0-9]+') AND {value} IS NOT NULL"
+    elif kind is Kind.FLOAT:
+        value = f"TRY_CAST({x} AS DOUBLE)"
+        valid = f"regexp_full_match({x}, {_lit(_FLOAT_RE)}) AND isfinite({value})"
+    elif kind is Kind.BOOL:
+        value = f"CASE lower({x}) WHEN 'true' THEN true WHEN 'false' THEN false END"
+        valid = f"lower({x}) IN ('true', 'false')"
+    elif kind is Kind.TIMESTAMP:
+        value = f"TRY_CAST({x} AS TIMESTAMPTZ)"
+        valid = f"regexp_full_match({x}, {_lit(_TS_RE)}) AND {value} IS NOT NULL"
+    else:  # DATE
+        value = f"TRY_CAST({x} AS DATE)"
+        valid = f"regexp_full_match({x}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') AND {value} IS NOT NULL"
+    return f"CASE WHEN {x} = '' THEN NULL ELSE {value} END", valid

@@ -1,0 +1,49 @@
+"""The ``exporthub`` command's entry point: the edge that hands the domain its plugins and its queue.
+
+:mod:`exporthub.cli` holds the commands; it never imports the exporters or the worker. This module, like
+``worker.py`` and ``server.py``, lives outside the domain and wires them in: the exporter registry, the
+Huey dispatcher and the worker's consumer. Each is imported when a command needs it, so ``exporthub
+--help`` stays light.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from exporthub import cli as commands
+
+if TYPE_CHECKING:
+    from exporthub.plugins import ExporterRegistry
+    from exporthub.settings import Settings
+
+
+class Edges:
+    """The :class:`exporthub.cli.Edges` of a real installation: ``exporters`` and the Huey queue."""
+
+    def registry(self) -> ExporterRegistry:
+        from exporters import REGISTRY
+
+        return REGISTRY
+
+    def queue(self) -> commands.QueueDispatcher:
+        import worker
+
+        return worker.HueyDispatcher()
+
+    def run_worker(self, settings: Settings) -> None:
+        import worker
+
+        worker.run_consumer(settings)
+
+
+EDGES = Edges()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return commands.main(argv, edges=EDGES)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
