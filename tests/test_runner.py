@@ -65,7 +65,9 @@ def test_an_exporter_that_raises_fails_its_job_with_the_message_and_keeps_no_fil
     status = run_job(demo_hub.db, demo_hub.settings, job_id, dispatcher=demo_hub.dispatcher,
                      registry=registry_of(Breaks()), config=CONFIG)
     job, files, _ = job_and_files(demo_hub, job_id)
-    assert status is JobStatus.FAILED and job.error == "the disk is on fire" and files == []
+    assert status is JobStatus.FAILED and files == []
+    plain, detail = (job.error or "").split("\n", 1)  # a plain sentence for users, then the detail
+    assert "could not" not in plain and "unexpected problem" in plain and detail == "RuntimeError: the disk is on fire"
 
 
 def test_a_type_missing_from_the_registry_fails_at_start_without_running(demo_hub):
@@ -73,7 +75,7 @@ def test_a_type_missing_from_the_registry_fails_at_start_without_running(demo_hu
     status = run_job(demo_hub.db, demo_hub.settings, job_id, dispatcher=demo_hub.dispatcher,
                      registry=registry_of(Breaks()), config=CONFIG)
     job, files, _ = job_and_files(demo_hub, job_id)
-    assert status is JobStatus.FAILED and job.error is not None and job.error.startswith("Could not start")
+    assert status is JobStatus.FAILED and job.error is not None and job.error.startswith("The export could not start.")
     assert "writes" in job.error and files == []
 
 
