@@ -25,7 +25,7 @@ from exporthub.db import Database
 from exporthub.models import Membership, User
 from exporthub.permissions import Permission
 from exporthub.settings import Settings
-from exporthub.stats import options
+from exporthub.stats import cubes, options
 from exporthub.stats.cache import ResultCache
 from exporthub.stats.explore import ExploreSpec, explore
 from exporthub.stats.filters import Scope, StatsFilter
@@ -95,12 +95,14 @@ class _Request:
     data_version: str
     cutoff: datetime
     _con: duckdb.DuckDBPyConnection | None = None
+    snap: lake.LakeSnapshot | None = None
     cubes: dict[Hashable, bool] = field(default_factory=dict)  # cube key -> from the cache (or built)
 
     def con(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             self._con = lake.connect(self.settings)
-            lake.snapshot(self.settings, self.slug, self.snapshot_ids).register(self._con)
+            self.snap = lake.snapshot(self.settings, self.slug, self.snapshot_ids)
+            self.snap.register(self._con)
             self._con.register("_users_arrow", users_table(self.users))
             self._con.execute("CREATE OR REPLACE VIEW users AS SELECT * FROM _users_arrow")
         return self._con
@@ -228,7 +230,8 @@ class StatsService:
         self, request: _Request, scope: Scope, run: Callable[[duckdb.DuckDBPyConnection], pa.Table]
     ) -> pa.Table:
         """Run a query on the request's connection, with the scope's scan cube from the cube cache when
-        it is there, and keep a cube the query had to build for the next request."""
+        it is there (else from the kept file cubes, see :mod:`exporthub.stats.cubes`), and keep a cube
+        the query had to build for the next request."""
         con = request.con()
         key = (request.slug, request.data_version, request.users_version, "cube", scope.key())
         name = cube_name(scope)
@@ -237,6 +240,9 @@ class StatsService:
             if cube is not None:
                 con.register(f"{name}_arrow", cube)
                 con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM {name}_arrow")
+            else:  # from the kept per-file cubes when it can; else the query groups the raw scans
+                assert request.snap is not None
+                cubes.provide(con, self.settings, request.snap, scope, name)
             request.cubes[key] = cube is not None
         table = run(con)
         if not request.cubes[key] and con.execute(
