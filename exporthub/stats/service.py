@@ -21,6 +21,7 @@ from sqlalchemy import select
 from exporthub import lake
 from exporthub.access import get_project, get_user, require
 from exporthub.context import users_table
+from exporthub.lake.snapshot import load_tables
 from exporthub.db import Database
 from exporthub.models import Membership, User
 from exporthub.permissions import Permission
@@ -92,6 +93,7 @@ class _Request:
     users: list[dict[str, Any]]
     users_version: str
     snapshot_ids: dict[str, int | None]  # the files are listed only when a query has to run
+    tables: dict[str, Any]  # the Iceberg tables the ids were read from (listed from, not loaded again)
     data_version: str
     cutoff: datetime
     _con: duckdb.DuckDBPyConnection | None = None
@@ -101,7 +103,7 @@ class _Request:
     def con(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             self._con = lake.connect(self.settings)
-            self.snap = lake.snapshot(self.settings, self.slug, self.snapshot_ids)
+            self.snap = lake.snapshot(self.settings, self.slug, self.snapshot_ids, loaded=self.tables)
             self.snap.register(self._con)
             self._con.register("_users_arrow", users_table(self.users))
             self._con.execute("CREATE OR REPLACE VIEW users AS SELECT * FROM _users_arrow")
@@ -214,9 +216,10 @@ class StatsService:
         users_version = hashlib.sha1(fingerprint.encode()).hexdigest()[:16]
         # The cache key is the snapshot's ids, so it describes exactly the files the results come from.
         cutoff = datetime.now(UTC)
-        ids = lake.current_ids(self.settings, slug)
+        tables = load_tables(self.settings, slug)
+        ids = lake.current_ids(self.settings, slug, tables)
         return _Request(settings=self.settings, slug=slug, timezone=timezone, users=users,
-                        users_version=users_version, snapshot_ids=ids, data_version=lake.version_of(slug, ids), cutoff=cutoff)
+                        users_version=users_version, snapshot_ids=ids, tables=tables, data_version=lake.version_of(slug, ids), cutoff=cutoff)
 
     def _named(self, request: _Request, scope: Scope, name: str, params: dict[str, Any]) -> StatsResult:
         key = ("query", name, scope.key(), tuple(sorted(params.items())))
