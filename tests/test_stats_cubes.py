@@ -122,3 +122,11 @@ def test_a_window_off_bucket_edges_falls_back_to_the_raw_scans():
     aligned = DateWindow(date(2026, 11, 1), date(2026, 11, 1), start.replace(minute=0), start.replace(day=2, minute=0))
     assert Scope("UTC", aligned).cube_where() is not None
     assert Scope("UTC", aligned).params()["bucket_hi"] - Scope("UTC", aligned).params()["bucket_lo"] == 96
+
+
+def test_the_statistics_report_reads_the_kept_cubes(demo_hub):
+    from tests.exporters._support import completed_job
+
+    job = completed_job(demo_hub, "statistics", {"format": "xlsx"}, user="analyst", slug=SLUG)
+    assert job.files
+    assert cube_names(demo_hub) == expected_names(demo_hub)
