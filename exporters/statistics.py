@@ -20,8 +20,8 @@ from exporters._xlsx import Sheet, write_xlsx_tables
 from exporters.registry import BaseExporter
 from exporthub import charts
 from exporthub.context import JobContext
-from exporthub.stats import PREVIEW_QUERIES, QUERIES, StatsFilter
-from exporthub.stats.queries import query_params
+from exporthub.stats import PREVIEW_QUERIES, QUERIES, StatsFilter, cubes
+from exporthub.stats.queries import cube_name, query_params
 
 # The order and wording of the headline figures, in the report and on the page alike.
 HEADLINE: tuple[tuple[str, str, str], ...] = (
@@ -42,6 +42,8 @@ def compute_tables(ctx: JobContext) -> dict[str, pa.Table]:
     scope = StatsFilter.from_variables(ctx.variables).resolve(ctx.project.timezone, ctx.started_at)
     granularity = ctx.variables.get("granularity") or "day"
     tables: dict[str, pa.Table] = {}
+    if ctx.snapshot is not None:  # the scan cube from the lake's kept file cubes, as the preview does
+        cubes.provide(ctx.sql(), ctx.settings, ctx.snapshot, scope, cube_name(scope))
     for i, name in enumerate(PREVIEW_QUERIES, start=1):
         tables[name] = QUERIES[name](ctx.sql(), scope, **query_params(name, granularity))
         ctx.progress(5 + 55 * i / len(PREVIEW_QUERIES))

@@ -108,7 +108,8 @@ def test_a_corrupted_upload_is_refused_and_the_job_does_not_complete(store_hub, 
     job = service.start("manager", "demo-open", "scans", {"format": "csv"})
     assert store_hub.run(job.id) is JobStatus.FAILED
     failed = service.get("manager", job.id)
-    assert failed.error.startswith("The export's files could not be stored") and ("size" in failed.error) == (damage == "size")
+    assert failed.error.startswith("The export's files could not be stored")
+    assert ("size" in failed.error) == (damage == "size")
     assert failed.files == () and keys_of_job(store_hub, failed) == []
     with store_hub.db.read() as s:
         assert s.scalars(select(File).where(File.job_id == job.id)).all() == []

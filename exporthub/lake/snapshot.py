@@ -169,23 +169,29 @@ def table_snapshot(table: Table | None, name: str, snapshot_id: int | None = Non
     return TableSnapshot(name, snap.snapshot_id, committed, snapshot_files(table, snap, name), table)
 
 
-def snapshot(settings: Settings, slug: str, ids: Mapping[str, int | None] | None = None) -> LakeSnapshot:
-    """The project's lake now, or as of the given snapshot ids (a job's recorded ones)."""
+def snapshot(settings: Settings, slug: str, ids: Mapping[str, int | None] | None = None, *,
+             loaded: Mapping[str, Table | None] | None = None) -> LakeSnapshot:
+    """The project's lake now, or as of the given snapshot ids (a job's recorded ones). ``loaded``:
+    the tables as :func:`load_tables` gave them a moment ago, so they are not loaded again."""
     tables = {}
     for name in TABLES:
         wanted = ids.get(name) if ids is not None else None
-        tables[name] = table_snapshot(load_table(settings, slug, name), name, wanted)
+        table = loaded[name] if loaded is not None else load_table(settings, slug, name)
+        tables[name] = table_snapshot(table, name, wanted)
     fs = None if settings.lake_is_local else filesystem(settings)
     return LakeSnapshot(slug=slug, tables=tables, filesystem=fs)
 
 
-def current_ids(settings: Settings, slug: str) -> dict[str, int | None]:
+def load_tables(settings: Settings, slug: str) -> dict[str, Table | None]:
+    """The project's four Iceberg tables (None for a table never written to)."""
+    return {name: load_table(settings, slug, name) for name in TABLES}
+
+
+def current_ids(settings: Settings, slug: str, loaded: Mapping[str, Table | None] | None = None,
+                ) -> dict[str, int | None]:
     """Each table's current snapshot id (cheap: only the catalog and the tables' metadata are read)."""
-    ids: dict[str, int | None] = {}
-    for name in TABLES:
-        table = load_table(settings, slug, name)
-        ids[name] = table.metadata.current_snapshot_id if table is not None else None
-    return ids
+    tables = loaded if loaded is not None else load_tables(settings, slug)
+    return {name: (t.metadata.current_snapshot_id if t is not None else None) for name, t in tables.items()}
 
 
 def version_of(slug: str, ids: Mapping[str, int | None]) -> str:

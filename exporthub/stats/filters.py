@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -34,6 +34,7 @@ from exporthub.export_config import DATE_PRESETS, DateWindow, resolve_date_windo
 # these buckets are exact, while the costly timezone conversion runs on thousands of rows, not millions.
 BUCKET_US = 15 * 60 * 1_000_000
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PARAM = re.compile(r"\$([a-z_]+)")
 
 
@@ -133,6 +134,7 @@ class Scope:
     def params(self) -> dict[str, Any]:
         """Every named parameter the conditions may use; :func:`bind` keeps those a query names."""
         w = self.window
+        buckets = self.bucket_window()
         return {
             "win_start": w.start_utc if w else None,
             "win_end": w.end_utc if w else None,
@@ -141,6 +143,8 @@ class Scope:
             "zones": list(self.zones),
             "areas": list(self.areas),
             "users": list(self.users),
+            "bucket_lo": buckets[0] if buckets else None,
+            "bucket_hi": buckets[1] if buckets else None,
         }
 
     def _zone_ids(self) -> str | None:
@@ -170,6 +174,28 @@ class Scope:
         conds = self._common(alias)
         if self.window:
             conds.append(f"{alias}.scanned_at >= $win_start AND {alias}.scanned_at < $win_end")
+        if not self.include_deleted:
+            conds.append(f"NOT {alias}.deleted")
+        return " AND ".join(conds) or "TRUE"
+
+    def bucket_window(self) -> tuple[int, int] | None:
+        """The window as bucket numbers ``[lo, hi)``; None without a window, or when a bound is not on a
+        bucket edge (local midnights are, in every IANA zone since 1972)."""
+        if self.window is None:
+            return None
+        lo, hi = (_epoch_us(self.window.start_utc), _epoch_us(self.window.end_utc))
+        if lo % BUCKET_US or hi % BUCKET_US:
+            return None
+        return lo // BUCKET_US, hi // BUCKET_US
+
+    def cube_where(self, alias: str = "c") -> str | None:
+        """Conditions on a kept scan cube (see :mod:`exporthub.stats.cubes`) selecting exactly the rows
+        :meth:`scans_where` selects, or None when the window does not fall on bucket edges."""
+        conds = self._common(alias)
+        if self.window:
+            if self.bucket_window() is None:
+                return None
+            conds.append(f"{alias}.bucket >= $bucket_lo AND {alias}.bucket < $bucket_hi")
         if not self.include_deleted:
             conds.append(f"NOT {alias}.deleted")
         return " AND ".join(conds) or "TRUE"
@@ -208,6 +234,10 @@ class Scope:
     def local_bucket(self, bucket_expr: str) -> str:
         """SQL for the local start of a :data:`BUCKET_US` bucket number (see its comment)."""
         return f"timezone({self.tz}, make_timestamptz({bucket_expr} * {BUCKET_US}))"
+
+
+def _epoch_us(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def bucket_of(utc_expr: str) -> str:

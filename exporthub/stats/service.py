@@ -22,10 +22,11 @@ from exporthub import lake
 from exporthub.access import get_project, get_user, require, user_rows
 from exporthub.context import register_users
 from exporthub.db import Database
+from exporthub.lake.snapshot import load_tables
 from exporthub.models import Membership
 from exporthub.permissions import Permission
 from exporthub.settings import Settings
-from exporthub.stats import options
+from exporthub.stats import cubes, options
 from exporthub.stats.cache import ResultCache
 from exporthub.stats.explore import ExploreSpec, explore
 from exporthub.stats.filters import Scope, StatsFilter
@@ -93,15 +94,18 @@ class _Request:
     users: list[dict[str, Any]]
     users_version: str
     snapshot_ids: dict[str, int | None]  # the files are listed only when a query has to run
+    tables: dict[str, Any]  # the Iceberg tables the ids were read from (listed from, not loaded again)
     data_version: str
     cutoff: datetime
     _con: duckdb.DuckDBPyConnection | None = None
+    snap: lake.LakeSnapshot | None = None
     cubes: dict[Hashable, bool] = field(default_factory=dict)  # cube key -> from the cache (or built)
 
     def con(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             self._con = lake.connect(self.settings)
-            lake.snapshot(self.settings, self.slug, self.snapshot_ids).register(self._con)
+            self.snap = lake.snapshot(self.settings, self.slug, self.snapshot_ids, loaded=self.tables)
+            self.snap.register(self._con)
             register_users(self._con, self.users)
         return self._con
 
@@ -207,10 +211,11 @@ class StatsService:
         users_version = hashlib.sha1(fingerprint.encode()).hexdigest()[:16]
         # The cache key is the snapshot's ids, so it describes exactly the files the results come from.
         cutoff = datetime.now(UTC)
-        ids = lake.current_ids(self.settings, slug)
+        tables = load_tables(self.settings, slug)
+        ids = lake.current_ids(self.settings, slug, tables)
         return _Request(settings=self.settings, slug=slug, timezone=timezone, users=users,
-                        users_version=users_version, snapshot_ids=ids, data_version=lake.version_of(slug, ids),
-                        cutoff=cutoff)
+                        users_version=users_version, snapshot_ids=ids, tables=tables,
+                        data_version=lake.version_of(slug, ids), cutoff=cutoff)
 
     def _named(self, request: _Request, scope: Scope, name: str, params: dict[str, Any]) -> StatsResult:
         key = ("query", name, scope.key(), tuple(sorted(params.items())))
@@ -224,7 +229,8 @@ class StatsService:
         self, request: _Request, scope: Scope, run: Callable[[duckdb.DuckDBPyConnection], pa.Table]
     ) -> pa.Table:
         """Run a query on the request's connection, with the scope's scan cube from the cube cache when
-        it is there, and keep a cube the query had to build for the next request."""
+        it is there (else from the kept file cubes, see :mod:`exporthub.stats.cubes`), and keep a cube
+        the query had to build for the next request."""
         con = request.con()
         key = (request.slug, request.data_version, request.users_version, "cube", scope.key())
         name = cube_name(scope)
@@ -233,6 +239,9 @@ class StatsService:
             if cube is not None:
                 con.register(f"{name}_arrow", cube)
                 con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM {name}_arrow")
+            else:  # from the kept per-file cubes when it can; else the query groups the raw scans
+                assert request.snap is not None
+                cubes.provide(con, self.settings, request.snap, scope, name)
             request.cubes[key] = cube is not None
         table = run(con)
         if not request.cubes[key] and con.execute(
