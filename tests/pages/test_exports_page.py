@@ -52,18 +52,23 @@ def test_cards_groups_and_generate_buttons_follow_the_role(app_hub, role):
     service = app_hub.service()
     hidden = [t for t, d in service.config.items() if d.is_hidden]
     subheaders = [s.value for s in at.subheader]
-    for group in ui_hub.grouped_types(service.config, service.registry):
-        assert group in subheaders
-    assert subheaders[-1] == "Jobs"
-    cards = [m.value for m in at.markdown if m.value.startswith("#### ")]
-    assert cards == [f"#### {service.config[t].title}" for t in visible]
-    for t in hidden:
-        assert f"#### {service.config[t].title}" not in cards
+    markdown = [m.value for m in at.markdown]
+    cards = [m for m in markdown if m.startswith("##### ")]
     generate = [b.key for b in at.button if b.label == "Generate"]
+    assert subheaders[0] == "Jobs"  # the jobs and their files first, the catalogue under them
     if role in STARTERS:
+        assert subheaders == ["Jobs", "New export"]
+        for group in ui_hub.grouped_types(service.config, service.registry):
+            assert f"**{group}**" in markdown
+        # Each type with its own Material icon (no emoji font needed), secondary buttons.
+        assert cards == [f"##### {ui_hub.TYPE_ICONS[t]} {service.config[t].title}" for t in visible]
         assert generate == [f"generate-{t}" for t in visible]
+        assert all(b.proto.type == "secondary" for b in at.button if b.label == "Generate")
     else:
-        assert generate == []
+        # Nothing run yet: no tiles with nothing to click.
+        assert subheaders == ["Jobs"] and cards == [] and generate == []
+    for t in hidden:
+        assert not any(c.endswith(f" {service.config[t].title}") for c in cards)
     publish_shown = "Publish Project Files" in labels(at)
     assert publish_shown == (role in STARTERS and "publish" in service.registry)
     assert ("**Project Management**" in [m.value for m in at.markdown]) == publish_shown
@@ -78,10 +83,23 @@ def test_outsider_has_no_hub(app_hub):
 def test_card_shows_the_latest_job_status(app_hub):
     job = _run_scans(app_hub)
     assert job.status is JobStatus.COMPLETED
-    at = open_app("viewer", project="demo-open")
+    at = open_app("analyst", project="demo-open")
     scans_card = [m.value for m in at.markdown if "#1 ·" in m.value and "badge" in m.value]
     assert scans_card and scans_card[0].startswith(":green-badge[✅ Completed]")
     assert ":gray-badge[Not run yet]" in [m.value for m in at.markdown]  # the other cards
+    # The scans card offers its latest file; the others have none.
+    latest = [b for b in at.get("link_button") if b.proto.label == "Latest"]
+    assert len(latest) == 1 and latest[0].proto.url.startswith("/download/")
+
+
+def test_viewer_sees_only_the_types_with_a_file_to_download(app_hub):
+    _run_scans(app_hub)
+    at = open_app("viewer", project="demo-open")
+    assert [s.value for s in at.subheader] == ["Jobs", "Latest files"]
+    cards = [m.value for m in at.markdown if m.value.startswith("##### ")]
+    assert cards == [f"##### {ui_hub.TYPE_ICONS['scans']} {app_hub.service().config['scans'].title}"]
+    assert [b.proto.label for b in at.get("link_button")] == ["Latest"]
+    assert "Generate" not in labels(at)
 
 
 def test_card_of_a_scheduled_job_says_when_it_runs(app_hub):
@@ -89,9 +107,13 @@ def test_card_of_a_scheduled_job_says_when_it_runs(app_hub):
     JobService(app_hub.db, app_hub.settings, app_hub.dispatcher).start(
         "analyst", "demo-open", "scans", {"format": "csv"}, run_at=at_time
     )
-    at = open_app("viewer", project="demo-open")
+    at = open_app("analyst", project="demo-open")
     card = [m.value for m in at.markdown if "#1 ·" in m.value and "badge" in m.value]
     assert card and "Waiting" in card[0] and "runs 02 Jan 2099, 08:30:00" in card[0]  # Berlin time
+    # Another scans job cannot start while this one waits: Generate says so before the click.
+    generate = at.button(key="generate-scans")
+    assert generate.disabled and "already running (#1)" in generate.help
+    assert any("already running" in c.value for c in at.caption)
 
 
 def test_generate_opens_the_export_variables_dialog(app_hub):
@@ -596,3 +618,22 @@ def test_publish_dialog_preselects_reports_and_shows_no_empty_estimate(app_hub, 
     (job,) = app_hub.service().list("manager", "demo-closed", top_level_only=True)
     assert job.type == "publish" and job.variables["reports"] == ["scans", "zones"]
     assert sorted(c.type for c in app_hub.service().get("manager", job.id).children) == ["scans", "zones"]
+
+
+def test_a_toast_with_the_download_link_when_my_job_finishes(app_hub):
+    service = app_hub.service()
+    job = service.start("analyst", "demo-open", "scans", {"format": "csv"})
+    at = open_app("analyst", project="demo-open")  # sees it queued
+    assert not at.toast
+    app_hub.run_queued()
+    at.run()
+    (toast,) = [t.value for t in at.toast]
+    assert toast.startswith(f"Scans #{job.id}: completed.") and "](/download/" in toast
+    at.run()
+    assert not at.toast  # once
+
+
+def test_the_dialog_says_what_it_does(app_hub):
+    config = app_hub.service().config
+    assert ui_hub.dialog_title(config["scans"]) == "Export scans"
+    assert ui_hub.dialog_title(config["publish"]) == "Publish project"
