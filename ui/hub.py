@@ -315,7 +315,7 @@ def dialog_body(export_type: str) -> None:
             ctx.service, ctx.user.username, ctx.project.slug, export_type, values, run_at=schedule.run_at
         )
         if result.error:
-            problem.error(md_escape(result.error), icon="⛔")
+            problem.error(md_escape(result.error), icon=":material/block:")
             return
         job = result.job
         assert job is not None
@@ -324,7 +324,7 @@ def dialog_body(export_type: str) -> None:
             if schedule.run_at
             else "queued"
         )
-        st.session_state[jobs_view.FLASH_KEY] = ("✅", f"{definition.title}: job #{job.id} {when}")
+        st.session_state[jobs_view.FLASH_KEY] = (":material/check_circle:", f"{definition.title}: job #{job.id} {when}")
         st.rerun()
 
 
@@ -338,7 +338,7 @@ def _warn_up_front(ctx: PageContext, definition: ExportDefinition) -> None:
     latest = ctx.service.latest_by_type(ctx.user.username, ctx.project.slug).get(definition.type)
     if latest is not None and latest.status in ACTIVE_STATUSES:
         st.info(
-            f"A {md_escape(definition.title)} job is already {jobs_view.status_label(latest).split(' ', 1)[1].lower()} "
+            f"A {md_escape(definition.title)} job is already {jobs_view.status_label(latest).lower()} "
             f"(#{latest.id}). Another one can start when it has finished."
         )
 
@@ -372,7 +372,7 @@ def _estimate_box(ctx: PageContext, definition: ExportDefinition, values: dict[s
         assert text is not None
         st.markdown(text.summary)
         for warning in text.warnings:
-            st.warning(md_escape(warning), icon="⚠️")
+            st.warning(md_escape(warning), icon=":material/warning:")
 
 
 def _cached_estimate(ctx: PageContext, export_type: str, values: dict[str, Any]) -> Any:

@@ -86,9 +86,9 @@ def _body(job_id: int) -> None:
         st.progress(max(0, min(100, job.progress)) / 100)
     _timings(job, tz)
     if job.error:
-        st.error(f"**Error:** {md_escape(job.error)}", icon="❌")
+        st.error(f"**Error:** {md_escape(job.error)}", icon=":material/error:")
     for warning in job.warnings:
-        st.warning(md_escape(warning), icon="⚠️")
+        st.warning(md_escape(warning), icon=":material/warning:")
     jobs_view.render_actions(job, hub.list_context(ctx), key_prefix="details", with_details=False)
     left, right = st.columns(2)
     with left:

@@ -1,5 +1,5 @@
 """The hub in headless Chromium against ``exporthub up``: log in, survive a reload, generate a scans
-CSV through the dialog, watch the list reach ✅ Completed without reloading, download the file with
+CSV through the dialog, watch the list reach Completed without reloading, download the file with
 one click and check its rows against the lake; a viewer finds no Generate button; the phone layout
 stacks and fills the screen. Screenshots land in test-artifacts/."""
 
@@ -81,10 +81,10 @@ def test_analyst_generates_watches_and_downloads_a_scans_csv(running_hub, browse
     row.wait_for(timeout=20_000)
     job_id = _job_id(row)
     row = page.locator(f".st-key-jobs-job-{job_id}")
-    row.get_by_text("✅ Completed").wait_for(timeout=120_000)  # the fragment refreshes it
+    row.get_by_text("Completed").first.wait_for(timeout=120_000)  # the fragment refreshes it
     assert page.evaluate("window.__still_the_same_page") is True, "the page was reloaded"
     card = page.locator(".st-key-card-scans")
-    card.get_by_text("✅ Completed").wait_for(timeout=10_000)
+    card.get_by_text("Completed").first.wait_for(timeout=10_000)
 
     link = row.locator("a.eh-file", has_text=".csv")
     href = link.get_attribute("href")

@@ -85,7 +85,7 @@ def test_card_shows_the_latest_job_status(app_hub):
     assert job.status is JobStatus.COMPLETED
     at = open_app("analyst", project="demo-open")
     scans_card = [m.value for m in at.markdown if "#1 ·" in m.value and "badge" in m.value]
-    assert scans_card and scans_card[0].startswith(":green-badge[✅ Completed]")
+    assert scans_card and scans_card[0].startswith(":green-badge[:material/check_circle: Completed]")
     assert ":gray-badge[Not run yet]" in [m.value for m in at.markdown]  # the other cards
     # The scans card offers its latest file; the others have none.
     latest = [b for b in at.get("link_button") if b.proto.label == "Latest"]
@@ -136,7 +136,7 @@ def test_job_row_shows_status_times_user_files_and_details(app_hub):
     job = _run_scans(app_hub)
     at = open_app("viewer", project="demo-open")
     rows = [m.value for m in at.markdown if f"**Scans** · #{job.id}" in m.value]
-    assert rows == [f":green-badge[✅ Completed] &nbsp; **Scans** · #{job.id}"]
+    assert rows == [f":green-badge[:material/check_circle: Completed] &nbsp; **Scans** · #{job.id}"]
     tz = ZoneInfo("Europe/Berlin")
     started = job.started.astimezone(tz).strftime("%d %b %Y, %H:%M:%S")
     captions = [c.value for c in at.caption if c.value.startswith("Started")]
@@ -196,6 +196,9 @@ def test_cancel_from_the_list(app_hub):
     job = app_hub.service().start("analyst", "demo-open", "scans", {})
     at = open_app("analyst", project="demo-open")
     at.button(key=f"jobs-cancel-{job.id}").click().run()
+    assert app_hub.service().get("analyst", job.id).status is JobStatus.READY  # it asks first
+    assert any("Stops the job" in c.value for c in at.caption)
+    at.button(key=f"jobs-cancel-{job.id}-confirm").click().run()
     assert app_hub.service().get("analyst", job.id).status is JobStatus.CANCELLED
     assert shown(at.toast) == [f"Cancelled job #{job.id}"]
     assert f"jobs-cancel-{job.id}" not in [b.key for b in at.button]
@@ -245,6 +248,11 @@ def test_reset_sessions_from_the_list(app_hub):
     assert job.export_session_count > 0
     at = open_app("manager", project="demo-open")
     at.button(key=f"jobs-reset_export_sessions-{job.id}").click().run()
+    assert app_hub.service().get("manager", job.id).export_session_count > 0  # it asks first, saying why
+    assert any("next" in c.value and "includes them again" in c.value for c in at.caption)
+    confirm = at.button(key=f"jobs-reset_export_sessions-{job.id}-confirm")
+    assert confirm.proto.type == "primary"
+    confirm.click().run()
     after = app_hub.service().get("manager", job.id)
     assert after.export_sessions_reset and after.export_session_count == 0
     assert f"jobs-reset_export_sessions-{job.id}" not in [b.key for b in at.button]
@@ -253,8 +261,9 @@ def test_reset_sessions_from_the_list(app_hub):
 def test_refused_action_is_shown_in_plain_words(app_hub):
     job = app_hub.service().start("analyst", "demo-open", "scans", {})
     at = open_app("analyst", project="demo-open")
-    app_hub.service().cancel("manager", job.id)  # someone else was faster
     at.button(key=f"jobs-cancel-{job.id}").click().run()
+    app_hub.service().cancel("manager", job.id)  # someone else was faster
+    at.button(key=f"jobs-cancel-{job.id}-confirm").click().run()
     toasts = shown(at.toast)
     assert toasts == [f"Job {job.id} is cancelled and can no longer be cancelled"]
 
@@ -276,15 +285,15 @@ def test_filters_by_type_and_status(app_hub):
     at = open_app("analyst", project="demo-open")
     at.selectbox(key="jobs-status").select("Completed").run()
     shown = [m.value for m in at.markdown if "&nbsp; **" in m.value]
-    assert shown == [f":green-badge[✅ Completed] &nbsp; **Scans** · #{done.id}"]
+    assert shown == [f":green-badge[:material/check_circle: Completed] &nbsp; **Scans** · #{done.id}"]
     at.selectbox(key="jobs-status").select("All statuses").run()
     at.selectbox(key="jobs-type").select("users").run()
     shown = [m.value for m in at.markdown if "&nbsp; **" in m.value]
-    assert shown == [f":violet-badge[📥 Queued] &nbsp; **Users** · #{users_job.id}"]
+    assert shown == [f":violet-badge[:material/inbox: Queued] &nbsp; **Users** · #{users_job.id}"]
     at.selectbox(key="jobs-type").select("scans").run()
     at.selectbox(key="jobs-status").select("Cancelled").run()
     shown = [m.value for m in at.markdown if "&nbsp; **" in m.value]
-    assert shown == [f":gray-badge[🚫 Cancelled] &nbsp; **Scans** · #{i}" for i in reversed(cancelled)]
+    assert shown == [f":gray-badge[:material/block: Cancelled] &nbsp; **Scans** · #{i}" for i in reversed(cancelled)]
 
 
 def test_paging_through_a_long_history(app_hub):
@@ -490,7 +499,7 @@ def test_generate_export_starts_the_job_with_the_chosen_variables(app_hub, run_f
     assert job.status is JobStatus.READY and job.user == "analyst"
     assert job.variables["format"] == "xlsx" and job.variables["includeDeleted"] is True
     assert app_hub.dispatcher.enqueued == [(job.id, None)]
-    assert at.session_state["_flash"] == ("✅", f"Scans: job #{job.id} queued")
+    assert at.session_state["_flash"] == (":material/check_circle:", f"Scans: job #{job.id} queued")
     app_hub.run_queued()
     assert app_hub.service().get("analyst", job.id).status is JobStatus.COMPLETED
 
