@@ -56,6 +56,9 @@ QUEUE_UNREACHABLE = ("Queued; no worker reachable yet: the queue could not be re
 _MAX_JOB_ID = 2**31 - 1  # the id column's range: anything beyond names no job
 
 
+RETRY_OF = "Retry of job #"
+
+
 class JobService:
     """The job engine's public face. ``registry`` is the exporter registry (``exporters.REGISTRY``)."""
 
@@ -274,7 +277,10 @@ class JobService:
         if JobStatus(status) not in RETRYABLE_STATUSES:
             exc = InvalidTransition(f"Only failed or cancelled jobs can be retried; job {job_id} is {status}")
             raise self._refuse(exc, action="retry", actor=username, project=slug, target=f"job:{job_id}")
-        return self.start(username, slug, export_type, variables, action="retry")
+        new = self.start(username, slug, export_type, variables, action="retry")
+        with self.db.write() as s:
+            lifecycle.log(s, new.id, LogLevel.INFO, f"{RETRY_OF}{job_id}")  # Job Details links back to it
+        return self.get(username, new.id)
 
     # ------------------------------------------------------------------ cancel / remove / reset
     def _act_on_job(

@@ -43,7 +43,8 @@ _SHOWN_WHEN: dict[str, tuple[str, str]] = {
 }
 
 
-def _visible(var: Variable, values: Mapping[str, Any], definition: ExportDefinition) -> bool:
+def applies(var: Variable, values: Mapping[str, Any], definition: ExportDefinition) -> bool:
+    """Whether ``var`` means something with these ``values`` (From/To only for a custom range, …)."""
     rule = _SHOWN_WHEN.get(var.key)
     if rule is None or definition.variable(rule[0]) is None:
         return True
@@ -74,7 +75,7 @@ def variable_form(
     values: dict[str, Any] = {}
     drawn: set[str] = set()
     for var in definition.variables:
-        if var.key in drawn or not _visible(var, values, definition):
+        if var.key in drawn or not applies(var, values, definition):
             continue
         if var.key in ("dateFrom", "dateTo") and definition.variable("dateRange") is not None:
             # From and To of a custom range sit side by side.
