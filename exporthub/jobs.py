@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -35,7 +35,6 @@ from exporthub.export_config import ExportDefinition, load_config, resolve_date_
 from exporthub.lake.incremental import export_watermarks
 from exporthub.models import ExportSession, File, Job, JobLog, Project, User, utcnow
 from exporthub.permissions import Permission
-from exporthub.stats import options as stats_options
 from exporthub.settings import Settings
 from exporthub.states import (
     ACTIVE_STATUSES,
@@ -46,6 +45,7 @@ from exporthub.states import (
     JobStatus,
     LogLevel,
 )
+from exporthub.stats import options as stats_options
 from exporthub.views import JobView, job_view
 
 if TYPE_CHECKING:

@@ -263,8 +263,10 @@ CONFIRM: dict[Action, tuple[str, str | None]] = {
     Action.CANCEL: ("Confirm cancel", "Stops the job; files it has not finished are not kept."),
     Action.RESET_EXPORT_SESSIONS: (
         "Confirm reset",
-        "Forgets which scans this job exported, so the next \"only new since last export\" export "
-        "of these zones includes them again.",
+        (
+            "Forgets which scans this job exported, so the next \"only new since last export\" export "
+            "of these zones includes them again."
+        ),
     ),
     Action.REMOVE: ("Confirm remove", None),
 }
@@ -384,10 +386,10 @@ def _set_page(page_key: str, page: int) -> None:
 
 
 __all__ = [
-    "Action",
     "FLASH_KEY",
-    "ListContext",
     "STATUS_FILTERS",
+    "Action",
+    "ListContext",
     "allowed_actions",
     "download_path",
     "file_link_html",
