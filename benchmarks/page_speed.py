@@ -2,8 +2,8 @@
 
     python -m benchmarks.page_speed [REPEAT]
 
-Run with ``EXPORTHUB_DATA_DIR`` set to a demo data dir. Starts the web app (``streamlit run server.py``)
-on a free port, logs in as the demo analyst and, after one untimed pass of each page, measures REPEAT
+Run with ``EXPORTHUB_DATA_DIR`` set to a demo data dir. Starts the web app
+on a free port (as ``exporthub up`` does, without its worker), logs in as the demo analyst and, after one untimed pass of each page, measures REPEAT
 times, alternating:
 
 * the hub: from navigation to its job list (the first job row, or the "no jobs" note);
@@ -50,9 +50,10 @@ def _free_port() -> int:
 
 
 def start_server(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "server.py", "--server.port", str(port),
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+    from exporthub.launcher import web_command
+
+    proc = subprocess.Popen(  # the web app as `exporthub up` starts it (theme and settings included)
+        web_command(port, "127.0.0.1"),
         cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )

@@ -130,9 +130,10 @@ def headline(preview: Preview, currency: str) -> None:
     # Six metrics share one row: from 10,000 on, cents would push the figure past its column.
     cost = h["cost"]
     shown_cost = f"{cost:,.0f}" if abs(cost) >= 10_000 else f"{cost:,.2f}"
-    cols[4].metric(f"Cost ({currency})", f"{shown_cost} {currency}", help=f"{cost:,.2f} {currency}")
+    # The currency goes in the label: six figures share a row, and a suffix would cut the figure short.
+    cols[4].metric(f"Cost ({currency})", shown_cost, help=f"{cost:,.2f} {currency}")
     per_scan = h["cost_per_scan"]
-    cols[5].metric("Cost per scan", "—" if per_scan is None else f"{per_scan:,.3f} {currency}")
+    cols[5].metric(f"Cost per scan ({currency})", "—" if per_scan is None else f"{per_scan:,.3f}")
 
 
 # The charts in three tabs: only the open tab's charts are drawn, so the page shows its figures at once
