@@ -1,4 +1,4 @@
-"""The "Export Variables" form, built from the export config, as plain functions.
+"""The export dialog's form, built from the export config, as plain functions.
 
 :func:`variable_form` draws one widget per variable and returns the raw values; it does not care
 whether it runs inside ``st.dialog`` (the hub) or a plain script (the tests). The widget for each

@@ -1,4 +1,4 @@
-"""The Reports & Exports hub: header, export cards by group, the "Export Variables" dialog, and
+"""The Reports & Exports hub: header, export cards by group, the export dialog ("Export scans"), and
 the live part of the page (cards' latest status and the job list) that refreshes itself.
 
 The dialog is opened from the full script run, never from inside the refreshing fragment: a

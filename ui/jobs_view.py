@@ -293,7 +293,7 @@ def render_job_row(job: JobView, ctx: ListContext, *, key_prefix: str = "jobs") 
             st.markdown(f"{status_badge(job)} &nbsp; **{md_escape(title)}** · #{job.id}")
             if job.status is JobStatus.RUNNING:
                 st.progress(max(0, min(100, job.progress)) / 100)
-            st.caption(f"{when_text(job, ctx.timezone)} · by {md_escape(job.user)}")
+            st.caption(f"{when_text(job, ctx.timezone)} · by {md_escape(job.user_display or job.user)}")
             if job.error and job.status is JobStatus.FAILED:
                 st.caption(f":material/error: {md_escape(_first_line(job.error))}")
         with files:

@@ -140,7 +140,8 @@ def test_job_row_shows_status_times_user_files_and_details(app_hub):
     tz = ZoneInfo("Europe/Berlin")
     started = job.started.astimezone(tz).strftime("%d %b %Y, %H:%M:%S")
     captions = [c.value for c in at.caption if c.value.startswith("Started")]
-    assert captions and captions[0].startswith(f"Started {started}") and "by analyst" in captions[0]
+    assert captions and captions[0].startswith(f"Started {started}")
+    assert f"by {job.user_display}" in captions[0] and job.user_display != "analyst"  # the person's name
     html = "\n".join(m.value for m in at.markdown if "eh-files" in m.value)
     data_file = next(f for f in job.files if f.name.endswith(".csv"))
     assert data_file.name in html and 'href="/download/' in html and " download=" in html

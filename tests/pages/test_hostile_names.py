@@ -85,7 +85,7 @@ def test_the_hub_shows_hostile_names_as_text(hostile):
     assert hostile_links(sources) == []
     assert _visible(sources, "![t](http://evil.example/pixel.png)")  # the project name, as typed
     assert _visible(sources, "Ana <img src=https://evil.example/x.png> www.evil.example")  # the sidebar
-    assert _visible(sources, f"by {USERNAME}")
+    assert _visible(sources, f"by {DISPLAY_NAME}")  # the requester by display name, as text
     assert _visible(sources, "Boom https://evil.example/plain")  # the failed job's first error line
 
 
@@ -98,7 +98,7 @@ def test_job_details_show_a_hostile_error_and_user_as_text(hostile):
     sources = markdown_sources(at)
     assert hostile_links(sources) == []
     assert _visible(sources, "[a](http://evil.example) <a href='http://evil.example'>x</a>")
-    assert _visible(sources, USERNAME)
+    assert _visible(sources, DISPLAY_NAME)  # "Requested by": the display name, as text
 
 
 def test_statistics_and_admin_pages_show_hostile_names_as_text(hostile):
