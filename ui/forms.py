@@ -84,9 +84,23 @@ def variable_form(
             ]
             values.update(_date_pair(pair, key_prefix, today))
             drawn.update(v.key for v in pair)
+            problem = date_problem(values)
+            if problem is not None:
+                st.error(problem, icon=":material/event_busy:")  # next to the fields, and only here
             continue
         values[var.key] = _widget(var, dynamic_options, key_prefix, today, option_labels or {})
     return values
+
+
+DATE_KEYS = ("dateFrom", "dateTo")
+
+
+def date_problem(values: Mapping[str, Any]) -> str | None:
+    """What is wrong with a custom range's From/To, in words (``None`` when nothing is)."""
+    start, end = values.get("dateFrom"), values.get("dateTo")
+    if isinstance(start, date) and isinstance(end, date) and start > end:
+        return "The range ends before it starts: pick a To date on or after the From date."
+    return None
 
 
 def _date_pair(variables: list[Variable], key_prefix: str, today: date) -> dict[str, Any]:

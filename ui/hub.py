@@ -308,7 +308,7 @@ def dialog_body(export_type: str) -> None:
             key=f"{prefix}-generate",
             type="primary",
             width="stretch",
-            disabled=schedule.error is not None,
+            disabled=schedule.error is not None or forms.date_problem(values) is not None,
         )
     if clicked:
         result = forms.submit_export(
@@ -359,6 +359,8 @@ def _estimate_box(ctx: PageContext, definition: ExportDefinition, values: dict[s
     try:
         text = forms.describe_estimate(_cached_estimate(ctx, definition.type, values), values)
     except InvalidVariable as exc:
+        if exc.key in forms.DATE_KEYS and forms.date_problem(values) is not None:
+            return  # said once, next to the date fields
         problem = forms.plain_refusal(exc, definition)
     except ExporthubError as exc:
         problem = exc.message

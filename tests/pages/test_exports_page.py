@@ -541,15 +541,24 @@ def test_refusals_appear_in_the_dialog_in_plain_words(app_hub, run_function):
     ]
 
 
-def test_invalid_variable_is_named_by_its_title(app_hub, run_function):
+def test_a_backwards_date_range_is_said_once_next_to_the_dates(app_hub, run_function):
     at = run_function(_dialog, "analyst", "demo-open", kwargs={"export_type": "scans"})
     at.selectbox(key="export-scans_dateRange").select("custom").run()
     at.date_input(key="export-scans_dateFrom").set_value(date(2026, 11, 15))
     at.date_input(key="export-scans_dateTo").set_value(date(2026, 11, 10)).run()
-    assert "To: the end date is before the start date" in texts(at)  # already in the estimate box
-    at.button(key="export-scans-generate").click().run()
-    assert shown(at.error) == ["To: the end date is before the start date"]
+    said = [e for e in shown(at.error) if "ends before it starts" in e]
+    assert len(said) == 1 and "end date is before" not in texts(at)  # not again in the estimate box
+    assert at.button(key="export-scans-generate").disabled  # no before the click
     assert app_hub.service().list("analyst", "demo-open") == []
+
+
+def test_invalid_variable_is_named_by_its_title(app_hub):
+    from exporthub.errors import InvalidVariable
+    from ui.forms import plain_refusal
+
+    definition = app_hub.service().config["scans"]
+    refusal = plain_refusal(InvalidVariable("dateTo", "the end date is before the start date"), definition)
+    assert refusal == "To: the end date is before the start date"
 
 
 def test_project_must_be_closed_is_explained_up_front_and_refused(app_hub, run_function):
