@@ -61,7 +61,7 @@ def shoot(out: Path) -> list[Path]:
                 page.screenshot(path=shots[-1])
 
                 page.locator(".st-key-generate-scans button").click()
-                page.get_by_role("dialog").wait_for(timeout=TIMEOUT_MS)
+                page.get_by_role("dialog").get_by_text("Estimate").wait_for(timeout=TIMEOUT_MS)
                 _settle(page)
                 shots.append(out / f"export-dialog-{size}.png")
                 page.screenshot(path=shots[-1])
@@ -70,6 +70,9 @@ def shoot(out: Path) -> list[Path]:
                 page.locator('[data-testid="stMetric"]', has_text="Total scans").wait_for(timeout=TIMEOUT_MS)
                 page.locator(".js-plotly-plot .main-svg").nth(5).wait_for(state="attached", timeout=TIMEOUT_MS)
                 _settle(page)
+                if size == "phone":  # the figures stack on a phone: show the charts
+                    page.get_by_role("tab", name="Activity").evaluate("e => e.scrollIntoView({block: 'start'})")
+                    page.wait_for_timeout(500)
                 shots.append(out / f"statistics-{size}.png")
                 page.screenshot(path=shots[-1])
 

@@ -235,23 +235,21 @@ def card(ctx: PageContext, definition: ExportDefinition, job: Any) -> None:
             )
             if job.status is JobStatus.RUNNING:
                 st.progress(max(0, min(100, job.progress)) / 100)
-        generate, download = st.columns(2)
         refusal = start_refusal(ctx, definition, job) if ctx.can(Permission.START) else None
-        if ctx.can(Permission.START) and generate.button(
-            "Generate",
-            key=f"generate-{definition.type}",
-            icon=":material/play_arrow:",
-            width="stretch",
-            disabled=refusal is not None,
-            help=refusal,
-        ):
-            st.session_state[OPEN_EXPORT_KEY] = definition.type
-            st.rerun()
         newest = latest_file(ctx, job)
-        if newest is not None:
-            download.link_button(
-                "Latest", newest[1], icon=":material/download:", width="stretch", help=f"Download {newest[0]}"
-            )
+        # Side by side when they fit, wrapped when the card is narrow (never a cut-off "Gen…").
+        with st.container(horizontal=True, gap="small"):
+            if ctx.can(Permission.START) and st.button(
+                "Generate",
+                key=f"generate-{definition.type}",
+                icon=":material/play_arrow:",
+                disabled=refusal is not None,
+                help=refusal,
+            ):
+                st.session_state[OPEN_EXPORT_KEY] = definition.type
+                st.rerun()
+            if newest is not None:
+                st.link_button("Latest", newest[1], icon=":material/download:", help=f"Download {newest[0]}")
         if refusal is not None:
             st.caption(md_escape(refusal))
 

@@ -242,12 +242,7 @@ def render_actions(job: JobView, ctx: ListContext, *, key_prefix: str, with_deta
                     on_click=_on_action,
                     args=(ctx.service, ctx.username, action, job.id),
                 )
-                st.button(
-                    "Keep",
-                    key=key + "-keep",
-                    on_click=st.session_state.pop,
-                    args=(_confirm_key(job.id), None),
-                )
+                st.button("Keep", key=key + "-keep", on_click=st.session_state.pop, args=(_confirm_key(job.id), None))
                 continue
             st.button(
                 action.value,
@@ -258,20 +253,16 @@ def render_actions(job: JobView, ctx: ListContext, *, key_prefix: str, with_deta
             )
 
 
+_RESET_SAYS = (
+    'Forgets which scans this job exported, so the next "only new since last export" export of these '
+    "zones includes them again."
+)
 # Actions that cannot be undone ask first: (the confirming button, what it does in a sentence).
 CONFIRM: dict[Action, tuple[str, str | None]] = {
     Action.CANCEL: ("Confirm cancel", "Stops the job; files it has not finished are not kept."),
-    Action.RESET_EXPORT_SESSIONS: (
-        "Confirm reset",
-        (
-            "Forgets which scans this job exported, so the next \"only new since last export\" export "
-            "of these zones includes them again."
-        ),
-    ),
+    Action.RESET_EXPORT_SESSIONS: ("Confirm reset", _RESET_SAYS),
     Action.REMOVE: ("Confirm remove", None),
 }
-
-
 _ICONS = {
     Action.CANCEL: ":material/stop_circle:",
     Action.RETRY: ":material/replay:",
