@@ -150,6 +150,7 @@ def productivity(table: pa.Table) -> ChartSpec:
         key="productivity", kind="bar", title="Productivity per user", x_label="User",
         y_label="Scans per hour", x="display_name",
         series=(Series("scans_per_hour", "Scans per hour", PALETTE[0]),), data=table, value_format=",.0f",
+        horizontal=True,  # names down the side stay readable on a phone
     )
 
 

@@ -61,12 +61,13 @@ def test_plotly_matches_the_spec(specs):
             assert list(trace.marker.colors) == list(spec.slice_colours)
             assert trace.texttemplate == "%{label}<br>%{percent:.1%}"  # one precision for every slice
             continue
-        if spec.horizontal:  # zone completion: names down the side, the value along, a 100 % line
+        if spec.horizontal:  # zones, users: names down the side, the value along (zones: a 100 % line)
             assert (fig.layout.yaxis.title.text, fig.layout.xaxis.title.text) == (spec.x_label, spec.y_label)
             (trace,) = fig.data
             assert trace.orientation == "h" and _shown(trace.y) == spec.x_labels()
             assert list(trace.x) == spec.values(spec.series[0])
-            assert [(s.type, s.x0) for s in fig.layout.shapes] == [("line", spec.target)]
+            targets = [] if spec.target is None else [("line", spec.target)]
+            assert [(s.type, s.x0) for s in fig.layout.shapes] == targets
             continue
         assert fig.layout.xaxis.title.text == spec.x_label
         assert fig.layout.yaxis.title.text == spec.y_label
@@ -242,3 +243,9 @@ def test_nice_scale_rounds_up_to_a_1_2_5_step():
     assert nice_scale(2_480, whole=True) == (2_500, 500)
     assert nice_scale(0.37, whole=False) == pytest.approx((0.4, 0.1))
     assert nice_scale(0, whole=True) == (1, 1)
+
+
+def test_people_and_zones_are_bars_along_the_side(specs):
+    # Long names (users, zones) read on a phone when they run down the side, not under the axis.
+    assert {s.key for s in specs if s.horizontal} == {"productivity", "zone_completion"}
+    assert next(s for s in specs if s.key == "zone_completion").target == 100.0
