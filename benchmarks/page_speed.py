@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
-VIEWPORT = {"width": 1440, "height": 900}
+VIEWPORT: Any = {"width": 1440, "height": 900}  # Playwright's ViewportSize
 USER, PASSWORD = "analyst", "demo"
 TIMEOUT_MS = 180_000
 JOB_ROW = '[class*="st-key-jobs-job-"]'

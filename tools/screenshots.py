@@ -13,11 +13,12 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from benchmarks.page_speed import CHROMIUM, CHROMIUM_ARGS, JOB_ROW, _free_port, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
-SIZES = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
+SIZES: dict[str, Any] = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
 TIMEOUT_MS = 120_000
 
 

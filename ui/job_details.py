@@ -13,9 +13,8 @@ from exporthub.lake.snapshot import snapshot_label
 from exporthub.states import ACTIVE_STATUSES, JobStatus
 from exporthub.views import JobView
 from ui import format as fmt
+from ui import forms, hub, jobs_view, session
 from ui.format import md_escape
-from ui import forms, hub, jobs_view
-from ui import session
 from ui.session import PageContext, page_context
 
 JOB_PAGE = "pages/job.py"
