@@ -150,7 +150,8 @@ class JobService:
             user = get_user(s, username)
             project = get_project(s, project_slug)
             require(s, user, project, Permission.VIEW)
-            info = ProjectInfo(project.id, project.slug, project.name, project.timezone, project.status)
+            info = ProjectInfo(project.id, project.slug, project.name, project.timezone, project.status,
+                               project.currency)
             users = [
                 {"user_id": u.id, "username": u.username, "display_name": u.display_name, "email": u.email,
                  "hourly_rate": u.hourly_rate, "active": u.active, "deleted_at": u.deleted_at,

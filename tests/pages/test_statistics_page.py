@@ -29,9 +29,7 @@ def open_page(hub, user: str, project: str = "demo-open") -> AppTest:
 
 def lake_scans(hub, where: str = "NOT deleted") -> int:
     source = lake_sql(hub.settings, "demo-open", "scans")
-    return int(
-        duckdb.connect().execute(f"SELECT count(*) FROM {source} WHERE {where}").fetchone()[0]
-    )
+    return int(duckdb.connect().execute(f"SELECT count(*) FROM {source} WHERE {where}").fetchone()[0])
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -70,7 +68,24 @@ def test_only_the_open_tab_draws_its_charts(demo_hub):
 def test_cost_figures_carry_the_project_currency(demo_hub):
     at = open_page(demo_hub, "analyst")
     labels = [m.label for m in at.metric]
-    assert "Cost (EUR)" in labels and "Cost per scan (EUR)" in labels
+    assert "Cost (EUR)" in labels and "Cost per scan (EUR)" in labels  # the default
+    from sqlalchemy import update
+
+    from exporthub.models import Project
+
+    with demo_hub.db.write() as s:
+        s.execute(update(Project).where(Project.slug == "demo-open").values(currency="CHF"))
+    at = open_page(demo_hub, "analyst")
+    assert "Cost (CHF)" in [m.label for m in at.metric]
+    at.session_state["stats-chart-tab"] = "Cost"
+    at.run()
+    import json
+
+    axes = [
+        json.loads(c.proto.spec)["layout"].get("yaxis", {}).get("title", {}).get("text")
+        for c in at.get("plotly_chart")
+    ]
+    assert "Cost per scan (CHF)" in axes
 
 
 def test_analyst_sees_charts_and_starts_the_report_with_the_view(demo_hub):
@@ -137,9 +152,7 @@ def test_explore_shows_table_and_exports_the_view(demo_hub):
     qty = (
         duckdb.connect()
         .execute(
-            f"SELECT sum(quantity) FROM "
-            f"{lake_sql(demo_hub.settings, 'demo-open', 'scans')} "
-            "WHERE NOT deleted"
+            f"SELECT sum(quantity) FROM {lake_sql(demo_hub.settings, 'demo-open', 'scans')} WHERE NOT deleted"
         )
         .fetchone()[0]
     )
