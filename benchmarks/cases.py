@@ -45,6 +45,13 @@ def probe(name: str, repeat: int) -> Callable[[Any, Path], Command]:
     return command
 
 
+def page_speed(repeat: int) -> Callable[[Any, Path], Command]:
+    def command(dataset: Any, scratch: Path) -> Command:
+        return Command([sys.executable, "-m", "benchmarks.page_speed", str(repeat)], reports_seconds=True)
+
+    return command
+
+
 def baseline_command(name: str, dataset: Any, scratch: Path) -> Command:
     if name == "imports":
         return Command([sys.executable, "-m", "benchmarks.baselines", "imports"])
@@ -104,6 +111,11 @@ def _xlsx_met(record: dict[str, Any]) -> bool:
     return bool(record["ratio"] <= 0.5 and record["ours"]["peak_rss_mib"] <= 300)
 
 
+def _page_met(record: dict[str, Any]) -> bool:
+    ours = record["ours"]
+    return bool(ours["headline_to_hub"] <= 1.0 and ours["charts_to_hub"] <= 2.0 and ours["tab_to_hub"] <= 2.0)
+
+
 def _help_met(record: dict[str, Any]) -> bool:
     return bool(record["ours"]["seconds"] <= record["baselines"]["imports"]["seconds"])
 
@@ -132,6 +144,9 @@ CASES: tuple[Case, ...] = (
          ("pandas_statistics_xlsx",), "≤ 0.2× pandas + openpyxl", passes=_ratio_at_most(0.2)),
     Case("statistics_preview_big", "statistics preview, empty caches (in process)", "big", probe("preview", 1),
          ("pandas_preview",), "≤ 0.5 s", passes=_seconds_at_most(0.5)),
+    Case("statistics_page_browser", "statistics page in Chromium against the hub (ratio: charts ÷ hub)", "small",
+         page_speed(3), (), "headline ≤ hub's job list; charts and each tab ≤ 2× it",
+         ratio_of=lambda r: r["ours"]["charts_to_hub"], passes=_page_met),
     Case("job_list_page", "job list page, 10k jobs (count + page, in process)", "small", probe("job_list", 30),
          (), "≤ 50 ms", passes=_seconds_at_most(0.05)),
     Case("cli_help", "exporthub --help", "small", lambda d, s: exporthub("--help"), ("imports",),

@@ -116,4 +116,4 @@ def projects_for(db: Database, username: str) -> list[ProjectInfo]:
         user = s.scalar(select(User).where(User.username == username))
         if user is None:
             return []
-        return [ProjectInfo(p.id, p.slug, p.name, p.timezone, p.status) for p in visible_projects(s, user)]
+        return [ProjectInfo(p.id, p.slug, p.name, p.timezone, p.status, p.currency) for p in visible_projects(s, user)]

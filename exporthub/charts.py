@@ -64,6 +64,8 @@ class ChartSpec:
     slice_colours: tuple[str, ...] = field(default_factory=tuple)  # a pie's colour per slice
     x_order: tuple[str, ...] = ()  # a heatmap's column labels in order (default: as they first appear)
     y_order: tuple[str, ...] = ()  # a heatmap's row labels in order
+    horizontal: bool = False  # bars along the y axis (long category names, e.g. zones)
+    target: float | None = None  # a reference value drawn as a line (e.g. 100 % completion)
 
     @property
     def is_empty(self) -> bool:
@@ -148,6 +150,7 @@ def productivity(table: pa.Table) -> ChartSpec:
         key="productivity", kind="bar", title="Productivity per user", x_label="User",
         y_label="Scans per hour", x="display_name",
         series=(Series("scans_per_hour", "Scans per hour", PALETTE[0]),), data=table, value_format=",.0f",
+        horizontal=True,  # names down the side stay readable on a phone
     )
 
 
@@ -157,7 +160,7 @@ def zone_completion(table: pa.Table) -> ChartSpec:
     return ChartSpec(
         key="zone_completion", kind="bar", title="Zone completion against expected items", x_label="Zone",
         y_label="Completion (%)", x="code", series=(Series("completion_pct", "Completion (%)", PALETTE[2]),),
-        data=data, value_format=",.0f",
+        data=data, value_format=",.0f", horizontal=True, target=100.0,
     )
 
 

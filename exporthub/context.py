@@ -33,6 +33,7 @@ class ProjectInfo:
     name: str
     timezone: str
     status: str
+    currency: str = "EUR"  # what the project's costs are in
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,9 @@ def _listed(project_id: int, types: Sequence[str] | None, statuses: Sequence[str
         where.append(Job.parent_id.is_(None))
     return where
 
+RETRY_OF = "Retry of job #"
+
+
 class JobService:
     """The job engine's public face. ``registry`` holds the exporters; the edge that builds the service
     passes it in (``exporters.REGISTRY``), as it passes the dispatcher."""
@@ -159,7 +162,8 @@ class JobService:
             user = get_user(s, username)
             project = get_project(s, project_slug)
             require(s, user, project, Permission.VIEW)
-            info = ProjectInfo(project.id, project.slug, project.name, project.timezone, project.status)
+            info = ProjectInfo(project.id, project.slug, project.name, project.timezone, project.status,
+                               project.currency)
             users = user_rows(s)
             watermarks = export_watermarks(s, project.id, export_type)
         definition = self.definition(export_type)
@@ -281,7 +285,10 @@ class JobService:
         if JobStatus(status) not in RETRYABLE_STATUSES:
             refusal = InvalidTransition(f"Only failed or cancelled jobs can be retried; job {job_id} is {status}")
             raise self._refuse(refusal, action="retry", actor=username, project=slug, target=f"job:{job_id}")
-        return self.start(username, slug, export_type, variables, action="retry")
+        new = self.start(username, slug, export_type, variables, action="retry")
+        with self.db.write() as s:
+            lifecycle.log(s, new.id, LogLevel.INFO, f"{RETRY_OF}{job_id}")  # Job Details links back to it
+        return self.get(username, new.id)
 
     # ------------------------------------------------------------------ cancel / remove / reset
     def _act_on_job(

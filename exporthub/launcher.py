@@ -28,7 +28,12 @@ WORKER_RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds, then 30 s for ev
 
 
 def streamlit_flags(config_path: Path = STREAMLIT_CONFIG) -> list[str]:
-    """``--section.option value`` flags for every setting in ``config_path`` (lists repeat the flag)."""
+    """``--section.option value`` flags for every setting in ``config_path``.
+
+    A list goes as one JSON value (Streamlit parses theme lists from the command line that way; a
+    repeated flag would keep only its last value, e.g. one heading size for every heading).
+    """
+    import json
     import tomllib
 
     flags: list[str] = []
@@ -39,8 +44,7 @@ def streamlit_flags(config_path: Path = STREAMLIT_CONFIG) -> list[str]:
             if isinstance(value, dict):
                 walk(name, value)
             elif isinstance(value, list):
-                for item in value:
-                    flags.extend([f"--{name}", str(item)])
+                flags.extend([f"--{name}", json.dumps(value)])
             else:
                 flags.extend([f"--{name}", str(value).lower() if isinstance(value, bool) else str(value)])
 

@@ -147,7 +147,7 @@ def _build_context(db: Database, settings: Settings, job_id: int, definition_of:
         job = s.get(Job, job_id)
         assert job is not None
         project = ProjectInfo(job.project.id, job.project.slug, job.project.name, job.project.timezone,
-                              job.project.status)
+                              job.project.status, job.project.currency)
         definition: ExportDefinition = definition_of(job.export_type)
         started = job.started_at
         assert started is not None

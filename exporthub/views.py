@@ -91,6 +91,7 @@ class JobView:
     children: tuple[JobView, ...] = ()
     export_session_count: int = 0
     lake_snapshot: dict[str, int | None] | None = None  # the Iceberg snapshot ids the job read
+    user_display: str = ""  # the requester's display name (``user`` is the username)
 
     @property
     def has_warnings(self) -> bool:
@@ -145,6 +146,7 @@ def job_view(
         type=job.export_type,
         project=job.project.slug,
         user=job.user.username,
+        user_display=job.user.display_name or job.user.username,
         status=JobStatus(job.status),
         progress=job.progress,
         variables=dict(job.variables or {}),

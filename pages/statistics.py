@@ -9,13 +9,13 @@ from exporthub import charts
 from exporthub.errors import ExporthubError
 from exporthub.permissions import Permission
 from ui import stats_view
-from ui.charts_plotly import figure
-from ui.format import md_escape
+from ui.format import md_escape, project_currency
 from ui.session import page_context
 from ui.stats_services import stats_service
 
 ctx = page_context(Permission.VIEW)
 user, project, timezone = ctx.user.username, ctx.project.slug, ctx.project.timezone
+currency = project_currency(ctx.project)
 stats = stats_service()
 
 st.title("Statistics")
@@ -30,18 +30,12 @@ view = stats_view.filter_bar(options, timezone)
 if view is None:
     st.stop()
 preview = stats.preview(user, project, view.filters, granularity=view.granularity)
+# The figures and the report button first: both need only the view, which is known now.
+stats_view.headline(preview, currency)
 stats_view.cutoff_note(preview)
-stats_view.headline(preview)
 if ctx.can(Permission.START):
     stats_view.report_controls(ctx.service, user, project, view)
-stats_view.chart_grid(charts.preview_charts(preview.tables, granularity=view.granularity, timezone=timezone))
-
-st.header("Explore")
-st.caption("Pick a measure and one or two dimensions; the filters above apply.")
-spec = stats_view.explore_controls()
-if spec is not None:
-    result = stats.explore(user, project, view.filters, spec)
-    st.plotly_chart(figure(charts.explore_chart(result.table, spec)), key="chart-explore", width="stretch")
-    st.dataframe(result.table, key="explore-table", hide_index=True)
-    if ctx.can(Permission.START):
-        stats_view.explore_export(ctx.service, user, project, view, spec)
+stats_view.chart_tabs(
+    charts.preview_charts(preview.tables, granularity=view.granularity, timezone=timezone), currency
+)
+stats_view.explore_section(stats, ctx, view)

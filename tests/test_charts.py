@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import io
 from datetime import UTC, datetime
@@ -58,6 +59,15 @@ def test_plotly_matches_the_spec(specs):
             assert _shown(trace.labels) == spec.x_labels()
             assert list(trace.values) == spec.values(spec.series[0])
             assert list(trace.marker.colors) == list(spec.slice_colours)
+            assert trace.texttemplate == "%{label}<br>%{percent:.1%}"  # one precision for every slice
+            continue
+        if spec.horizontal:  # zones, users: names down the side, the value along (zones: a 100 % line)
+            assert (fig.layout.yaxis.title.text, fig.layout.xaxis.title.text) == (spec.x_label, spec.y_label)
+            (trace,) = fig.data
+            assert trace.orientation == "h" and _shown(trace.y) == spec.x_labels()
+            assert list(trace.x) == spec.values(spec.series[0])
+            targets = [] if spec.target is None else [("line", spec.target)]
+            assert [(s.type, s.x0) for s in fig.layout.shapes] == targets
             continue
         assert fig.layout.xaxis.title.text == spec.x_label
         assert fig.layout.yaxis.title.text == spec.y_label
@@ -69,12 +79,30 @@ def test_plotly_matches_the_spec(specs):
             assert [c for _, c in trace.colorscale] == list(spec.colour_scale)
             continue
         assert [t.name for t in fig.data] == [s.name for s in spec.series]
+        assert fig.layout.yaxis.rangemode == "tozero"
         for trace, series in zip(fig.data, spec.series, strict=True):
             assert _shown(trace.x) == spec.x_labels()
             assert list(trace.y) == spec.values(series)
-            colour = trace.line.color if spec.kind == "line" else trace.marker.color
+            as_line = spec.kind == "line" or trace.type == "scatter"  # long bar series draw as an area
+            colour = trace.line.color if as_line else trace.marker.color
             assert colour == series.colour
         assert fig.layout.barmode == ("stack" if spec.stacked else "group")
+
+
+def test_a_long_daily_series_is_an_area_not_a_comb_of_bars():
+    days = pa.table({"period": pa.array([dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(400)]),
+                     "scans": pa.array(range(400))})
+    spec = charts.scans_over_time(days, "day", "UTC")
+    (trace,) = figure(spec).data
+    assert (trace.type, trace.fill) == ("scatter", "tozeroy")
+    (trace,) = figure(charts.scans_over_time(days.slice(0, 30), "day", "UTC")).data
+    assert trace.type == "bar"
+
+
+def test_cost_charts_name_the_currency():
+    table = pa.table({"day": pa.array([dt.date(2026, 1, 1)]), "cost_per_scan": pa.array([1.5])})
+    fig = figure(charts.cost_per_scan(table), currency="CHF")
+    assert fig.layout.yaxis.title.text == "Cost per scan (CHF)"
 
 
 def _strings(node) -> list[str]:
@@ -215,3 +243,9 @@ def test_nice_scale_rounds_up_to_a_1_2_5_step():
     assert nice_scale(2_480, whole=True) == (2_500, 500)
     assert nice_scale(0.37, whole=False) == pytest.approx((0.4, 0.1))
     assert nice_scale(0, whole=True) == (1, 1)
+
+
+def test_people_and_zones_are_bars_along_the_side(specs):
+    # Long names (users, zones) read on a phone when they run down the side, not under the axis.
+    assert {s.key for s in specs if s.horizontal} == {"productivity", "zone_completion"}
+    assert next(s for s in specs if s.key == "zone_completion").target == 100.0

@@ -80,3 +80,18 @@ def test_the_readme_deployment_section_says_the_same():
         assert key in section, key
     data_dir = compose()["services"]["web"]["environment"]["EXPORTHUB_DATA_DIR"]
     assert f"`{data_dir}`" in section  # which folder the processes share
+
+
+def test_theme_lists_reach_streamlit_as_one_json_value():
+    import json
+
+    from exporthub.launcher import streamlit_flags
+
+    flags = streamlit_flags()
+    at = flags.index("--theme.headingFontSizes")
+    assert json.loads(flags[at + 1])[:2] == ["2.25rem", "1.5rem"]  # every heading size, not only the last
+    assert flags.count("--theme.headingFontSizes") == 1
+    from exporthub.charts import PALETTE
+
+    at = flags.index("--theme.chartCategoricalColors")
+    assert tuple(json.loads(flags[at + 1])) == PALETTE  # one palette for Plotly and Streamlit's charts

@@ -24,8 +24,16 @@ def _labels(values: Sequence[Any]) -> list[Any]:
     return [_text(v) for v in values]
 
 
-def figure(spec: ChartSpec, *, height: int = 380) -> go.Figure:
-    """The Plotly figure for ``spec`` (an annotation says so when there is no data)."""
+# Above this many time points bars become a filled line: a comb of hundreds of 1-px bars is slow to draw
+# and unreadable.
+MAX_BARS = 90
+
+
+def figure(spec: ChartSpec, *, height: int = 380, currency: str = "") -> go.Figure:
+    """The Plotly figure for ``spec`` (an annotation says so when there is no data).
+
+    ``currency`` (e.g. "EUR") is added to the value axis and hover of cost charts.
+    """
     fig = go.Figure()
     fig.update_layout(
         title={"text": spec.title},
@@ -33,8 +41,10 @@ def figure(spec: ChartSpec, *, height: int = 380) -> go.Figure:
         template="plotly_white",
         colorway=list(PALETTE),
         margin={"l": 60, "r": 20, "t": 60, "b": 60},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
+        # The legend goes under the plot: above it, a phone's narrow width puts it over the title.
+        legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0.0},
     )
+    unit = f" {currency}" if currency and spec.key.startswith("cost") else ""
     if spec.is_empty:
         fig.add_annotation(
             text="No data for these filters", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
@@ -50,16 +60,12 @@ def figure(spec: ChartSpec, *, height: int = 380) -> go.Figure:
                 marker={"colors": list(spec.slice_colours)},
                 sort=False,
                 name=_text(spec.series[0].name),
-                texttemplate="%{label}<br>%{percent}",
-                hovertemplate="%{label}: %{value:" + spec.value_format + "}<extra></extra>",
+                texttemplate="%{label}<br>%{percent:.1%}",
+                hovertemplate="%{label}: %{value:" + spec.value_format + "}" + unit + "<extra></extra>",
             )
         )
         return fig
-    fig.update_layout(xaxis_title={"text": spec.x_label}, yaxis_title={"text": spec.y_label})
-    if not spec.x_is_time:
-        # Keep codes such as "7" or "Z-001" as categories, in the spec's order.
-        fig.update_xaxes(type="category")
-    fig.update_yaxes(tickformat=spec.value_format)
+    value_title = spec.y_label + (f" ({currency})" if unit else "")
     if spec.kind == "heatmap":
         xs, ys, grid = spec.matrix()
         stops = spec.colour_scale
@@ -77,11 +83,28 @@ def figure(spec: ChartSpec, *, height: int = 380) -> go.Figure:
             )
         )
         # The first row on top, as the PDF draws it.
-        fig.update_yaxes(type="category", autorange="reversed", tickformat="")
+        fig.update_layout(xaxis_title={"text": spec.x_label}, yaxis_title={"text": spec.y_label})
+        if not spec.x_is_time:
+            fig.update_xaxes(type="category")
+        fig.update_yaxes(type="category", autorange="reversed")
         return fig
+    if spec.horizontal:
+        return _horizontal_bars(fig, spec, value_title)
+    fig.update_layout(xaxis_title={"text": spec.x_label}, yaxis_title={"text": value_title})
+    if not spec.x_is_time:
+        # Keep codes such as "7" or "Z-001" as categories, in the spec's order.
+        fig.update_xaxes(type="category", automargin=True)
+    # Rates and counts start at zero: a floating axis makes small differences look large.
+    fig.update_yaxes(tickformat=spec.value_format, rangemode="tozero")
     x = _labels(spec.x_labels())
+    as_area = spec.kind == "bar" and spec.x_is_time and not spec.stacked and len(x) > MAX_BARS
     for s in spec.series:
-        if spec.kind == "line":
+        if as_area:
+            fig.add_trace(
+                go.Scatter(x=x, y=spec.values(s), name=_text(s.name), mode="lines", fill="tozeroy",
+                           line={"color": s.colour, "width": 1})
+            )
+        elif spec.kind == "line":
             fig.add_trace(
                 go.Scatter(
                     x=x,
@@ -101,4 +124,20 @@ def figure(spec: ChartSpec, *, height: int = 380) -> go.Figure:
     )
     if spec.kind == "histogram":
         fig.update_layout(bargap=0.02)
+    return fig
+
+
+def _horizontal_bars(fig: go.Figure, spec: ChartSpec, value_title: str) -> go.Figure:
+    """Bars along the y axis (names stay readable on a phone), first category on top, and the target
+    (e.g. 100 %) as a dashed line."""
+    y = _labels(spec.x_labels())
+    for s in spec.series:
+        fig.add_trace(go.Bar(x=spec.values(s), y=y, orientation="h", name=_text(s.name),
+                             marker={"color": s.colour}))
+    fig.update_layout(xaxis_title={"text": value_title}, yaxis_title={"text": spec.x_label}, showlegend=False,
+                      height=max(300, 60 + 22 * len(y)))
+    fig.update_yaxes(type="category", autorange="reversed", automargin=True)
+    fig.update_xaxes(tickformat=spec.value_format, rangemode="tozero")
+    if spec.target is not None:
+        fig.add_vline(x=spec.target, line={"color": "#1B2333", "dash": "dash", "width": 1})
     return fig

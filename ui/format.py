@@ -93,3 +93,11 @@ def variable_value(key: str, value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(option_label(key, v) for v in value)
     return option_label(key, value)
+
+
+DEFAULT_CURRENCY = "EUR"
+
+
+def project_currency(project: Any) -> str:
+    """The currency the project's costs are in (a project setting; EUR when the project has none)."""
+    return str(getattr(project, "currency", None) or DEFAULT_CURRENCY)

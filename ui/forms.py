@@ -1,4 +1,4 @@
-"""The "Export Variables" form, built from the export config, as plain functions.
+"""The export dialog's form, built from the export config, as plain functions.
 
 :func:`variable_form` draws one widget per variable and returns the raw values; it does not care
 whether it runs inside ``st.dialog`` (the hub) or a plain script (the tests). The widget for each
@@ -44,7 +44,8 @@ _SHOWN_WHEN: dict[str, tuple[str, str]] = {
 }
 
 
-def _visible(var: Variable, values: Mapping[str, Any], definition: ExportDefinition) -> bool:
+def applies(var: Variable, values: Mapping[str, Any], definition: ExportDefinition) -> bool:
+    """Whether ``var`` means something with these ``values`` (From/To only for a custom range, …)."""
     rule = _SHOWN_WHEN.get(var.key)
     if rule is None or definition.variable(rule[0]) is None:
         return True
@@ -75,7 +76,7 @@ def variable_form(
     values: dict[str, Any] = {}
     drawn: set[str] = set()
     for var in definition.variables:
-        if var.key in drawn or not _visible(var, values, definition):
+        if var.key in drawn or not applies(var, values, definition):
             continue
         if var.key in ("dateFrom", "dateTo") and definition.variable("dateRange") is not None:
             # From and To of a custom range sit side by side.
@@ -84,9 +85,23 @@ def variable_form(
             ]
             values.update(_date_pair(pair, key_prefix, today))
             drawn.update(v.key for v in pair)
+            problem = date_problem(values)
+            if problem is not None:
+                st.error(problem, icon=":material/event_busy:")  # next to the fields, and only here
             continue
         values[var.key] = _widget(var, dynamic_options, key_prefix, today, option_labels or {})
     return values
+
+
+DATE_KEYS = ("dateFrom", "dateTo")
+
+
+def date_problem(values: Mapping[str, Any]) -> str | None:
+    """What is wrong with a custom range's From/To, in words (``None`` when nothing is)."""
+    start, end = values.get("dateFrom"), values.get("dateTo")
+    if isinstance(start, date) and isinstance(end, date) and start > end:
+        return "The range ends before it starts: pick a To date on or after the From date."
+    return None
 
 
 def _date_pair(variables: list[Variable], key_prefix: str, today: date) -> dict[str, Any]:

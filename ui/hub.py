@@ -1,4 +1,4 @@
-"""The Reports & Exports hub: header, export cards by group, the "Export Variables" dialog, and
+"""The Reports & Exports hub: header, export cards by group, the export dialog ("Export scans"), and
 the live part of the page (cards' latest status and the job list) that refreshes itself.
 
 The dialog is opened from the full script run, never from inside the refreshing fragment: a
@@ -32,6 +32,20 @@ REFRESH_SECONDS = 2.0
 OPEN_EXPORT_KEY = "_open_export"
 _ESTIMATE_TTL = 30.0
 _SHOWN_PROJECT = "_hub_shown_project"  # (slug, status) the header was drawn with
+WATCHING_KEY = "_hub_watching"  # job id -> type of this user's jobs seen running (for the toast)
+
+# Each type's icon (Streamlit's Material icons: no emoji font needed).
+TYPE_ICONS: dict[str, str] = {
+    "backup": ":material/backup:",
+    "publish": ":material/publish:",
+    "scans": ":material/barcode_scanner:",
+    "users": ":material/group:",
+    "zones": ":material/grid_view:",
+    "sessions": ":material/timer:",
+    "cost": ":material/payments:",
+    "statistics": ":material/bar_chart:",
+}
+DEFAULT_ICON = ":material/description:"
 
 # One line under each card's title, for the built-in types (a deployment's own types show none).
 BLURBS: dict[str, str] = {
@@ -139,29 +153,79 @@ def _live() -> None:
         st.rerun()  # a job changed the project (publish): the header outside this fragment must show it
     jobs_view.show_flash()
     latest = ctx.service.latest_by_type(ctx.user.username, ctx.project.slug)
-    cards(ctx, latest)
+    notify_finished(ctx, latest)
+    # The jobs and their downloads first: they are why people come. Then the catalogue to start one.
     st.subheader("Jobs", anchor="jobs")
     jobs_view.render_job_list(list_context(ctx))
+    if ctx.can(Permission.START):
+        st.subheader("New export", anchor="new-export")
+        cards(ctx, latest)
+    elif any(latest_file(ctx, job) for job in latest.values()):
+        # Those who cannot start exports see only the types with a file to download.
+        st.subheader("Latest files", anchor="latest-files")
+        cards(ctx, {t: job for t, job in latest.items() if latest_file(ctx, job)}, only_latest=True)
 
 
-def cards(ctx: PageContext, latest: Mapping[str, Any]) -> None:
-    """One card per visible export type, grouped, with the latest job's status and "Generate"."""
+def notify_finished(ctx: PageContext, latest: Mapping[str, Any]) -> None:
+    """A toast, with the download link, when a job this user started (and saw running) has finished."""
+    watching: dict[int, str] = st.session_state.setdefault(WATCHING_KEY, {})
+    for job in latest.values():
+        mine = job.user == ctx.user.username
+        if mine and job.status in ACTIVE_STATUSES:
+            watching[job.id] = job.type
+        elif job.id in watching:
+            del watching[job.id]
+            if job.status is JobStatus.CANCELLED:
+                continue  # the user's own Cancel already said so
+            title = md_escape(titles(ctx).get(job.type, job.type))
+            files = [f for f in job.files if ".about." not in f.name]
+            href = jobs_view.download_path(ctx.settings, files[0].id, ctx.user.id) if files else None
+            link = f" [Download {md_escape(files[0].name)}]({href})" if href else ""
+            icon = ":material/check_circle:" if job.status is JobStatus.COMPLETED else ":material/error:"
+            st.toast(f"{title} #{job.id}: {jobs_view.status_parts(job)[1].lower()}.{link}", icon=icon)
+
+
+def start_refusal(ctx: PageContext, definition: ExportDefinition, job: Any) -> str | None:
+    """Why "Generate" cannot start this type now (``None`` when it can)."""
+    if job is not None and job.status in ACTIVE_STATUSES:
+        return f"A {definition.title} job is already running (#{job.id}); another can start when it has finished."
+    if not definition.allow_when_project_not_closed and ctx.project.status not in CLOSED_PROJECT_STATUSES:
+        return "The project must be closed first; a global admin can close it."
+    return None
+
+
+def cards(ctx: PageContext, latest: Mapping[str, Any], *, only_latest: bool = False) -> None:
+    """One compact card per visible export type (``only_latest``: per type in ``latest``), grouped, with
+    the latest job's status, "Generate" and its latest file."""
     groups = grouped_types(ctx.service.config, ctx.service.registry)
+    if only_latest:
+        groups = {g: [d for d in ds if d.type in latest] for g, ds in groups.items()}
+        groups = {g: ds for g, ds in groups.items() if ds}
     if not groups:
         st.info("No export types are configured for this hub.")
     for group, definitions in groups.items():
-        st.subheader(group, anchor=group.lower().replace(" ", "-"))
-        for start in range(0, len(definitions), 3):
-            row = definitions[start : start + 3]
-            columns = st.columns(3)
+        st.markdown(f"**{md_escape(group)}**")
+        for start in range(0, len(definitions), 4):
+            row = definitions[start : start + 4]
+            columns = st.columns(4)
             for column, definition in zip(columns, row, strict=False):
                 with column:
                     card(ctx, definition, latest.get(definition.type))
 
 
+def latest_file(ctx: PageContext, job: Any) -> tuple[str, str] | None:
+    """(name, link) of the latest completed job's first data file, if it has one."""
+    if job is None or job.status is not JobStatus.COMPLETED:
+        return None
+    files = [f for f in job.files if ".about." not in f.name]
+    href = jobs_view.download_path(ctx.settings, files[0].id, ctx.user.id) if files else None
+    return None if href is None else (files[0].name, href)
+
+
 def card(ctx: PageContext, definition: ExportDefinition, job: Any) -> None:
     with st.container(border=True, key=f"card-{definition.type}"):
-        st.markdown(f"#### {md_escape(definition.title)}")
+        icon = TYPE_ICONS.get(definition.type, DEFAULT_ICON)
+        st.markdown(f"##### {icon} {md_escape(definition.title)}")
         if definition.type in BLURBS:
             st.caption(BLURBS[definition.type])
         if job is None:
@@ -178,23 +242,39 @@ def card(ctx: PageContext, definition: ExportDefinition, job: Any) -> None:
             )
             if job.status is JobStatus.RUNNING:
                 st.progress(max(0, min(100, job.progress)) / 100)
-        if ctx.can(Permission.START) and st.button(
-            "Generate",
-            key=f"generate-{definition.type}",
-            type="primary",
-            icon=":material/play_arrow:",
-            width="stretch",
-        ):
-            st.session_state[OPEN_EXPORT_KEY] = definition.type
-            st.rerun()
+        refusal = start_refusal(ctx, definition, job) if ctx.can(Permission.START) else None
+        newest = latest_file(ctx, job)
+        # Side by side when they fit, wrapped when the card is narrow (never a cut-off "Gen…").
+        with st.container(horizontal=True, gap="small"):
+            if ctx.can(Permission.START) and st.button(
+                "Generate",
+                key=f"generate-{definition.type}",
+                icon=":material/play_arrow:",
+                disabled=refusal is not None,
+                help=refusal,
+            ):
+                st.session_state[OPEN_EXPORT_KEY] = definition.type
+                st.rerun()
+            if newest is not None:
+                st.link_button("Latest", newest[1], icon=":material/download:", help=f"Download {newest[0]}")
+        if refusal is not None:
+            st.caption(md_escape(refusal))
 
 
 # ---------------------------------------------------------------------------- the dialog
 
 
-@st.dialog("Export Variables", width="medium")
+def dialog_title(definition: ExportDefinition) -> str:
+    """What the dialog does, in words: "Export scans", "Publish project"."""
+    if definition.type == PUBLISH_TYPE:
+        return "Publish project"
+    return f"Export {definition.title[:1].lower()}{definition.title[1:]}"
+
+
 def export_dialog(export_type: str) -> None:
-    dialog_body(export_type)
+    definition = page_context().service.config.get(export_type)
+    title = dialog_title(definition) if definition is not None else "Export"
+    st.dialog(title, width="medium")(dialog_body)(export_type)
 
 
 def dialog_body(export_type: str) -> None:
@@ -238,14 +318,14 @@ def dialog_body(export_type: str) -> None:
             key=f"{prefix}-generate",
             type="primary",
             width="stretch",
-            disabled=schedule.error is not None,
+            disabled=schedule.error is not None or forms.date_problem(values) is not None,
         )
     if clicked:
         result = forms.submit_export(
             ctx.service, ctx.user.username, ctx.project.slug, export_type, values, run_at=schedule.run_at
         )
         if result.error:
-            problem.error(md_escape(result.error), icon="⛔")
+            problem.error(md_escape(result.error), icon=":material/block:")
             return
         job = result.job
         assert job is not None
@@ -254,7 +334,7 @@ def dialog_body(export_type: str) -> None:
             if schedule.run_at
             else "queued"
         )
-        st.session_state[jobs_view.FLASH_KEY] = ("✅", f"{definition.title}: job #{job.id} {when}")
+        st.session_state[jobs_view.FLASH_KEY] = (":material/check_circle:", f"{definition.title}: job #{job.id} {when}")
         st.rerun()
 
 
@@ -268,7 +348,7 @@ def _warn_up_front(ctx: PageContext, definition: ExportDefinition) -> None:
     latest = ctx.service.latest_by_type(ctx.user.username, ctx.project.slug).get(definition.type)
     if latest is not None and latest.status in ACTIVE_STATUSES:
         st.info(
-            f"A {md_escape(definition.title)} job is already {jobs_view.status_label(latest).split(' ', 1)[1].lower()} "
+            f"A {md_escape(definition.title)} job is already {jobs_view.status_label(latest).lower()} "
             f"(#{latest.id}). Another one can start when it has finished."
         )
 
@@ -289,6 +369,8 @@ def _estimate_box(ctx: PageContext, definition: ExportDefinition, values: dict[s
     try:
         text = forms.describe_estimate(_cached_estimate(ctx, definition.type, values), values)
     except InvalidVariable as exc:
+        if exc.key in forms.DATE_KEYS and forms.date_problem(values) is not None:
+            return  # said once, next to the date fields
         problem = forms.plain_refusal(exc, definition)
     except ExporthubError as exc:
         problem = exc.message
@@ -302,7 +384,7 @@ def _estimate_box(ctx: PageContext, definition: ExportDefinition, values: dict[s
         assert text is not None
         st.markdown(text.summary)
         for warning in text.warnings:
-            st.warning(md_escape(warning), icon="⚠️")
+            st.warning(md_escape(warning), icon=":material/warning:")
 
 
 def _cached_estimate(ctx: PageContext, export_type: str, values: dict[str, Any]) -> Any:

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import streamlit as st
 
 from exporthub.errors import ExporthubError
+from exporthub.jobs import RETRY_OF
 from exporthub.lake.snapshot import snapshot_label
 from exporthub.states import ACTIVE_STATUSES, JobStatus
 from exporthub.views import JobView
 from ui import format as fmt
-from ui import hub, jobs_view, session
+from ui import forms, hub, jobs_view, session
 from ui.format import md_escape
 from ui.session import PageContext, page_context
 
 JOB_PAGE = "pages/job.py"
+_RETRY = re.compile(re.escape(RETRY_OF) + r"(\d+)")
+_WORKER = re.compile(r"^Started on \S+")
 RECENT = 50
 
 
@@ -85,9 +89,9 @@ def _body(job_id: int) -> None:
         st.progress(max(0, min(100, job.progress)) / 100)
     _timings(job, tz)
     if job.error:
-        st.error(f"**Error:** {md_escape(_for(job.error, admin=ctx.user.is_admin))}", icon="❌")
+        st.error(f"**Error:** {md_escape(_for(job.error, admin=ctx.user.is_admin))}", icon=":material/error:")
     for warning in job.warnings:
-        st.warning(md_escape(warning), icon="⚠️")
+        st.warning(md_escape(warning), icon=":material/warning:")
     jobs_view.render_actions(job, hub.list_context(ctx), key_prefix="details", with_details=False)
     left, right = st.columns(2)
     with left:
@@ -111,6 +115,11 @@ def _body(job_id: int) -> None:
         st.subheader("Child jobs")
         for child in job.children:
             st.page_link(JOB_PAGE, label=md_escape(_job_label(child, names, tz)), query_params={"job": str(child.id)})
+    retried = retried_job(job)
+    if retried is not None:
+        st.page_link(
+            JOB_PAGE, label=f"Retry of job #{retried}", icon=":material/replay:", query_params={"job": str(retried)}
+        )
     if job.parent_id is not None:
         st.page_link(
             JOB_PAGE,
@@ -124,7 +133,7 @@ def _body(job_id: int) -> None:
 
 def _timings(job: JobView, tz: str) -> None:
     cells = [
-        ("Requested by", md_escape(job.user)),
+        ("Requested by", md_escape(job.user_display or job.user)),
         ("Created", fmt.local_time(job.created, tz)),
         ("Started", fmt.local_time(job.started, tz)),
         ("Finished", fmt.local_time(job.finished, tz)),
@@ -147,6 +156,8 @@ def _variables(ctx: PageContext, job: JobView) -> None:
     rows = []
     for key, value in job.variables.items():
         var = definition.variable(key) if definition is not None else None
+        if var is not None and not forms.applies(var, job.variables, definition):
+            continue  # e.g. From/To of a preset range, the CSV dialect of an Excel file
         rows.append({"Variable": var.title if var else key, "Value": fmt.variable_value(key, value)})
     st.dataframe(rows, hide_index=True, width="stretch")
 
@@ -156,16 +167,30 @@ def _for(text: str, *, admin: bool) -> str:
     return text if admin else text.strip().split("\n", 1)[0]
 
 
+def retried_job(job: JobView) -> int | None:
+    """The job this one retried (its log says so), if any."""
+    for entry in job.log:
+        match = _RETRY.fullmatch(entry.message)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def _shown_log_message(message: str) -> str:
+    # "Started on host:pid:nonce (attempt 1)": the worker's id is for admins and the server log.
+    return _WORKER.sub("Started", message)
+
+
 def _log(job: JobView, tz: str, *, admin: bool) -> None:
     if not job.log:
         st.caption("Nothing logged yet.")
         return
-    icons = {"info": "ℹ️ info", "warning": "⚠️ warning", "error": "❌ error"}
+    icons = {"info": "Info", "warning": "Warning", "error": "Error"}
     frame = [
         {
             "Time": fmt.local_time(e.time, tz),
             "Level": icons.get(str(e.level), str(e.level)),
-            "Message": _for(e.message, admin=admin),
+            "Message": _for(_shown_log_message(e.message), admin=admin),
         }
         for e in job.log
     ]

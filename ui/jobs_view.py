@@ -29,15 +29,15 @@ from ui import format as fmt
 from ui.format import md_escape
 
 _STATUS: dict[JobStatus, tuple[str, str, str]] = {
-    # status: (icon, label, badge colour)
-    JobStatus.WAITING: ("🕒", "Waiting", "gray"),
-    JobStatus.READY: ("📥", "Queued", "violet"),
-    JobStatus.RUNNING: ("⏳", "Running", "blue"),
-    JobStatus.COMPLETED: ("✅", "Completed", "green"),
-    JobStatus.FAILED: ("❌", "Failed", "red"),
-    JobStatus.CANCELLED: ("🚫", "Cancelled", "gray"),
+    # status: (icon, label, badge colour); Material icons, drawn by Streamlit's own font (no emoji font)
+    JobStatus.WAITING: (":material/schedule:", "Waiting", "gray"),
+    JobStatus.READY: (":material/inbox:", "Queued", "violet"),
+    JobStatus.RUNNING: (":material/hourglass_top:", "Running", "blue"),
+    JobStatus.COMPLETED: (":material/check_circle:", "Completed", "green"),
+    JobStatus.FAILED: (":material/error:", "Failed", "red"),
+    JobStatus.CANCELLED: (":material/block:", "Cancelled", "gray"),
 }
-WARNINGS_LABEL = ("⚠️", "Completed with warnings", "orange")
+WARNINGS_LABEL = (":material/warning:", "Completed with warnings", "orange")
 
 # The status filter of the job list: label -> job states.
 STATUS_FILTERS: dict[str, tuple[str, ...]] = {
@@ -52,7 +52,7 @@ STATUS_FILTERS: dict[str, tuple[str, ...]] = {
 
 
 def status_parts(job: JobView) -> tuple[str, str, str]:
-    """(icon, label, colour) for a job, e.g. ``("⏳", "Running (45%)", "blue")``."""
+    """(icon, label, colour) for a job, e.g. ``(":material/hourglass_top:", "Running (45%)", "blue")``."""
     if job.status is JobStatus.COMPLETED and job.has_warnings:
         return WARNINGS_LABEL
     icon, label, colour = _STATUS[job.status]
@@ -64,9 +64,8 @@ def status_parts(job: JobView) -> tuple[str, str, str]:
 
 
 def status_label(job: JobView) -> str:
-    """``"⏳ Running (45%)"``, ``"✅ Completed"`` …"""
-    icon, label, _ = status_parts(job)
-    return f"{icon} {label}"
+    """``"Running (45%)"``, ``"Completed"`` … (plain text, for places that draw no icons)."""
+    return status_parts(job)[1]
 
 
 def status_badge(job: JobView) -> str:
@@ -134,7 +133,7 @@ def _on_action(service: JobService, username: str, action: Action, job_id: int) 
 
     session.touch()
     ok, message = perform(service, username, action, job_id)
-    st.session_state[FLASH_KEY] = ("✅" if ok else "⛔", message)
+    st.session_state[FLASH_KEY] = (":material/check_circle:" if ok else ":material/block:", message)
     st.session_state.pop(_confirm_key(job_id), None)
 
 
@@ -237,23 +236,43 @@ def render_actions(job: JobView, ctx: ListContext, *, key_prefix: str, with_deta
             )
         for action in (Action.CANCEL, Action.RETRY, Action.RESET_EXPORT_SESSIONS, Action.REMOVE):
             key = f"{key_prefix}-{action.name.lower()}-{job.id}"
+            # Three places per action, each filled or left empty (see the docstring).
+            said, main, keep = st.empty(), st.empty(), st.empty()
             if action not in actions:
-                st.empty()
-            elif action is Action.REMOVE and confirm:
-                st.button("Confirm remove", key=key + "-confirm", type="primary", icon=":material/delete:",
-                          on_click=_on_action, args=(ctx.service, ctx.username, action, job.id))
-            elif action is Action.REMOVE:
-                st.button(action.value, key=key, icon=":material/delete:", on_click=_ask_confirm, args=(job.id,))
-            else:
-                st.button(action.value, key=key, icon=_ICONS[action], on_click=_on_action,
-                          args=(ctx.service, ctx.username, action, job.id))
-        if Action.REMOVE in actions and confirm:
-            st.button("Keep", key=f"{key_prefix}-remove-{job.id}-keep", on_click=st.session_state.pop,
-                      args=(_confirm_key(job.id), None))
-        else:
-            st.empty()
+                continue
+            if action in CONFIRM and confirm == action.value:
+                label, consequence = CONFIRM[action]
+                if consequence:
+                    said.caption(consequence)
+                main.button(
+                    label,
+                    key=key + "-confirm",
+                    type="primary",  # red: the theme's danger style for confirmations (ui/style.py)
+                    icon=_ICONS[action],
+                    on_click=_on_action,
+                    args=(ctx.service, ctx.username, action, job.id),
+                )
+                keep.button("Keep", key=key + "-keep", on_click=st.session_state.pop, args=(_confirm_key(job.id), None))
+                continue
+            main.button(
+                action.value,
+                key=key,
+                icon=_ICONS[action],
+                on_click=_ask_confirm if action in CONFIRM else _on_action,
+                args=(job.id, action) if action in CONFIRM else (ctx.service, ctx.username, action, job.id),
+            )
 
 
+_RESET_SAYS = (
+    'Forgets which scans this job exported, so the next "only new since last export" export of these '
+    "zones includes them again."
+)
+# Actions that cannot be undone ask first: (the confirming button, what it does in a sentence).
+CONFIRM: dict[Action, tuple[str, str | None]] = {
+    Action.CANCEL: ("Confirm cancel", "Stops the job; files it has not finished are not kept."),
+    Action.RESET_EXPORT_SESSIONS: ("Confirm reset", _RESET_SAYS),
+    Action.REMOVE: ("Confirm remove", None),
+}
 _ICONS = {
     Action.CANCEL: ":material/stop_circle:",
     Action.RETRY: ":material/replay:",
@@ -262,8 +281,8 @@ _ICONS = {
 }
 
 
-def _ask_confirm(job_id: int) -> None:
-    st.session_state[_confirm_key(job_id)] = True
+def _ask_confirm(job_id: int, action: Action = Action.REMOVE) -> None:
+    st.session_state[_confirm_key(job_id)] = action.value
 
 
 def render_job_row(job: JobView, ctx: ListContext, *, key_prefix: str = "jobs") -> None:
@@ -276,10 +295,10 @@ def render_job_row(job: JobView, ctx: ListContext, *, key_prefix: str = "jobs") 
             progress = st.empty()
             if job.status is JobStatus.RUNNING:
                 progress.progress(max(0, min(100, job.progress)) / 100)
-            st.caption(f"{when_text(job, ctx.timezone)} · by {md_escape(job.user)}")
+            st.caption(f"{when_text(job, ctx.timezone)} · by {md_escape(job.user_display or job.user)}")
             error = st.empty()
             if job.error and job.status is JobStatus.FAILED:
-                error.caption(f"❌ {md_escape(_first_line(job.error))}")
+                error.caption(f":material/error: {md_escape(_first_line(job.error))}")
         with files:
             block, slot = files_html(ctx.settings, job, ctx.user_id), st.empty()
             if block:
@@ -370,10 +389,10 @@ def _set_page(page_key: str, page: int) -> None:
 
 
 __all__ = [
-    "Action",
     "FLASH_KEY",
-    "ListContext",
     "STATUS_FILTERS",
+    "Action",
+    "ListContext",
     "allowed_actions",
     "download_path",
     "file_link_html",

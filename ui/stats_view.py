@@ -16,6 +16,7 @@ import streamlit as st
 from exporthub import charts
 from exporthub.errors import ExporthubError, InvalidVariable
 from exporthub.jobs import JobService
+from exporthub.permissions import Permission
 from exporthub.stats import (
     DIMENSIONS,
     GRANULARITIES,
@@ -74,7 +75,7 @@ def filter_bar(options: FilterOptions, timezone: str) -> View | None:
                 default="day",
                 key="stats-granularity",
                 required=True,
-                format_func=GRANULARITY_LABELS.get,
+                format_func=lambda g: GRANULARITY_LABELS.get(g, g),
             )
             or "day"
         )
@@ -120,7 +121,7 @@ def cutoff_note(preview: Preview) -> None:
     )
 
 
-def headline(preview: Preview) -> None:
+def headline(preview: Preview, currency: str) -> None:
     h = preview.headline
     cols = st.columns(6)
     cols[0].metric("Total scans", f"{h['scans']:,}")
@@ -129,17 +130,41 @@ def headline(preview: Preview) -> None:
     cols[3].metric("Hours", f"{h['hours']:,.1f}")
     # Six metrics share one row: from 10,000 on, cents would push the figure past its column.
     cost = h["cost"]
-    cols[4].metric("Cost", f"{cost:,.0f}" if abs(cost) >= 10_000 else f"{cost:,.2f}", help=f"{cost:,.2f}")
-    cols[5].metric("Cost per scan", "—" if h["cost_per_scan"] is None else f"{h['cost_per_scan']:,.3f}")
+    shown_cost = f"{cost:,.0f}" if abs(cost) >= 10_000 else f"{cost:,.2f}"
+    # The currency goes in the label: six figures share a row, and a suffix would cut the figure short.
+    cols[4].metric(f"Cost ({currency})", shown_cost, help=f"{cost:,.2f} {currency}")
+    per_scan = h["cost_per_scan"]
+    cols[5].metric(f"Cost per scan ({currency})", "—" if per_scan is None else f"{per_scan:,.3f}")
 
 
-def chart_grid(specs: list[charts.ChartSpec]) -> None:
+# The charts in three tabs: only the open tab's charts are drawn, so the page shows its figures at once
+# and a tab's charts arrive together when it is opened.
+CHART_TABS: dict[str, tuple[str, ...]] = {
+    "Activity": ("scans_over_time", "daily_productivity", "session_durations"),
+    "People and zones": ("productivity", "zone_completion"),
+    "Cost": ("cost_by_category", "cost_over_time", "cost_per_scan"),
+}
+
+
+@st.fragment
+def chart_tabs(specs: list[charts.ChartSpec], currency: str) -> None:
+    """The preview's charts in tabs; switching tabs reruns only this fragment."""
+    by_key = {spec.key: spec for spec in specs}
+    tabs = st.tabs(list(CHART_TABS), key="stats-chart-tab", on_change="rerun")
+    for tab, keys in zip(tabs, CHART_TABS.values(), strict=True):
+        if tab.open is False:
+            continue
+        with tab:
+            chart_grid([by_key[k] for k in keys if k in by_key], currency)
+
+
+def chart_grid(specs: list[charts.ChartSpec], currency: str = "") -> None:
     """The charts, two per row (each from the shared chart definitions)."""
     for i in range(0, len(specs), 2):
         cols = st.columns(2)
         for col, spec in zip(cols, specs[i : i + 2], strict=False):
             with col:
-                st.plotly_chart(figure(spec), key=f"chart-{spec.key}", width="stretch")
+                st.plotly_chart(figure(spec, currency=currency), key=f"chart-{spec.key}", width="stretch")
 
 
 def start_job(
@@ -161,7 +186,7 @@ def report_controls(service: JobService, username: str, project: str, view: View
         "Report format",
         list(REPORT_FORMATS),
         key="stats-report-format",
-        format_func=REPORT_FORMATS.get,
+        format_func=lambda f: REPORT_FORMATS.get(f, f),
         label_visibility="collapsed",
     )
     if cols[1].button(
@@ -172,6 +197,22 @@ def report_controls(service: JobService, username: str, project: str, view: View
     ):
         values = {**view.filters.to_variables(), "granularity": view.granularity, "format": fmt}
         start_job(service, username, project, "statistics", values, what="The statistics report")
+
+
+@st.fragment
+def explore_section(stats: Any, ctx: Any, view: View) -> None:
+    """Ad-hoc exploration; its own fragment, so changing a measure does not redraw the charts above."""
+    st.header("Explore")
+    st.caption("Pick a measure and one or two dimensions; the filters above apply.")
+    spec = explore_controls()
+    if spec is None:
+        return
+    user, project = ctx.user.username, ctx.project.slug
+    result = stats.explore(user, project, view.filters, spec)
+    st.plotly_chart(figure(charts.explore_chart(result.table, spec)), key="chart-explore", width="stretch")
+    st.dataframe(result.table, key="explore-table", hide_index=True)
+    if ctx.can(Permission.START):
+        explore_export(ctx.service, user, project, view, spec)
 
 
 def explore_controls() -> ExploreSpec | None:
@@ -203,7 +244,7 @@ def explore_export(service: JobService, username: str, project: str, view: View,
         "Export format",
         list(EXPLORE_FORMATS),
         key="explore-format",
-        format_func=EXPLORE_FORMATS.get,
+        format_func=lambda f: EXPLORE_FORMATS.get(f, f),
         label_visibility="collapsed",
     )
     if cols[1].button("Export this view", key="explore-export", icon=":material/download:"):

@@ -1,5 +1,5 @@
 """The hub in headless Chromium against ``exporthub up``: log in, survive a reload, generate a scans
-CSV through the dialog, watch the list reach ✅ Completed without reloading, download the file with
+CSV through the dialog, watch the list reach Completed without reloading, download the file with
 one click and check its rows against the lake; a viewer finds no Generate button; the phone layout
 stacks and fills the screen. Screenshots land in test-artifacts/."""
 
@@ -26,7 +26,7 @@ def _login(page, hub: RunningHub, username: str) -> None:
     page.get_by_label("Password", exact=True).fill("demo")
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("heading", name="Reports & Exports").wait_for(timeout=30_000)
-    page.locator(".st-key-card-scans").get_by_role("heading", name="Scans").wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Jobs").wait_for(timeout=30_000)
 
 
 def _settle(page) -> None:
@@ -70,7 +70,7 @@ def test_analyst_generates_watches_and_downloads_a_scans_csv(running_hub, browse
     rows, quantity, scan_ids = _lake_totals(running_hub)
     page.locator(".st-key-card-scans").get_by_role("button", name="Generate").click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_text("Export Variables").wait_for()
+    dialog.get_by_text("Export scans").wait_for()
     dialog.get_by_text(f"About {rows:,} rows").wait_for(timeout=20_000)  # the estimate, before starting
     page.screenshot(path=str(artifacts / "dialog-desktop.png"))
 
@@ -81,10 +81,14 @@ def test_analyst_generates_watches_and_downloads_a_scans_csv(running_hub, browse
     row.wait_for(timeout=20_000)
     job_id = _job_id(row)
     row = page.locator(f".st-key-jobs-job-{job_id}")
-    row.get_by_text("✅ Completed").wait_for(timeout=120_000)  # the fragment refreshes it
+    row.get_by_text("Completed").first.wait_for(timeout=120_000)  # the fragment refreshes it
+    # The job this user started has finished: a toast says so, with the file's download link.
+    toast = page.locator('[data-testid="stToast"]', has_text="completed")
+    toast.wait_for(timeout=10_000)
+    assert (toast.locator("a").first.get_attribute("href") or "").startswith("/download/")
     assert page.evaluate("window.__still_the_same_page") is True, "the page was reloaded"
     card = page.locator(".st-key-card-scans")
-    card.get_by_text("✅ Completed").wait_for(timeout=10_000)
+    card.get_by_text("Completed").first.wait_for(timeout=10_000)
 
     link = row.locator("a.eh-file", has_text=".csv")
     href = link.get_attribute("href")
@@ -169,7 +173,7 @@ def test_phone_layout_stacks_cards_and_fills_the_screen_with_the_dialog(running_
 
     page.locator(".st-key-card-scans").get_by_role("button", name="Generate").tap()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_text("Export Variables").wait_for(timeout=20_000)
+    dialog.get_by_text("Export scans").wait_for(timeout=20_000)
     dialog.get_by_text("Estimate").wait_for(timeout=20_000)
     page.wait_for_timeout(500)  # let the opening animation settle
     box = dialog.bounding_box()
@@ -178,6 +182,37 @@ def test_phone_layout_stacks_cards_and_fills_the_screen_with_the_dialog(running_
     dialog.get_by_role("button", name="Cancel").tap()
     dialog.wait_for(state="detached", timeout=20_000)
     page.locator(".st-key-card-scans").wait_for()
+    context.close()
+
+
+def _contrast(rgb: str, background: tuple[int, int, int] = (255, 255, 255)) -> float:
+    def luminance(channels: tuple[int, ...]) -> float:
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (x / 255 for x in channels)]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    fg = tuple(int(x) for x in re.findall(r"\d+", rgb)[:3])
+    hi, lo = sorted((luminance(fg), luminance(background)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_muted_text_is_readable_and_status_icons_need_no_emoji_font(running_hub, browser):
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    _login(page, running_hub, "analyst")
+    _settle(page)
+    colours = page.evaluate(
+        """() => Array.from(document.querySelectorAll('[data-testid="stCaptionContainer"] p, .eh-muted'))
+             .map(e => getComputedStyle(e).color)"""
+    )
+    assert colours and all(_contrast(c) >= 4.5 for c in colours), colours  # WCAG AA
+    # The status badges and the types' icons are Material icons: a web font Streamlit ships.
+    fonts = page.evaluate(
+        """() => Array.from(document.querySelectorAll('[data-testid="stMarkdownContainer"] span[role="img"]'))
+             .map(e => getComputedStyle(e).fontFamily)"""
+    )
+    assert fonts and all("Material Symbols" in f for f in fonts), fonts
+    text = page.locator("section.main, [data-testid='stMain']").first.inner_text()
+    assert not re.search("[\u2705\u274c\u23f3\U0001F552\U0001F4E5\U0001F6AB]", text)
     context.close()
 
 

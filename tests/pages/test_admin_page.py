@@ -60,7 +60,7 @@ def test_admin_sees_projects_users_import_and_audit(demo_hub):
     projects = at.dataframe[0].value
     assert sorted(projects["Slug"]) == ["demo-closed", SLUG]
     users = at.dataframe[1].value.set_index("Username")
-    assert users.loc["analyst", "Project roles"] == "demo-open: analyst"
+    assert users.loc["analyst", "Project roles"] == "demo-open: Analyst"
     assert bool(users.loc["admin", "Admin"]) and not bool(users.loc["staff01", "Can log in"])
 
 
@@ -86,6 +86,12 @@ def test_admin_grants_and_revokes_a_role(demo_hub):
     at = page("admin")
     at.selectbox(key="grant_user").set_value("outsider")
     at.selectbox(key="grant_project").set_value(SLUG)
+    # Roles are offered by who holds them and what they may do, not by permission keys.
+    assert at.selectbox(key="grant_role_name").options == [
+        "Viewer: sees jobs and downloads files",
+        "Analyst: also starts and cancels exports",
+        "Manager: also removes jobs and resets export sessions",
+    ]
     at.selectbox(key="grant_role_name").set_value("analyst")
     button(at, "Grant role").click()
     at.run()
@@ -106,6 +112,10 @@ def test_admin_adds_a_user_with_a_temporary_password(demo_hub):
     button(at, "Add user").click()
     at.run()
     assert "User lena added with a temporary password:" in shown(at.success)
+    # Where the admin is looking: in the Users tab under the form (not at the top), and the form is empty.
+    users_tab = next(t for t in at.tabs if t.label == "Users & roles")
+    assert "User lena added with a temporary password:" in shown(users_tab.success)
+    assert at.text_input(key="new_user_name").value == "" and at.text_input(key="new_user_display").value == ""
     (secret,) = [c.value for c in at.code if c.value and "," not in c.value]
     with demo_hub.db.read() as s:
         stored = s.scalar(select(User).where(User.username == "lena"))

@@ -54,18 +54,23 @@ def test_cards_groups_and_generate_buttons_follow_the_role(app_hub, role):
     service = app_hub.service()
     hidden = [t for t, d in service.config.items() if d.is_hidden]
     subheaders = [s.value for s in at.subheader]
-    for group in ui_hub.grouped_types(service.config, service.registry):
-        assert group in subheaders
-    assert subheaders[-1] == "Jobs"
-    cards = [m.value for m in at.markdown if m.value.startswith("#### ")]
-    assert cards == [f"#### {service.config[t].title}" for t in visible]
-    for t in hidden:
-        assert f"#### {service.config[t].title}" not in cards
+    markdown = [m.value for m in at.markdown]
+    cards = [m for m in markdown if m.startswith("##### ")]
     generate = [b.key for b in at.button if b.label == "Generate"]
+    assert subheaders[0] == "Jobs"  # the jobs and their files first, the catalogue under them
     if role in STARTERS:
+        assert subheaders == ["Jobs", "New export"]
+        for group in ui_hub.grouped_types(service.config, service.registry):
+            assert f"**{group}**" in markdown
+        # Each type with its own Material icon (no emoji font needed), secondary buttons.
+        assert cards == [f"##### {ui_hub.TYPE_ICONS[t]} {service.config[t].title}" for t in visible]
         assert generate == [f"generate-{t}" for t in visible]
+        assert all(b.proto.type == "secondary" for b in at.button if b.label == "Generate")
     else:
-        assert generate == []
+        # Nothing run yet: no tiles with nothing to click.
+        assert subheaders == ["Jobs"] and cards == [] and generate == []
+    for t in hidden:
+        assert not any(c.endswith(f" {service.config[t].title}") for c in cards)
     publish_shown = "Publish Project Files" in labels(at)
     assert publish_shown == (role in STARTERS and "publish" in service.registry)
     assert ("**Project Management**" in [m.value for m in at.markdown]) == publish_shown
@@ -80,10 +85,23 @@ def test_outsider_has_no_hub(app_hub):
 def test_card_shows_the_latest_job_status(app_hub):
     job = _run_scans(app_hub)
     assert job.status is JobStatus.COMPLETED
-    at = open_app("viewer", project="demo-open")
+    at = open_app("analyst", project="demo-open")
     scans_card = [m.value for m in at.markdown if "#1 ·" in m.value and "badge" in m.value]
-    assert scans_card and scans_card[0].startswith(":green-badge[✅ Completed]")
+    assert scans_card and scans_card[0].startswith(":green-badge[:material/check_circle: Completed]")
     assert ":gray-badge[Not run yet]" in [m.value for m in at.markdown]  # the other cards
+    # The scans card offers its latest file; the others have none.
+    latest = [b for b in at.get("link_button") if b.proto.label == "Latest"]
+    assert len(latest) == 1 and latest[0].proto.url.startswith("/download/")
+
+
+def test_viewer_sees_only_the_types_with_a_file_to_download(app_hub):
+    _run_scans(app_hub)
+    at = open_app("viewer", project="demo-open")
+    assert [s.value for s in at.subheader] == ["Jobs", "Latest files"]
+    cards = [m.value for m in at.markdown if m.value.startswith("##### ")]
+    assert cards == [f"##### {ui_hub.TYPE_ICONS['scans']} {app_hub.service().config['scans'].title}"]
+    assert [b.proto.label for b in at.get("link_button")] == ["Latest"]
+    assert "Generate" not in labels(at)
 
 
 def test_card_of_a_scheduled_job_says_when_it_runs(app_hub):
@@ -91,9 +109,13 @@ def test_card_of_a_scheduled_job_says_when_it_runs(app_hub):
     JobService(app_hub.db, app_hub.settings, app_hub.dispatcher, registry=REGISTRY).start(
         "analyst", "demo-open", "scans", {"format": "csv"}, run_at=at_time
     )
-    at = open_app("viewer", project="demo-open")
+    at = open_app("analyst", project="demo-open")
     card = [m.value for m in at.markdown if "#1 ·" in m.value and "badge" in m.value]
     assert card and "Waiting" in card[0] and "runs 02 Jan 2099, 08:30:00" in card[0]  # Berlin time
+    # Another scans job cannot start while this one waits: Generate says so before the click.
+    generate = at.button(key="generate-scans")
+    assert generate.disabled and "already running (#1)" in generate.help
+    assert any("already running" in c.value for c in at.caption)
 
 
 def test_generate_opens_the_export_variables_dialog(app_hub):
@@ -116,11 +138,12 @@ def test_job_row_shows_status_times_user_files_and_details(app_hub):
     job = _run_scans(app_hub)
     at = open_app("viewer", project="demo-open")
     rows = [m.value for m in at.markdown if f"**Scans** · #{job.id}" in m.value]
-    assert rows == [f":green-badge[✅ Completed] &nbsp; **Scans** · #{job.id}"]
+    assert rows == [f":green-badge[:material/check_circle: Completed] &nbsp; **Scans** · #{job.id}"]
     tz = ZoneInfo("Europe/Berlin")
     started = job.started.astimezone(tz).strftime("%d %b %Y, %H:%M:%S")
     captions = [c.value for c in at.caption if c.value.startswith("Started")]
-    assert captions and captions[0].startswith(f"Started {started}") and "by analyst" in captions[0]
+    assert captions and captions[0].startswith(f"Started {started}")
+    assert f"by {job.user_display}" in captions[0] and job.user_display != "analyst"  # the person's name
     html = "\n".join(m.value for m in at.markdown if "eh-files" in m.value)
     data_file = next(f for f in job.files if f.name.endswith(".csv"))
     assert data_file.name in html and 'href="/download/' in html and " download=" in html
@@ -176,6 +199,9 @@ def test_cancel_from_the_list(app_hub):
     job = app_hub.service().start("analyst", "demo-open", "scans", {})
     at = open_app("analyst", project="demo-open")
     at.button(key=f"jobs-cancel-{job.id}").click().run()
+    assert app_hub.service().get("analyst", job.id).status is JobStatus.READY  # it asks first
+    assert any("Stops the job" in c.value for c in at.caption)
+    at.button(key=f"jobs-cancel-{job.id}-confirm").click().run()
     assert app_hub.service().get("analyst", job.id).status is JobStatus.CANCELLED
     assert shown(at.toast) == [f"Cancelled job #{job.id}"]
     assert f"jobs-cancel-{job.id}" not in [b.key for b in at.button]
@@ -239,6 +265,11 @@ def test_reset_sessions_from_the_list(app_hub):
     assert job.export_session_count > 0
     at = open_app("manager", project="demo-open")
     at.button(key=f"jobs-reset_export_sessions-{job.id}").click().run()
+    assert app_hub.service().get("manager", job.id).export_session_count > 0  # it asks first, saying why
+    assert any("next" in c.value and "includes them again" in c.value for c in at.caption)
+    confirm = at.button(key=f"jobs-reset_export_sessions-{job.id}-confirm")
+    assert confirm.proto.type == "primary"
+    confirm.click().run()
     after = app_hub.service().get("manager", job.id)
     assert after.export_sessions_reset and after.export_session_count == 0
     assert f"jobs-reset_export_sessions-{job.id}" not in [b.key for b in at.button]
@@ -247,8 +278,9 @@ def test_reset_sessions_from_the_list(app_hub):
 def test_refused_action_is_shown_in_plain_words(app_hub):
     job = app_hub.service().start("analyst", "demo-open", "scans", {})
     at = open_app("analyst", project="demo-open")
-    app_hub.service().cancel("manager", job.id)  # someone else was faster
     at.button(key=f"jobs-cancel-{job.id}").click().run()
+    app_hub.service().cancel("manager", job.id)  # someone else was faster
+    at.button(key=f"jobs-cancel-{job.id}-confirm").click().run()
     toasts = shown(at.toast)
     assert toasts == [f"Job {job.id} is cancelled and can no longer be cancelled"]
 
@@ -270,15 +302,15 @@ def test_filters_by_type_and_status(app_hub):
     at = open_app("analyst", project="demo-open")
     at.selectbox(key="jobs-status").select("Completed").run()
     shown = [m.value for m in at.markdown if "&nbsp; **" in m.value]
-    assert shown == [f":green-badge[✅ Completed] &nbsp; **Scans** · #{done.id}"]
+    assert shown == [f":green-badge[:material/check_circle: Completed] &nbsp; **Scans** · #{done.id}"]
     at.selectbox(key="jobs-status").select("All statuses").run()
     at.selectbox(key="jobs-type").select("users").run()
     shown = [m.value for m in at.markdown if "&nbsp; **" in m.value]
-    assert shown == [f":violet-badge[📥 Queued] &nbsp; **Users** · #{users_job.id}"]
+    assert shown == [f":violet-badge[:material/inbox: Queued] &nbsp; **Users** · #{users_job.id}"]
     at.selectbox(key="jobs-type").select("scans").run()
     at.selectbox(key="jobs-status").select("Cancelled").run()
     shown = [m.value for m in at.markdown if "&nbsp; **" in m.value]
-    assert shown == [f":gray-badge[🚫 Cancelled] &nbsp; **Scans** · #{i}" for i in reversed(cancelled)]
+    assert shown == [f":gray-badge[:material/block: Cancelled] &nbsp; **Scans** · #{i}" for i in reversed(cancelled)]
 
 
 def test_paging_through_a_long_history(app_hub):
@@ -484,7 +516,7 @@ def test_generate_export_starts_the_job_with_the_chosen_variables(app_hub, run_f
     assert job.status is JobStatus.READY and job.user == "analyst"
     assert job.variables["format"] == "xlsx" and job.variables["includeDeleted"] is True
     assert app_hub.dispatcher.enqueued == [(job.id, None)]
-    assert at.session_state["_flash"] == ("✅", f"Scans: job #{job.id} queued")
+    assert at.session_state["_flash"] == (":material/check_circle:", f"Scans: job #{job.id} queued")
     app_hub.run_queued()
     assert app_hub.service().get("analyst", job.id).status is JobStatus.COMPLETED
 
@@ -525,15 +557,24 @@ def test_refusals_appear_in_the_dialog_in_plain_words(app_hub, run_function):
     ]
 
 
-def test_invalid_variable_is_named_by_its_title(app_hub, run_function):
+def test_a_backwards_date_range_is_said_once_next_to_the_dates(app_hub, run_function):
     at = run_function(_dialog, "analyst", "demo-open", kwargs={"export_type": "scans"})
     at.selectbox(key="export-scans_dateRange").select("custom").run()
     at.date_input(key="export-scans_dateFrom").set_value(date(2026, 11, 15))
     at.date_input(key="export-scans_dateTo").set_value(date(2026, 11, 10)).run()
-    assert "To: the end date is before the start date" in texts(at)  # already in the estimate box
-    at.button(key="export-scans-generate").click().run()
-    assert shown(at.error) == ["To: the end date is before the start date"]
+    said = [e for e in shown(at.error) if "ends before it starts" in e]
+    assert len(said) == 1 and "end date is before" not in texts(at)  # not again in the estimate box
+    assert at.button(key="export-scans-generate").disabled  # no before the click
     assert app_hub.service().list("analyst", "demo-open") == []
+
+
+def test_invalid_variable_is_named_by_its_title(app_hub):
+    from exporthub.errors import InvalidVariable
+    from ui.forms import plain_refusal
+
+    definition = app_hub.service().config["scans"]
+    refusal = plain_refusal(InvalidVariable("dateTo", "the end date is before the start date"), definition)
+    assert refusal == "To: the end date is before the start date"
 
 
 def test_project_must_be_closed_is_explained_up_front_and_refused(app_hub, run_function):
@@ -616,3 +657,22 @@ def test_publish_dialog_preselects_reports_and_shows_no_empty_estimate(app_hub, 
     (job,) = app_hub.service().list("manager", "demo-closed", top_level_only=True)
     assert job.type == "publish" and job.variables["reports"] == ["scans", "zones"]
     assert sorted(c.type for c in app_hub.service().get("manager", job.id).children) == ["scans", "zones"]
+
+
+def test_a_toast_with_the_download_link_when_my_job_finishes(app_hub):
+    service = app_hub.service()
+    job = service.start("analyst", "demo-open", "scans", {"format": "csv"})
+    at = open_app("analyst", project="demo-open")  # sees it queued
+    assert not at.toast
+    app_hub.run_queued()
+    at.run()
+    (toast,) = [t.value for t in at.toast]
+    assert toast.startswith(f"Scans #{job.id}: completed.") and "](/download/" in toast
+    at.run()
+    assert not at.toast  # once
+
+
+def test_the_dialog_says_what_it_does(app_hub):
+    config = app_hub.service().config
+    assert ui_hub.dialog_title(config["scans"]) == "Export scans"
+    assert ui_hub.dialog_title(config["publish"]) == "Publish project"

@@ -85,7 +85,7 @@ def test_the_hub_shows_hostile_names_as_text(hostile):
     assert hostile_links(sources) == []
     assert _visible(sources, "![t](http://evil.example/pixel.png)")  # the project name, as typed
     assert _visible(sources, "Ana <img src=https://evil.example/x.png> www.evil.example")  # the sidebar
-    assert _visible(sources, f"by {USERNAME}")
+    assert _visible(sources, f"by {DISPLAY_NAME}")  # the requester by display name, as text
     assert _visible(sources, "Boom https://evil.example/plain")  # the failed job's first error line
 
 
@@ -98,7 +98,7 @@ def test_job_details_show_a_hostile_error_and_user_as_text(hostile):
     sources = markdown_sources(at)
     assert hostile_links(sources) == []
     assert _visible(sources, "Boom https://evil.example/plain")  # users see the error's first line
-    assert _visible(sources, USERNAME)
+    assert _visible(sources, DISPLAY_NAME)  # "Requested by": the display name, as text
     admin = open_app("admin", project="demo-open")
     admin.query_params["job"] = str(job_id)
     admin = admin.switch_page("pages/job.py").run()

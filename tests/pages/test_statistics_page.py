@@ -29,9 +29,7 @@ def open_page(hub, user: str, project: str = "demo-open") -> AppTest:
 
 def lake_scans(hub, where: str = "NOT deleted") -> int:
     source = lake_sql(hub.settings, "demo-open", "scans")
-    return int(
-        duckdb.connect().execute(f"SELECT count(*) FROM {source} WHERE {where}").fetchone()[0]
-    )
+    return int(duckdb.connect().execute(f"SELECT count(*) FROM {source} WHERE {where}").fetchone()[0])
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -48,10 +46,54 @@ def chart_titles(at: AppTest) -> list[str]:
     return titles
 
 
+def titles_in_every_tab(at: AppTest) -> dict[str, list[str]]:
+    """The chart titles drawn with each chart tab open (only the open tab's charts are drawn)."""
+    drawn = {}
+    for tab in ("Activity", "People and zones", "Cost"):
+        at.session_state["stats-chart-tab"] = tab
+        at.run()
+        assert not at.exception, at.exception
+        drawn[tab] = [t for t in chart_titles(at) if not t.startswith("Scan count by")]
+    return drawn
+
+
+def test_only_the_open_tab_draws_its_charts(demo_hub):
+    at = open_page(demo_hub, "analyst")
+    drawn = titles_in_every_tab(at)
+    assert drawn["Activity"] == ["Scans per day", "Scans per hour over time", "Session duration distribution"]
+    assert drawn["People and zones"] == ["Productivity per user", "Zone completion against expected items"]
+    assert drawn["Cost"] == ["Cost by category", "Cost over time by category", "Cost per scan"]
+
+
+def test_cost_figures_carry_the_project_currency(demo_hub):
+    at = open_page(demo_hub, "analyst")
+    labels = [m.label for m in at.metric]
+    assert "Cost (EUR)" in labels and "Cost per scan (EUR)" in labels  # the default
+    from sqlalchemy import update
+
+    from exporthub.models import Project
+
+    with demo_hub.db.write() as s:
+        s.execute(update(Project).where(Project.slug == "demo-open").values(currency="CHF"))
+    at = open_page(demo_hub, "analyst")
+    assert "Cost (CHF)" in [m.label for m in at.metric]
+    at.session_state["stats-chart-tab"] = "Cost"
+    at.run()
+    import json
+
+    axes = [
+        json.loads(c.proto.spec)["layout"].get("yaxis", {}).get("title", {}).get("text")
+        for c in at.get("plotly_chart")
+    ]
+    assert "Cost per scan (CHF)" in axes
+
+
 def test_analyst_sees_charts_and_starts_the_report_with_the_view(demo_hub):
     at = open_page(demo_hub, "analyst")
     assert metric(at, "Total scans") == f"{lake_scans(demo_hub):,}"
-    titles = chart_titles(at)
+    titles = [t for tab in titles_in_every_tab(at).values() for t in tab]
+    at.session_state["stats-chart-tab"] = "Activity"
+    at.run()
     for title in (
         "Scans per day",
         "Productivity per user",
@@ -110,9 +152,7 @@ def test_explore_shows_table_and_exports_the_view(demo_hub):
     qty = (
         duckdb.connect()
         .execute(
-            f"SELECT sum(quantity) FROM "
-            f"{lake_sql(demo_hub.settings, 'demo-open', 'scans')} "
-            "WHERE NOT deleted"
+            f"SELECT sum(quantity) FROM {lake_sql(demo_hub.settings, 'demo-open', 'scans')} WHERE NOT deleted"
         )
         .fetchone()[0]
     )
@@ -141,7 +181,7 @@ def test_cost_offers_only_dimensions_that_fit(demo_hub):
 def test_viewer_sees_charts_but_cannot_generate(demo_hub):
     at = open_page(demo_hub, "viewer")
     assert metric(at, "Total scans") == f"{lake_scans(demo_hub):,}"
-    assert "Cost by category" in chart_titles(at)
+    assert "Cost by category" in titles_in_every_tab(at)["Cost"]
     keys = {b.key for b in at.button}
     assert "stats-generate" not in keys and "explore-export" not in keys
 
