@@ -215,6 +215,7 @@ def test_cancelling_a_running_job_says_cancelling_until_the_worker_stopped_it(ap
     assert lifecycle.claim(app_hub.db, job.id, "test-worker") is not None  # a worker runs it
     at = open_app("analyst", project="demo-open")
     at.button(key=f"jobs-cancel-{job.id}").click().run()
+    at.button(key=f"jobs-cancel-{job.id}-confirm").click().run()  # Cancel asks first
     assert app_hub.service().get("analyst", job.id).status is JobStatus.RUNNING  # not stopped yet
     assert shown(at.toast) == [f"Cancelling job #{job.id}…"]
     assert f"jobs-cancel-{job.id}" not in [b.key for b in at.button]
