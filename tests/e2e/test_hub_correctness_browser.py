@@ -206,6 +206,7 @@ def test_cancel_says_cancelling_until_stopped_then_retry_and_remove_leave_no_oth
     row = page.locator(f".st-key-jobs-job-{slow_id}")
     row.get_by_text("Running").wait_for(timeout=60_000)
     row.get_by_role("button", name="Cancel").click()
+    row.get_by_role("button", name="Confirm cancel").click()  # Cancel asks first
     page.get_by_text(f"Cancelling job #{slow_id}…").wait_for(timeout=10_000)  # the toast
     # Until the worker has stopped the job its row, once drawn, says "Cancelling…" and offers no Cancel.
     states = []
@@ -232,7 +233,9 @@ def test_cancel_says_cancelling_until_stopped_then_retry_and_remove_leave_no_oth
 
     # Stop the retry too (a slow job never ends on its own), then remove the first one.
     (retry_id,) = _db(slow_hub, "SELECT max(id) FROM jobs")[0]
-    page.locator(f".st-key-jobs-job-{retry_id}").get_by_role("button", name="Cancel").click()
+    retry_row = page.locator(f".st-key-jobs-job-{retry_id}")
+    retry_row.get_by_role("button", name="Cancel").click()
+    retry_row.get_by_role("button", name="Confirm cancel").click()
     _wait(lambda: _job_status(slow_hub, retry_id) == "cancelled", "the retry to stop")
     _watch_rows(page, slow_hub)
     row.get_by_role("button", name=re.compile(r"(^|\s)Remove$")).click()
