@@ -17,7 +17,8 @@ from exporthub.settings import Settings
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for chatty in ("alembic", "pyiceberg"):  # a line per table load drowns the worker's own lines
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     get_database(settings)
     edges_of(args).run_worker(settings)
     return EXIT_OK
