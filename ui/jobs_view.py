@@ -351,7 +351,7 @@ def render_job_list(ctx: ListContext, *, key_prefix: str = "jobs", page_size: in
     )
     if not jobs:
         st.info(
-            "No jobs yet. Start one with **Generate** above."
+            "No jobs yet. Start one with **Generate** under New export below."
             if total == 0 and not types and not statuses
             else "No jobs match these filters."
         )
