@@ -265,10 +265,12 @@ def card(ctx: PageContext, definition: ExportDefinition, job: Any) -> None:
 
 
 def dialog_title(definition: ExportDefinition) -> str:
-    """What the dialog does, in words: "Export scans", "Publish project"."""
+    """What the dialog does, in words: "Export scans", "Publish project", "Back up project"."""
     if definition.type == PUBLISH_TYPE:
         return "Publish project"
-    return f"Export {definition.title[:1].lower()}{definition.title[1:]}"
+    if definition.type == "backup":
+        return "Back up project"
+    return f"Export {definition.title.lower()}"  # "Export zone sessions", not "Export zone Sessions"
 
 
 def export_dialog(export_type: str) -> None:

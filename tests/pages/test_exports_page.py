@@ -677,3 +677,5 @@ def test_the_dialog_says_what_it_does(app_hub):
     config = app_hub.service().config
     assert ui_hub.dialog_title(config["scans"]) == "Export scans"
     assert ui_hub.dialog_title(config["publish"]) == "Publish project"
+    assert ui_hub.dialog_title(config["backup"]) == "Back up project"
+    assert ui_hub.dialog_title(config["sessions"]) == "Export zone sessions"
