@@ -32,6 +32,7 @@ class Probe:
 
     def __init__(self) -> None:
         self.in_query = threading.Event()
+        self.con: duckdb.DuckDBPyConnection | None = None  # the connection the query runs on
         self.query_finished = False
         self.query_error: BaseException | None = None
 
@@ -44,9 +45,14 @@ class LongQuery(BaseExporter):
 
     def run(self, ctx):
         ctx.output_path("csv").write_text("id\n1\n2\n")  # partial output, already on disk
+        con = ctx.sql()
+        # query_progress() answers -1 unless the progress bar is on (kept from printing): the test
+        # polls it to know DuckDB is inside the query.
+        con.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false")
+        self.probe.con = con
         self.probe.in_query.set()
         try:
-            ctx.sql().execute(LONG_QUERY).fetchall()
+            con.execute(LONG_QUERY).fetchall()
             self.probe.query_finished = True
         except BaseException as exc:
             self.probe.query_error = exc
@@ -109,8 +115,11 @@ def test_cancel_interrupts_one_long_duckdb_query(demo_hub):
         run_job(demo_hub.db, demo_hub.settings, job.id, dispatcher=demo_hub.dispatcher, registry=registry,
                 config=CONFIG)))
     runner.start()
-    assert probe.in_query.wait(20)
-    time.sleep(1.5)  # well inside the query now
+    assert probe.in_query.wait(20) and probe.con is not None
+    deadline = time.monotonic() + 20
+    while probe.con.query_progress() <= 0:  # DuckDB has done some of the query's work: it is inside it
+        assert time.monotonic() < deadline and runner.is_alive(), "the long query never got going"
+        time.sleep(0.02)
     assert job_row(demo_hub, job.id).status == JobStatus.RUNNING
     cancelled_at = time.monotonic()
     service.cancel("analyst", job.id)
