@@ -237,7 +237,7 @@ def _visible_file(s: Session, user: User, file_id: int) -> tuple[str, _Expected,
     return project.slug, (row.storage_key, row.size, row.mtime_ns, row.sha256), (row.name, row.content_type, row.id)
 
 
-def _granted(db: Database, settings: Settings, actor: str, slug: str, expected: _Expected, named: _Named,
+def _granted(db: Database, settings: Settings, username: str, slug: str, expected: _Expected, named: _Named,
              detail: str | None) -> DownloadGrant:
     """Check the file on disk, count the download and write its ``ok`` audit event."""
     mtime_ns = verify_stored(settings, *expected)
@@ -248,14 +248,15 @@ def _granted(db: Database, settings: Settings, actor: str, slug: str, expected: 
             # Same bytes (re-hashed) under a new mtime, e.g. after a restore: remember it, hash once.
             changes["mtime_ns"] = mtime_ns
         s.execute(update(File).where(File.id == file_id).values(**changes))
-        audit.record(s, action=ACTION, actor=actor, project=slug, target=f"file:{file_id}", detail=detail)
+        audit.record(s, action=ACTION, actor=username, project=slug, target=f"file:{file_id}", detail=detail)
     return DownloadGrant(storage_key=expected[0], filename=name, content_type=content_type, size=expected[1],
                          file_id=file_id, sha256=expected[3], mtime_ns=mtime_ns)
 
 
-def _refused(db: Database, refused: LinkRefused, *, actor: str | None, slug: str | None, file_id: int | None) -> None:
+def _refused(db: Database, refused: LinkRefused, *, username: str | None, slug: str | None,
+             file_id: int | None) -> None:
     with db.write() as s:
-        audit.record(s, action=ACTION, outcome=audit.Outcome.REFUSED, actor=actor, project=slug,
+        audit.record(s, action=ACTION, outcome=audit.Outcome.REFUSED, actor=username, project=slug,
                      target=None if file_id is None else f"file:{file_id}", detail=refused.reason)
 
 
@@ -277,7 +278,7 @@ def resolve_download(
     ``download`` audit event; success also increments ``files.download_count``.
     """
     claims: LinkClaims | None = None
-    actor: str | None = None
+    username: str | None = None
     slug: str | None = None
     try:
         claims = parse_token(settings, token)
@@ -285,7 +286,7 @@ def resolve_download(
             user = s.get(User, claims.user_id)
             if user is None:
                 raise LinkRefused(403, "user no longer exists")
-            actor = user.username  # a signed token names its user: worth a name in the audit trail
+            username = user.username  # a signed token names its user: worth a name in the audit trail
             if (time.time() if now is None else now) >= claims.expires_at:
                 raise LinkRefused(403, "link expired")
             if not is_usable(user):
@@ -300,7 +301,7 @@ def resolve_download(
         return _granted(db, settings, user.username, slug, expected, named,
                         None if requester.via == "session" else f"via {requester.via}")
     except LinkRefused as refused:
-        _refused(db, refused, actor=actor, slug=slug, file_id=None if claims is None else claims.file_id)
+        _refused(db, refused, username=username, slug=slug, file_id=None if claims is None else claims.file_id)
         raise
 
 
@@ -321,7 +322,7 @@ def fetch_file(db: Database, settings: Settings, file_id: int, username: str) ->
             slug, expected, named = _visible_file(s, user, file_id)
         return _granted(db, settings, username, slug, expected, named, "via cli")
     except LinkRefused as refused:
-        _refused(db, refused, actor=username, slug=slug, file_id=file_id)
+        _refused(db, refused, username=username, slug=slug, file_id=file_id)
         raise FileNotAvailable(file_id) from None
     except NotFound as exc:
         raise audit.record_refusal(db, exc, action=ACTION, actor=username, target=f"file:{file_id}") from None
