@@ -153,4 +153,6 @@ CASES: tuple[Case, ...] = (
          "≤ import duckdb, pyarrow, sqlalchemy", passes=_help_met),
     Case("job_pickup", "job pickup, insert → running (p95, 10 jobs)", "small", probe("job_pickup", 10),
          (), "p95 ≤ 0.5 s", passes=lambda r: r["ours"]["p95"] <= 0.5),
+    Case("job_cancel", "cancel a running DuckDB query → cancelled (p95, 5 jobs, in process)", "small",
+         probe("job_cancel", 5), (), "p95 ≤ 1 s", passes=lambda r: r["ours"]["p95"] <= 1.0),
 )

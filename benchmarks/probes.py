@@ -117,7 +117,63 @@ def job_pickup(repeat: int) -> dict[str, Any]:
     return {"seconds": statistics.median(waits), "p95": waits[int(0.95 * (len(waits) - 1))]}
 
 
-PROBES = {"preview": preview, "job_list": job_list, "job_pickup": job_pickup}
+def job_cancel(repeat: int) -> dict[str, Any]:
+    """Cancel a job while DuckDB is inside one long query: the time from the committed cancel to the job
+    being ``cancelled`` (the runner interrupts the query). The suite asserts that it happens; this
+    measures how soon."""
+    import threading
+
+    from exporters.registry import BaseExporter, Registry
+    from exporthub.db import get_database
+    from exporthub.dispatch import RecordingDispatcher
+    from exporthub.export_config import parse_config
+    from exporthub.jobs import JobService
+    from exporthub.runner import run_job
+    from exporthub.settings import get_settings
+    from exporthub.states import JobStatus
+
+    class LongQuery(BaseExporter):
+        export_type = "bench_longquery"
+        formats: tuple[str, ...] = ("csv",)
+
+        def run(self, ctx: Any) -> None:
+            con = ctx.sql()
+            con.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false")
+            under_way.append(con)
+            con.execute("SELECT count(*) FROM range(50000000000) t(x) WHERE hash(x) % 1000003 = 7").fetchall()
+
+    settings = get_settings()
+    db = get_database(settings)
+    config = parse_config({"bench_longquery": {"title": "Long query", "group": "Bench", "exportVariables": []}})
+    registry = Registry()
+    registry.register(LongQuery())
+    dispatcher = RecordingDispatcher()
+    service = JobService(db, settings, dispatcher, registry=registry, config=config)
+    waits = []
+    for _ in range(repeat):
+        under_way: list[Any] = []
+        job = service.start(USER, PROJECT, "bench_longquery")
+        runner = threading.Thread(target=run_job, args=(db, settings, job.id),
+                                  kwargs={"dispatcher": dispatcher, "registry": registry, "config": config})
+        runner.start()
+        deadline = time.perf_counter() + 60
+        while not under_way or under_way[0].query_progress() <= 0:
+            if time.perf_counter() > deadline:
+                raise RuntimeError("the long query never got going")
+            time.sleep(0.01)
+        service.cancel(USER, job.id)
+        cancelled_at = time.perf_counter()
+        while service.get(USER, job.id).status is JobStatus.RUNNING:
+            if time.perf_counter() > cancelled_at + 60:
+                raise RuntimeError("the job was not cancelled within 60 s")
+            time.sleep(0.005)
+        waits.append(time.perf_counter() - cancelled_at)
+        runner.join(60)
+    waits.sort()
+    return {"seconds": statistics.median(waits), "p95": waits[int(0.95 * (len(waits) - 1))]}
+
+
+PROBES = {"preview": preview, "job_list": job_list, "job_pickup": job_pickup, "job_cancel": job_cancel}
 
 if __name__ == "__main__":
     name, repeat = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 3

@@ -1,5 +1,8 @@
 """The job service: start, cancel, remove, reset export sessions, retry, list and get.
 
+The reads (list, count, get) live in :mod:`exporthub.job_reads`, which :class:`JobService` extends; what
+a removal does to files and export sessions lives in :mod:`exporthub.job_files`.
+
 Every call takes the acting username and enforces membership, permission and project state here,
 so the UI and the CLI get the same rules. Each state-changing call writes one audit event, and so
 does each refusal. Reads write nothing.
@@ -7,33 +10,31 @@ does each refusal. Reads write nothing.
 
 from __future__ import annotations
 
-import builtins
-import contextlib
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from exporthub import audit, lake, lifecycle
-from exporthub.access import get_project, get_user, has, require, user_rows
+from exporthub.access import get_project, get_user, require, user_rows
 from exporthub.db import Database
 from exporthub.dispatch import Dispatcher, hand_over
 from exporthub.errors import (
     ExporthubError,
     InvalidTransition,
     JobAlreadyRunning,
-    JobNotFound,
     NotFound,
     ProjectNotClosed,
 )
 from exporthub.export_config import ExportDefinition, load_config, resolve_date_window, validate_variables
+from exporthub.job_files import delete_stored, job_files_of, mark_files_deleted, release_export_sessions
+from exporthub.job_reads import JobReads
 from exporthub.lake.incremental import export_watermarks
-from exporthub.models import ExportSession, File, Job, JobLog, Project, User, utcnow
+from exporthub.models import Job, Project, User, utcnow
 from exporthub.permissions import Permission
 from exporthub.settings import Settings
 from exporthub.states import (
@@ -46,35 +47,18 @@ from exporthub.states import (
     LogLevel,
 )
 from exporthub.stats import options as stats_options
-from exporthub.storage import get_store
-from exporthub.views import JobView, job_view
+from exporthub.views import JobView
 
 if TYPE_CHECKING:
     from exporthub.plugins import Estimate, ExporterRegistry
 
 QUEUE_UNREACHABLE = ("Queued; no worker reachable yet: the queue could not be reached, so the job starts as "
                      "soon as a worker can take it")
-_MAX_JOB_ID = 2**31 - 1  # the id column's range: anything beyond names no job
-
-
-
-def _listed(project_id: int, types: Sequence[str] | None, statuses: Sequence[str] | None,
-            top_level_only: bool) -> list[ColumnElement[bool]]:
-    """The filters of :meth:`JobService.list` and :meth:`JobService.count`: the project's jobs that were
-    not removed, of these types and statuses when given, only parents and lone jobs when asked."""
-    where = [Job.project_id == project_id, Job.removed_at.is_(None)]
-    if types:
-        where.append(Job.export_type.in_(list(types)))
-    if statuses:
-        where.append(Job.status.in_(list(statuses)))
-    if top_level_only:
-        where.append(Job.parent_id.is_(None))
-    return where
 
 RETRY_OF = "Retry of job #"
 
 
-class JobService:
+class JobService(JobReads):
     """The job engine's public face. ``registry`` holds the exporters; the edge that builds the service
     passes it in (``exporters.REGISTRY``), as it passes the dispatcher."""
 
@@ -345,7 +329,7 @@ class JobService:
                 doomed.extend(mark_files_deleted(s, target))
                 folders.append(job_files_of(target))
                 why = f"Export sessions released: job removed by {username}"
-                released += _release_export_sessions(s, target, why=why)
+                released += release_export_sessions(s, target, why=why)
                 target.removed_at = utcnow()
             return f"{released} export sessions released" if released else None
 
@@ -367,7 +351,7 @@ class JobService:
                 return "released already when the job was removed"
             if job.export_sessions_reset:
                 raise InvalidTransition(f"Job {job_id}'s export sessions were already reset")
-            count = _release_export_sessions(s, job, why=f"Export sessions reset by {username}")
+            count = release_export_sessions(s, job, why=f"Export sessions reset by {username}")
             if not count:
                 raise InvalidTransition(f"Job {job_id} recorded no export sessions")
             return f"{count} export sessions deleted"
@@ -376,185 +360,3 @@ class JobService:
                          apply=apply)
         return self._view(job_id, with_log=True)
 
-    # ------------------------------------------------------------------ reads
-    def list(
-        self,
-        username: str,
-        project_slug: str,
-        *,
-        types: Sequence[str] | None = None,
-        statuses: Sequence[str] | None = None,
-        limit: int = 50,
-        offset: int = 0,
-        top_level_only: bool = False,
-    ) -> list[JobView]:
-        """The project's jobs, newest first, without removed ones. Needs ``exports.view``."""
-        with self.db.read() as s:
-            user = get_user(s, username)
-            project = get_project(s, project_slug)
-            require(s, user, project, Permission.VIEW)
-            stmt = (
-                select(Job).where(*_listed(project.id, types, statuses, top_level_only))
-                .order_by(Job.id.desc()).limit(limit).offset(offset)
-            )
-            jobs = s.scalars(stmt).all()
-            return build_views(s, self.settings, jobs)
-
-    def count(self, username: str, project_slug: str, *, types: Sequence[str] | None = None,
-              statuses: Sequence[str] | None = None, top_level_only: bool = False) -> int:
-        with self.db.read() as s:
-            project = get_project(s, project_slug)
-            require(s, get_user(s, username), project, Permission.VIEW)
-            stmt = select(func.count()).select_from(Job).where(*_listed(project.id, types, statuses, top_level_only))
-            return int(s.scalar(stmt) or 0)
-
-    def get(self, username: str, job_id: int) -> JobView:
-        """One job with its log, files and children. Needs ``exports.view`` on its project."""
-        with self.db.read() as s:
-            job, _user = self._visible_job(s, username, job_id)
-            if job.removed_at is not None:
-                raise NotFound(f"Job {job_id} was removed")
-        return self._view(job_id, with_log=True)
-
-    def _view(self, job_id: int, *, with_log: bool) -> JobView:
-        with self.db.read() as s:
-            return self._build_view(s, self._job(s, job_id), with_log=with_log)
-
-    def _build_view(self, s: Session, job: Job, *, with_log: bool = False) -> JobView:
-        return build_view(s, self.settings, job, with_log=with_log)
-
-    @staticmethod
-    def _job(s: Session, job_id: int) -> Job:
-        job = s.get(Job, job_id) if 0 < job_id <= _MAX_JOB_ID else None
-        if job is None:
-            raise JobNotFound(job_id)
-        return job
-
-    @classmethod
-    def _visible_job(cls, s: Session, username: str, job_id: int) -> tuple[Job, User]:
-        """The job and the user, if the user may see the job (``exports.view`` on its project).
-
-        Raises :class:`JobNotFound`, one and the same answer for a job that does not exist and for
-        one the user may not see, so nobody learns which job ids exist on other projects.
-        """
-        user = get_user(s, username)
-        job = cls._job(s, job_id)
-        if not has(s, user, job.project, Permission.VIEW):
-            raise JobNotFound(job_id)
-        return job, user
-
-    @staticmethod
-    def _children(s: Session, job_id: int) -> builtins.list[Job]:  # ``list`` here is JobService.list
-        return list(s.scalars(select(Job).where(Job.parent_id == job_id).order_by(Job.id)))
-
-    def latest_by_type(self, username: str, project_slug: str) -> dict[str, JobView]:
-        """The newest job of each type (for the hub's cards), a publication's reports included: the
-        Scans card shows the scans a publish just ran."""
-        with self.db.read() as s:
-            project = get_project(s, project_slug)
-            require(s, get_user(s, username), project, Permission.VIEW)
-            newest = (
-                select(func.max(Job.id)).where(Job.project_id == project.id, Job.removed_at.is_(None))
-                .group_by(Job.export_type)
-            )
-            jobs = s.scalars(select(Job).where(Job.id.in_(newest))).all()
-            return {view.type: view for view in build_views(s, self.settings, jobs)}
-
-    def permissions(self, username: str, project_slug: str) -> frozenset[Permission]:
-        from exporthub.access import permissions_on
-
-        with self.db.read() as s:
-            return permissions_on(s, get_user(s, username), get_project(s, project_slug))
-
-
-# ---------------------------------------------------------------------- shared by the engine
-
-
-def build_view(s: Session, settings: Settings, job: Job, *, with_log: bool = False) -> JobView:
-    """A detached snapshot of a job (with its log and children when ``with_log``); no permission check."""
-    return build_views(s, settings, [job], with_log=with_log)[0]
-
-
-def build_views(s: Session, settings: Settings, jobs: Sequence[Job], *, with_log: bool = False) -> list[JobView]:
-    """Snapshots of many jobs with one query each for their files, log lines and export sessions.
-
-    The live job list asks for a page of jobs every few seconds per open browser, so it must not cost
-    three queries per job. Without ``with_log`` only warnings are read (they make "Completed with
-    warnings"). A parent (publish) started when its first child did: its own run only gathers their
-    files, so its ``started`` is the earliest of the two and its duration spans the whole publication.
-    """
-    ids = [job.id for job in jobs]
-    if not ids:
-        return []
-    first_child_start = dict(
-        s.execute(
-            select(Job.parent_id, func.min(Job.started_at)).where(Job.parent_id.in_(ids)).group_by(Job.parent_id)
-        ).all()
-    )
-    files: dict[int, list[File]] = {i: [] for i in ids}
-    for f in s.scalars(select(File).where(File.job_id.in_(ids)).order_by(File.id)):
-        files[f.job_id].append(f)
-    logs: dict[int, list[JobLog]] = {i: [] for i in ids}
-    log_query = select(JobLog).where(JobLog.job_id.in_(ids)).order_by(JobLog.id)
-    if not with_log:
-        log_query = log_query.where(JobLog.level == str(LogLevel.WARNING))
-    for entry in s.scalars(log_query):
-        logs[entry.job_id].append(entry)
-    sessions = dict(
-        s.execute(
-            select(ExportSession.job_id, func.count()).where(ExportSession.job_id.in_(ids))
-            .group_by(ExportSession.job_id)
-        ).all()
-    )
-    views = []
-    for job in jobs:
-        children: tuple[JobView, ...] = ()
-        if with_log:
-            kids = list(s.scalars(select(Job).where(Job.parent_id == job.id).order_by(Job.id)))
-            children = tuple(build_views(s, settings, kids))
-        views.append(job_view(job, files=files[job.id], logs=logs[job.id], locate=get_store(settings).location,
-                              with_log=with_log, children=children,
-                              export_session_count=int(sessions.get(job.id, 0))))
-        earliest = first_child_start.get(job.id)
-        if earliest is not None and (views[-1].started is None or earliest < views[-1].started):
-            views[-1] = dataclasses.replace(views[-1], started=earliest)
-    return views
-
-
-def _release_export_sessions(s: Session, job: Job, *, why: str) -> int:
-    """Delete the export sessions ``job`` recorded and flag it; returns how many zones they covered."""
-    count = int(s.scalar(select(func.count()).select_from(ExportSession).where(ExportSession.job_id == job.id)) or 0)
-    if not count:
-        return 0
-    s.query(ExportSession).filter(ExportSession.job_id == job.id).delete()
-    job.export_sessions_reset = True
-    lifecycle.log(s, job.id, LogLevel.INFO, f"{why} ({count} zones): 'only new since last export' includes its "
-                                            "scans again")
-    return count
-
-
-def mark_files_deleted(s: Session, job: Job) -> list[str]:
-    """Mark a job's files deleted; returns their storage keys, for :func:`delete_stored` after commit."""
-    keys = []
-    for f in s.scalars(select(File).where(File.job_id == job.id, File.deleted_at.is_(None))):
-        f.deleted_at = utcnow()
-        keys.append(f.storage_key)
-    return keys
-
-
-def delete_stored(settings: Settings, keys: Sequence[str], jobs: Sequence[tuple[str, str, int]] = ()) -> None:
-    """Delete stored files (and whole jobs' files and work folders) that a committed transaction
-    marked deleted."""
-    from exporthub.storage import StorageError, delete_job, get_store
-
-    store = get_store(settings)
-    for key in keys:
-        with contextlib.suppress(StorageError):  # a key pointing outside the store is never followed
-            store.delete(key)
-    for slug, export_type, job_id in jobs:
-        delete_job(settings, slug, export_type, job_id)
-
-
-def job_files_of(job: Job) -> tuple[str, str, int]:
-    """(project slug, export type, job id): what :func:`delete_stored` needs to delete a job's files."""
-    return (job.project.slug, job.export_type, job.id)

@@ -28,8 +28,6 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import BinaryIO
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -41,9 +39,10 @@ from exporthub.errors import PUBLIC_MESSAGES, ExporthubError, FileNotAvailable, 
 from exporthub.models import File, Job, Project, User
 from exporthub.permissions import Permission
 from exporthub.settings import Settings
+from exporthub.stored_files import open_granted, stored_path, verify_stored
 
 ACTION = "download"
-ROUTE_PREFIX = "/download/"
+ROUTE_PREFIX = "/download/"  # the one path of the download route (web/downloads.py serves it)
 # Long enough for any real token (ids and expiry are bounded below), short enough to refuse junk cheaply.
 MAX_TOKEN_LENGTH = 128
 MAX_ID = 2**53 - 1  # ids and timestamps beyond this are junk, whatever the signature says
@@ -238,10 +237,10 @@ def _visible_file(s: Session, user: User, file_id: int) -> tuple[str, _Expected,
     return project.slug, (row.storage_key, row.size, row.mtime_ns, row.sha256), (row.name, row.content_type, row.id)
 
 
-def _granted(db: Database, settings: Settings, actor: str, slug: str, expected: _Expected, named: _Named,
+def _granted(db: Database, settings: Settings, username: str, slug: str, expected: _Expected, named: _Named,
              detail: str | None) -> DownloadGrant:
     """Check the file on disk, count the download and write its ``ok`` audit event."""
-    mtime_ns = _verify_stored(settings, *expected)
+    mtime_ns = verify_stored(settings, *expected)
     name, content_type, file_id = named
     with db.write() as s:
         changes: dict[str, object] = {"download_count": File.download_count + 1}
@@ -249,14 +248,15 @@ def _granted(db: Database, settings: Settings, actor: str, slug: str, expected: 
             # Same bytes (re-hashed) under a new mtime, e.g. after a restore: remember it, hash once.
             changes["mtime_ns"] = mtime_ns
         s.execute(update(File).where(File.id == file_id).values(**changes))
-        audit.record(s, action=ACTION, actor=actor, project=slug, target=f"file:{file_id}", detail=detail)
+        audit.record(s, action=ACTION, actor=username, project=slug, target=f"file:{file_id}", detail=detail)
     return DownloadGrant(storage_key=expected[0], filename=name, content_type=content_type, size=expected[1],
                          file_id=file_id, sha256=expected[3], mtime_ns=mtime_ns)
 
 
-def _refused(db: Database, refused: LinkRefused, *, actor: str | None, slug: str | None, file_id: int | None) -> None:
+def _refused(db: Database, refused: LinkRefused, *, username: str | None, slug: str | None,
+             file_id: int | None) -> None:
     with db.write() as s:
-        audit.record(s, action=ACTION, outcome=audit.Outcome.REFUSED, actor=actor, project=slug,
+        audit.record(s, action=ACTION, outcome=audit.Outcome.REFUSED, actor=username, project=slug,
                      target=None if file_id is None else f"file:{file_id}", detail=refused.reason)
 
 
@@ -278,7 +278,7 @@ def resolve_download(
     ``download`` audit event; success also increments ``files.download_count``.
     """
     claims: LinkClaims | None = None
-    actor: str | None = None
+    username: str | None = None
     slug: str | None = None
     try:
         claims = parse_token(settings, token)
@@ -286,7 +286,7 @@ def resolve_download(
             user = s.get(User, claims.user_id)
             if user is None:
                 raise LinkRefused(403, "user no longer exists")
-            actor = user.username  # a signed token names its user: worth a name in the audit trail
+            username = user.username  # a signed token names its user: worth a name in the audit trail
             if (time.time() if now is None else now) >= claims.expires_at:
                 raise LinkRefused(403, "link expired")
             if not is_usable(user):
@@ -301,7 +301,7 @@ def resolve_download(
         return _granted(db, settings, user.username, slug, expected, named,
                         None if requester.via == "session" else f"via {requester.via}")
     except LinkRefused as refused:
-        _refused(db, refused, actor=actor, slug=slug, file_id=None if claims is None else claims.file_id)
+        _refused(db, refused, username=username, slug=slug, file_id=None if claims is None else claims.file_id)
         raise
 
 
@@ -322,66 +322,10 @@ def fetch_file(db: Database, settings: Settings, file_id: int, username: str) ->
             slug, expected, named = _visible_file(s, user, file_id)
         return _granted(db, settings, username, slug, expected, named, "via cli")
     except LinkRefused as refused:
-        _refused(db, refused, actor=username, slug=slug, file_id=file_id)
+        _refused(db, refused, username=username, slug=slug, file_id=file_id)
         raise FileNotAvailable(file_id) from None
     except NotFound as exc:
         raise audit.record_refusal(db, exc, action=ACTION, actor=username, target=f"file:{file_id}") from None
-
-
-def stored_path(settings: Settings, storage_key: str) -> Path:
-    """The local file a storage key names, resolved (local file store only); raises
-    :class:`LinkRefused` (404) when it would leave the files folder (``..``, absolute keys, symlinks
-    pointing elsewhere) or cannot be a path at all."""
-    from exporthub.storage import BadKey, LocalStore, get_store
-
-    store = get_store(settings)
-    try:
-        return (store if isinstance(store, LocalStore) else LocalStore(settings.files_dir)).path(storage_key)
-    except BadKey as exc:
-        raise LinkRefused(404, str(exc)) from None
-
-
-def _verify_stored(settings: Settings, storage_key: str, size: int, mtime_ns: int, sha256: str) -> int:
-    """Check the stored file is the one recorded: same size and mtime, or the same sha256 when the
-    mtime moved (re-hashing a large file is slow, so only then). Returns its current mtime."""
-    from exporthub.storage import StorageError, get_store, sha256_of
-
-    store = get_store(settings)
-    try:
-        info = store.stat(storage_key)
-    except StorageError as exc:  # BadKey: a key that leaves the store
-        raise LinkRefused(404, f"unusable storage key: {exc}") from None
-    except OSError as exc:
-        raise LinkRefused(404, f"file store unreadable: {exc}") from None
-    if info is None:
-        raise LinkRefused(404, "file missing in the store")
-    if info.size != size:
-        raise LinkRefused(404, f"file changed in the store (size {info.size} != {size})")
-    if info.mtime_ns != mtime_ns:
-        try:
-            fh, _ = store.open(storage_key)
-            with fh:
-                _, digest = sha256_of(fh)
-        except OSError:
-            raise LinkRefused(404, "file unreadable") from None
-        if digest != sha256:
-            raise LinkRefused(404, "file changed in the store (sha256 differs)")
-    return info.mtime_ns
-
-
-def open_granted(settings: Settings, grant: DownloadGrant) -> BinaryIO | None:
-    """The granted file opened from the file store, or ``None`` if what is stored now is not what was
-    checked (a file swapped for a symlink or another file between the check and the open)."""
-    from exporthub.storage import get_store
-
-    try:
-        fh, info = get_store(settings).open(grant.storage_key)
-    except OSError:
-        return None
-    if info.size != grant.size or info.mtime_ns != grant.mtime_ns:
-        fh.close()
-        return None
-    return fh
 
 
 __all__ = [

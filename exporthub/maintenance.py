@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from exporthub import lifecycle, periodic
 from exporthub.db import Database
 from exporthub.dispatch import Dispatcher, hand_over
-from exporthub.jobs import delete_stored
+from exporthub.job_files import delete_stored
 from exporthub.runner import after_job_finished, default_worker_id
 from exporthub.settings import Settings
 

@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from exporthub import audit
 from exporthub.db import Database
-from exporthub.jobs import delete_stored, job_files_of, mark_files_deleted
+from exporthub.job_files import delete_stored, job_files_of, mark_files_deleted
 from exporthub.models import File, Job, utcnow
 from exporthub.settings import Settings
 from exporthub.states import ACTIVE_STATUSES, FINISHED_STATUSES

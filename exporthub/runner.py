@@ -32,7 +32,7 @@ from exporthub.db import Database
 from exporthub.dispatch import Dispatcher, hand_over
 from exporthub.errors import Cancelled, ExporthubError
 from exporthub.export_config import ExportDefinition, load_config, resolve_date_window
-from exporthub.jobs import build_view
+from exporthub.job_reads import build_view
 from exporthub.lake.incremental import export_watermarks
 from exporthub.lifecycle import Lease, Outcome, PublishProject, SessionRecord
 from exporthub.models import ExportSession, Job

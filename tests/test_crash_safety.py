@@ -90,6 +90,13 @@ def assert_nothing_left(env: dict[str, str], db: Database, job_id: int) -> None:
         assert s.scalars(select(File).where(File.job_id == job_id)).all() == []  # nothing to download
 
 
+def assert_reaped_after_the_lease(job: Job) -> None:
+    """The reaper waited out the lease: by the database's clock the job ended at least ``LEASE``
+    seconds after its last heartbeat (a reap before that would fail a live job)."""
+    assert job.heartbeat_at is not None and job.finished_at is not None
+    assert job.finished_at - job.heartbeat_at >= timedelta(seconds=LEASE), (job.heartbeat_at, job.finished_at)
+
+
 def pid_of(worker_id: str) -> int:
     return int(worker_id.split(":")[1])  # host:pid:thread
 
@@ -110,7 +117,7 @@ def test_kill_9_of_a_worker_mid_export_is_reaped_by_the_surviving_worker(tmp_pat
         job, latency = wait_while_running(db, job_id, timeout=LEASE + REAPER + 10)
         print(f"reaped {latency:.2f} s after SIGKILL (lease {LEASE} s, reaper every {REAPER} s)")
         assert job.status == JobStatus.FAILED and job.error == "worker lost"
-        assert latency <= LEASE + REAPER + 1.0  # polling and a DB round trip are the slack
+        assert_reaped_after_the_lease(job)  # how soon is a figure to read (above), not to assert
         assert_nothing_left(env, db, job_id)
         stray = sum(p.stat().st_size for p in (tmp_path / "tmp").iterdir() if p.is_file())
         print(f"the killed worker left {stray:,} bytes of library temporary files in TMPDIR")
@@ -166,10 +173,11 @@ def test_killed_sole_worker_is_reaped_by_the_web_app_and_the_type_restarts_inlin
         time.sleep(0.2)
     latency = time.monotonic() - killed_at
     print(f"web app reaped the job {latency:.2f} s after SIGKILL")
-    assert reaped_by_web == [job_id] and latency <= LEASE + REAPER + 1.0
+    assert reaped_by_web == [job_id]  # within the loop's deadline; how soon is the figure printed above
     with web_db.read() as s:
         job = s.get(Job, job_id)
         assert (job.status, job.error) == (JobStatus.FAILED, "worker lost")
+    assert_reaped_after_the_lease(job)
     assert_nothing_left(env, web_db, job_id)
     out = cli(env, "export", "scans", "--project", "demo-open", "--user", "analyst", "--var", "format=csv",
               "--inline", "--json")
@@ -249,7 +257,11 @@ def test_concurrent_callers_run_one_tick(demo_hub, monkeypatch):
         maintenance.tick_if_due(demo_hub.db, demo_hub.settings, NullDispatcher()))) for _ in range(8)]
     for t in threads:
         t.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30
+    while len(results) < 7 or not calls:  # the seven others gave up at once, while the one tick holds the gate
+        assert time.monotonic() < deadline, (len(results), len(calls))
+        time.sleep(0.01)
+    assert results == [None] * 7
     gate.set()
     for t in threads:
         t.join()

@@ -9,8 +9,6 @@ notes which type to open and reruns the app.
 from __future__ import annotations
 
 import html
-import json
-import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -18,11 +16,11 @@ from zoneinfo import ZoneInfo
 
 import streamlit as st
 
-from exporthub.errors import ExporthubError, InvalidVariable
+from exporthub.errors import ExporthubError
 from exporthub.export_config import ExportDefinition
 from exporthub.permissions import Permission
 from exporthub.states import ACTIVE_STATUSES, CLOSED_PROJECT_STATUSES, JobStatus
-from ui import forms, jobs_view
+from ui import export_lookups, file_links, forms, jobs_view
 from ui.format import local_time, md_escape
 from ui.session import PageContext, page_context
 
@@ -30,7 +28,6 @@ GROUP_ORDER = ("System", "Data Exports", "Financial Reports")
 PUBLISH_TYPE = "publish"
 REFRESH_SECONDS = 2.0
 OPEN_EXPORT_KEY = "_open_export"
-_ESTIMATE_TTL = 30.0
 _SHOWN_PROJECT = "_hub_shown_project"  # (slug, status) the header was drawn with
 WATCHING_KEY = "_hub_watching"  # job id -> type of this user's jobs seen running (for the toast)
 
@@ -179,7 +176,7 @@ def notify_finished(ctx: PageContext, latest: Mapping[str, Any]) -> None:
                 continue  # the user's own Cancel already said so
             title = md_escape(titles(ctx).get(job.type, job.type))
             files = [f for f in job.files if ".about." not in f.name]
-            href = jobs_view.download_path(ctx.settings, files[0].id, ctx.user.id) if files else None
+            href = file_links.download_path(ctx.settings, files[0].id, ctx.user.id) if files else None
             link = f" [Download {md_escape(files[0].name)}]({href})" if href else ""
             icon = ":material/check_circle:" if job.status is JobStatus.COMPLETED else ":material/error:"
             st.toast(f"{title} #{job.id}: {jobs_view.status_parts(job)[1].lower()}.{link}", icon=icon)
@@ -218,7 +215,7 @@ def latest_file(ctx: PageContext, job: Any) -> tuple[str, str] | None:
     if job is None or job.status is not JobStatus.COMPLETED:
         return None
     files = [f for f in job.files if ".about." not in f.name]
-    href = jobs_view.download_path(ctx.settings, files[0].id, ctx.user.id) if files else None
+    href = file_links.download_path(ctx.settings, files[0].id, ctx.user.id) if files else None
     return None if href is None else (files[0].name, href)
 
 
@@ -293,7 +290,7 @@ def dialog_body(export_type: str) -> None:
     _warn_up_front(ctx, definition)
     prefix = f"export-{export_type}"
     try:
-        options = _dynamic_options(ctx, export_type)
+        options = export_lookups.dynamic_options(ctx, export_type)
     except ExporthubError as exc:  # e.g. a damaged data file: a refusal, not a traceback
         st.error(md_escape(exc.message))
         return
@@ -305,7 +302,7 @@ def dialog_body(export_type: str) -> None:
         option_labels={"reports": titles(ctx)},
     )
     if definition.variables:
-        _estimate_box(ctx, definition, values)
+        export_lookups.estimate_box(ctx, definition, values)
     schedule = forms.schedule_input(ctx.project.timezone, key_prefix=f"{prefix}-schedule")
     if schedule.error:
         st.warning(md_escape(schedule.error))
@@ -353,51 +350,3 @@ def _warn_up_front(ctx: PageContext, definition: ExportDefinition) -> None:
             f"A {md_escape(definition.title)} job is already {jobs_view.status_label(latest).lower()} "
             f"(#{latest.id}). Another one can start when it has finished."
         )
-
-
-def _dynamic_options(ctx: PageContext, export_type: str) -> dict[str, list[str]]:
-    key = f"_options-{ctx.project.slug}-{export_type}"
-    cached = st.session_state.get(key)
-    if cached is None or time.monotonic() - cached[0] > 60:
-        cached = (time.monotonic(), ctx.service.dynamic_options(ctx.project.slug, export_type))
-        st.session_state[key] = cached
-    return cached[1]
-
-
-def _estimate_box(ctx: PageContext, definition: ExportDefinition, values: dict[str, Any]) -> None:
-    """Rows and size for the chosen filters; nothing at all for types without an estimate."""
-    problem: str | None = None
-    text = None
-    try:
-        text = forms.describe_estimate(_cached_estimate(ctx, definition.type, values), values)
-    except InvalidVariable as exc:
-        if exc.key in forms.DATE_KEYS and forms.date_problem(values) is not None:
-            return  # said once, next to the date fields
-        problem = forms.plain_refusal(exc, definition)
-    except ExporthubError as exc:
-        problem = exc.message
-    if text is None and problem is None:
-        return
-    with st.container(border=True, key="estimate"):
-        st.markdown("**Estimate**")
-        if problem is not None:
-            st.warning(md_escape(problem))
-            return
-        assert text is not None
-        st.markdown(text.summary)
-        for warning in text.warnings:
-            st.warning(md_escape(warning), icon=":material/warning:")
-
-
-def _cached_estimate(ctx: PageContext, export_type: str, values: dict[str, Any]) -> Any:
-    # The dialog reruns on every widget change; count again only when the filters changed.
-    key = json.dumps([ctx.project.slug, export_type, values], default=str, sort_keys=True)
-    cache: dict[str, tuple[float, Any]] = st.session_state.setdefault("_estimates", {})
-    hit = cache.get(key)
-    if hit is not None and time.monotonic() - hit[0] < _ESTIMATE_TTL:
-        return hit[1]
-    estimate = ctx.service.estimate(ctx.user.username, ctx.project.slug, export_type, values)
-    if len(cache) > 50:
-        cache.clear()
-    cache[key] = (time.monotonic(), estimate)
-    return estimate

@@ -12,8 +12,8 @@ from exporthub.jobs import RETRY_OF
 from exporthub.lake.snapshot import snapshot_label
 from exporthub.states import ACTIVE_STATUSES, JobStatus
 from exporthub.views import JobView
+from ui import file_links, forms, hub, jobs_view, session
 from ui import format as fmt
-from ui import forms, hub, jobs_view, session
 from ui.format import md_escape
 from ui.session import PageContext, page_context
 
@@ -99,7 +99,7 @@ def _body(job_id: int) -> None:
         _variables(ctx, job)
     with right:
         st.subheader("Files")
-        block = jobs_view.files_html(ctx.settings, job, ctx.user.id, show_downloads=True)
+        block = file_links.files_html(ctx.settings, job, ctx.user.id, show_downloads=True)
         if block:
             st.markdown(block, unsafe_allow_html=True)
         else:

@@ -11,8 +11,6 @@ checks again and refuses anything else.
 
 from __future__ import annotations
 
-import html
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -24,8 +22,9 @@ from exporthub.jobs import JobService
 from exporthub.permissions import Permission
 from exporthub.settings import Settings
 from exporthub.states import CANCELLABLE_STATUSES, REMOVABLE_STATUSES, RETRYABLE_STATUSES, JobStatus
-from exporthub.views import FileView, JobView
+from exporthub.views import JobView
 from ui import format as fmt
+from ui.file_links import download_path, file_link_html, files_html
 from ui.format import md_escape
 
 _STATUS: dict[JobStatus, tuple[str, str, str]] = {
@@ -147,47 +146,6 @@ def show_flash() -> None:
 
 def _confirm_key(job_id: int) -> str:
     return f"_confirm_remove_{job_id}"
-
-
-# ---------------------------------------------------------------------------- files
-
-
-def download_path(settings: Settings, file_id: int, user_id: int) -> str | None:
-    """The file's stable ``/download/<token>`` link for this user, or ``None`` while the download
-    links module is not installed. The token's expiry is bucketed, so the link stays the same across
-    refreshes and can be clicked."""
-    try:
-        links = importlib.import_module("exporthub.links")
-    except ModuleNotFoundError as exc:
-        if exc.name != "exporthub.links":
-            raise
-        return None
-    return str(links.download_path(settings, file_id, user_id))
-
-
-def file_link_html(settings: Settings, f: FileView, user_id: int, *, show_downloads: bool = False) -> str:
-    """One file as an HTML download link (``download`` attribute: one click saves it) with its size."""
-    name = html.escape(f.name)
-    href = download_path(settings, f.id, user_id)
-    extra = f" · {f.download_count} download{'s' if f.download_count != 1 else ''}" if show_downloads else ""
-    meta = f'<span class="eh-file-meta">{html.escape(fmt.size(f.size))}{extra}</span>'
-    if href is None:
-        return f'<span class="eh-file">📄 {name}</span> {meta}'
-    return (
-        f'<a class="eh-file" href="{html.escape(href, quote=True)}" download="{name}" '
-        f'title="Download {name}">📄 {name}</a> {meta}'
-    )
-
-
-def files_html(settings: Settings, job: JobView, user_id: int, *, show_downloads: bool = False) -> str:
-    if not job.files:
-        return ""
-    # The data files first; side files (such as the ".about.json" description) after them.
-    ordered = sorted(job.files, key=lambda f: (".about." in f.name, f.id))
-    items = "".join(
-        f"<li>{file_link_html(settings, f, user_id, show_downloads=show_downloads)}</li>" for f in ordered
-    )
-    return f'<ul class="eh-files">{items}</ul>'
 
 
 # ---------------------------------------------------------------------------- one job

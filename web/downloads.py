@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from exporthub import api_tokens, sessions
 from exporthub.db import get_database
-from exporthub.links import LinkRefused, Requester, open_granted, resolve_download
+from exporthub.links import ROUTE_PREFIX, LinkRefused, Requester, open_granted, resolve_download
 from exporthub.settings import get_settings
 from web.auth_routes import BEGIN_PATH
 
@@ -151,7 +151,7 @@ async def download(request: Request) -> Response:
     except LinkRefused as refused:
         if refused.status == 401 and who.via == "none" and _is_browser_navigation(request):
             # A forwarded link opened in a browser: log in as its user, then the download starts.
-            target = PATH_PREFIX + token
+            target = ROUTE_PREFIX + token
             return RedirectResponse(f"{BEGIN_PATH}?{urlencode({'next': target})}", status_code=303,
                                     headers=_COMMON_HEADERS)
         response = _refusal(refused.status, refused.message)
@@ -171,8 +171,7 @@ async def download(request: Request) -> Response:
     return StreamingResponse(body, media_type=media_type(grant.content_type), headers=headers)
 
 
-PATH_PREFIX = "/download/"
-ROUTES: list[Route] = [Route(PATH_PREFIX + "{token}", download, methods=["GET"])]
+ROUTES: list[Route] = [Route(ROUTE_PREFIX + "{token}", download, methods=["GET"])]
 
 
 class KeepDownloadsUncompressed:
@@ -192,7 +191,7 @@ class KeepDownloadsUncompressed:
             path, root = scope.get("path", ""), scope.get("root_path", "")
             if root and path.startswith(root):
                 path = path[len(root):]
-            if path.startswith(PATH_PREFIX):
+            if path.startswith(ROUTE_PREFIX):
                 headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"accept-encoding"]
                 scope = {**scope, "headers": headers}
         await self.app(scope, receive, send)
