@@ -34,7 +34,5 @@ stats_view.headline(preview, currency)
 stats_view.cutoff_note(preview)
 if ctx.can(Permission.START):
     stats_view.report_controls(ctx.service, user, project, view)
-# New numbers: the charts wait for the figures' paint (placeholders first, see ``stats_view.after_paint``).
-pending = stats_view.charts_pending(preview)
 stats_view.chart_tabs(preview, currency)
-stats_view.explore_section(stats, ctx, view, defer_chart=pending)
+stats_view.explore_section(stats, ctx, view)

@@ -5,7 +5,7 @@ Widgets only collect input and draw results; the numbers come from :class:`expor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -31,7 +31,6 @@ from exporthub.stats import (
 from ui.charts_plotly import cached_figure, figure
 from ui.format import local_time, md_escape, option_label
 from ui.forms import plain_refusal
-from ui.fragments import stop_own_timer
 
 DATE_PRESETS = ("all", "last7days", "last30days", "custom")
 GRANULARITY_LABELS = {"day": "Per day", "hour": "Per hour"}
@@ -147,71 +146,18 @@ CHART_TABS: dict[str, tuple[str, ...]] = {
 }
 
 
-# The headline paints before any chart. For numbers this session has not drawn yet, the page's run sends
-# placeholders and a fragment on a short timer; its first tick, once the browser has painted the figures,
-# draws the chart and stops the timer (see ``_when_painted``). Reruns of numbers already drawn (tab
-# switches, buttons) draw the charts at once. AppTest has no browser to tick the timer: the page tests
-# switch this off, except the one that checks the deferral itself.
-DEFER_CHARTS = True
-DEFER_SECONDS = 0.15
-_SHOWN = "stats-charts-shown"  # the preview key whose charts this session has drawn
-_ARMED = "stats-charts-armed"  # set by a run right before it calls ``_when_painted``
-
-
-def charts_pending(preview: Preview) -> bool:
-    """Whether this run should send placeholders first (numbers this session has not drawn yet)."""
-    return DEFER_CHARTS and st.session_state.get(_SHOWN) != preview.key
-
-
-def after_paint(draw: Callable[[], None], placeholder: Callable[[], None]) -> None:
-    """``placeholder()`` now and ``draw()`` on the next timer tick, after the browser has painted."""
-    st.session_state[_ARMED] = True
-    _when_painted(draw, placeholder)
-
-
-@st.fragment(run_every=DEFER_SECONDS)
-def _when_painted(draw: Callable[[], None], placeholder: Callable[[], None]) -> None:
-    if st.session_state.pop(_ARMED, False):  # called by a run: the placeholder only
-        placeholder()
-        return
-    draw()  # the timer's tick
-    stop_own_timer()
-
-
 @st.fragment
 def chart_tabs(preview: Preview, currency: str) -> None:
     """The preview's charts in tabs; switching tabs reruns only this fragment. Figures are built once
     per chart and data (the preview's key), so reruns and tab switches only send them."""
     specs = charts.preview_charts(preview.tables, granularity=preview.granularity, timezone=preview.timezone)
     by_key = {spec.key: spec for spec in specs}
-    pending = charts_pending(preview)
     tabs = st.tabs(list(CHART_TABS), key="stats-chart-tab", on_change="rerun")
     for tab, keys in zip(tabs, CHART_TABS.values(), strict=True):
         if tab.open is False:
             continue
         with tab:
-            chosen = [by_key[k] for k in keys if k in by_key]
-
-            def draw(chosen: list[charts.ChartSpec] = chosen) -> None:
-                chart_grid(chosen, preview.key, currency)
-                st.session_state[_SHOWN] = preview.key
-
-            def placeholder(chosen: list[charts.ChartSpec] = chosen) -> None:
-                chart_placeholders(chosen)
-
-            if pending:
-                after_paint(draw, placeholder)
-            else:
-                draw()
-
-
-def chart_placeholders(specs: list[charts.ChartSpec], per_row: int = 2) -> None:
-    """An empty frame per chart, laid out as ``chart_grid`` lays out the charts."""
-    for i in range(0, len(specs), per_row):
-        cols = st.columns(per_row)
-        for col, spec in zip(cols, specs[i : i + per_row], strict=False):
-            with col.container(height=380, border=True, key=f"chart-pending-{spec.key}"):
-                st.caption(f"{md_escape(spec.title)}: drawing…")
+            chart_grid([by_key[k] for k in keys if k in by_key], preview.key, currency)
 
 
 def chart_grid(specs: list[charts.ChartSpec], data_key: Hashable, currency: str = "") -> None:
@@ -257,9 +203,8 @@ def report_controls(service: JobService, username: str, project: str, view: View
 
 
 @st.fragment
-def explore_section(stats: Any, ctx: Any, view: View, *, defer_chart: bool = False) -> None:
-    """Ad-hoc exploration; its own fragment, so changing a measure does not redraw the charts above.
-    ``defer_chart``: its chart, too, waits for the headline's paint (see ``after_paint``)."""
+def explore_section(stats: Any, ctx: Any, view: View) -> None:
+    """Ad-hoc exploration; its own fragment, so changing a measure does not redraw the charts above."""
     st.header("Explore")
     st.caption("Pick a measure and one or two dimensions; the filters above apply.")
     spec = explore_controls()
@@ -267,15 +212,7 @@ def explore_section(stats: Any, ctx: Any, view: View, *, defer_chart: bool = Fal
         return
     user, project = ctx.user.username, ctx.project.slug
     result = stats.explore(user, project, view.filters, spec)
-    chart = charts.explore_chart(result.table, spec)
-
-    def draw() -> None:
-        st.plotly_chart(figure(chart), key="chart-explore", width="stretch")
-
-    if defer_chart:
-        after_paint(draw, lambda: chart_placeholders([chart], per_row=1))
-    else:
-        draw()
+    st.plotly_chart(figure(charts.explore_chart(result.table, spec)), key="chart-explore", width="stretch")
     st.dataframe(result.table, key="explore-table", hide_index=True)
     if ctx.can(Permission.START):
         explore_export(ctx.service, user, project, view, spec)

@@ -46,16 +46,6 @@ def _queue_of_this_instance(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "worker", raising=False)
 
 
-@pytest.fixture(autouse=True)
-def _charts_in_the_first_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The statistics page draws new charts on a fragment's timer tick, which only a browser sends:
-    AppTest gets them in the page's run (``test_new_charts_wait_for_the_headline`` checks the deferral
-    and ``tests/e2e/test_statistics_browser.py`` the charts arriving in a browser)."""
-    import ui.stats_view
-
-    monkeypatch.setattr(ui.stats_view, "DEFER_CHARTS", False)
-
-
 @pytest.fixture
 def app_hub(demo_hub: Hub) -> Hub:
     """The demo instance, with the app's JobService using the test's recording dispatcher

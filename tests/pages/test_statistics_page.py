@@ -222,18 +222,3 @@ def test_figures_are_built_once_per_chart_and_data(demo_hub, monkeypatch):
     at.session_state["stats-granularity"] = "hour"  # other numbers: the open tab's figures are built
     at.run()
     assert built[6:] == ["scans_over_time", "daily_productivity", "session_durations"]
-
-
-def test_new_charts_wait_for_the_headline(demo_hub, monkeypatch):
-    """With deferral on, the page's run sends the headline and a placeholder per chart (the open tab's
-    and the explore chart): the charts come on a fragment's timer tick, which only a browser sends."""
-    import ui.stats_view
-
-    monkeypatch.setattr(ui.stats_view, "DEFER_CHARTS", True)
-    at = open_page(demo_hub, "analyst")
-    assert metric(at, "Total scans") == f"{lake_scans(demo_hub):,}"
-    assert chart_titles(at) == []
-    pending = [c.value for c in at.caption if c.value.endswith(": drawing…")]
-    assert pending[:3] == ["Scans per day: drawing…", "Scans per hour over time: drawing…",
-                           "Session duration distribution: drawing…"]
-    assert len(pending) == 4 and pending[3].startswith("Scan count by")
