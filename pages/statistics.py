@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from exporthub import charts
 from exporthub.errors import ExporthubError
 from exporthub.permissions import Permission
 from ui import stats_view
@@ -35,7 +34,5 @@ stats_view.headline(preview, currency)
 stats_view.cutoff_note(preview)
 if ctx.can(Permission.START):
     stats_view.report_controls(ctx.service, user, project, view)
-stats_view.chart_tabs(
-    charts.preview_charts(preview.tables, granularity=view.granularity, timezone=timezone), currency
-)
+stats_view.chart_tabs(preview, currency)
 stats_view.explore_section(stats, ctx, view)

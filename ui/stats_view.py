@@ -5,7 +5,7 @@ Widgets only collect input and draw results; the numbers come from :class:`expor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -28,7 +28,7 @@ from exporthub.stats import (
     StatsFilter,
     dimensions_for,
 )
-from ui.charts_plotly import figure
+from ui.charts_plotly import cached_figure, figure
 from ui.format import local_time, md_escape, option_label
 from ui.forms import plain_refusal
 
@@ -147,24 +147,27 @@ CHART_TABS: dict[str, tuple[str, ...]] = {
 
 
 @st.fragment
-def chart_tabs(specs: list[charts.ChartSpec], currency: str) -> None:
-    """The preview's charts in tabs; switching tabs reruns only this fragment."""
+def chart_tabs(preview: Preview, currency: str) -> None:
+    """The preview's charts in tabs; switching tabs reruns only this fragment. Figures are built once
+    per chart and data (the preview's key), so reruns and tab switches only send them."""
+    specs = charts.preview_charts(preview.tables, granularity=preview.granularity, timezone=preview.timezone)
     by_key = {spec.key: spec for spec in specs}
     tabs = st.tabs(list(CHART_TABS), key="stats-chart-tab", on_change="rerun")
     for tab, keys in zip(tabs, CHART_TABS.values(), strict=True):
         if tab.open is False:
             continue
         with tab:
-            chart_grid([by_key[k] for k in keys if k in by_key], currency)
+            chart_grid([by_key[k] for k in keys if k in by_key], preview.key, currency)
 
 
-def chart_grid(specs: list[charts.ChartSpec], currency: str = "") -> None:
-    """The charts, two per row (each from the shared chart definitions)."""
+def chart_grid(specs: list[charts.ChartSpec], data_key: Hashable, currency: str = "") -> None:
+    """The charts, two per row (each from the shared chart definitions, built once per ``data_key``)."""
     for i in range(0, len(specs), 2):
         cols = st.columns(2)
         for col, spec in zip(cols, specs[i : i + 2], strict=False):
             with col:
-                st.plotly_chart(figure(spec, currency=currency), key=f"chart-{spec.key}", width="stretch")
+                fig = cached_figure(spec, data_key, currency=currency)
+                st.plotly_chart(fig, key=f"chart-{spec.key}", width="stretch")
 
 
 def start_job(

@@ -67,6 +67,13 @@ class Preview:
     cutoff: datetime
     data_version: str
     cache_hits: int = 0
+    users_version: str = ""
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """What the numbers depend on: the project, its lake snapshot ids, the users' fingerprint, the
+        resolved filters and the granularity (a key for caching what is drawn from them)."""
+        return (self.project, self.data_version, self.users_version, self.scope.key(), self.granularity)
 
     @property
     def headline(self) -> dict[str, Any]:
@@ -157,7 +164,8 @@ class StatsService:
             request.close()
         return Preview(project=project_slug, timezone=request.timezone, filters=filters, scope=scope,
                        granularity=granularity, tables=tables, cutoff=request.cutoff,
-                       data_version=request.data_version, cache_hits=hits)
+                       data_version=request.data_version, cache_hits=hits,
+                       users_version=request.users_version)
 
     def query(self, username: str, project_slug: str, name: str, filters: StatsFilter,
               **params: Any) -> StatsResult:

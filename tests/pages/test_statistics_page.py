@@ -192,3 +192,33 @@ def test_outsider_cannot_reach_demo_open_numbers(demo_hub):
     # The domain itself refuses, whatever a page does.
     with pytest.raises(PermissionDenied):
         StatsService(demo_hub.db, demo_hub.settings).preview("outsider", "demo-open", StatsFilter())
+
+
+def test_figures_are_built_once_per_chart_and_data(demo_hub, monkeypatch):
+    """A rerun or a return to a tab sends the built figures again; new data builds them anew."""
+    import ui.charts_plotly
+
+    ui.charts_plotly.FIGURES.clear()
+    built: list[str] = []
+    real = ui.charts_plotly.figure
+
+    def counting(spec, **kwargs):
+        built.append(spec.key)
+        return real(spec, **kwargs)
+
+    monkeypatch.setattr(ui.charts_plotly, "figure", counting)
+    at = open_page(demo_hub, "analyst")
+    assert built == ["scans_over_time", "daily_productivity", "session_durations"]
+    first = chart_titles(at)
+    at.run()
+    at.session_state["stats-chart-tab"] = "Cost"
+    at.run()
+    at.session_state["stats-chart-tab"] = "Activity"
+    at.run()
+    assert not at.exception, at.exception
+    assert chart_titles(at) == first
+    assert built == ["scans_over_time", "daily_productivity", "session_durations",
+                     "cost_by_category", "cost_over_time", "cost_per_scan"]
+    at.session_state["stats-granularity"] = "hour"  # other numbers: the open tab's figures are built
+    at.run()
+    assert built[6:] == ["scans_over_time", "daily_productivity", "session_durations"]
