@@ -192,33 +192,36 @@ def render_actions(job: JobView, ctx: ListContext, *, key_prefix: str, with_deta
             st.page_link(
                 ctx.details_page, label="Details", icon=":material/info:", query_params={"job": str(job.id)}
             )
+        asking = next((a for a in actions if a in CONFIRM and confirm == a.value), None)
         for action in (Action.CANCEL, Action.RETRY, Action.RESET_EXPORT_SESSIONS, Action.REMOVE):
             key = f"{key_prefix}-{action.name.lower()}-{job.id}"
-            # Three places per action, each filled or left empty (see the docstring).
-            said, main, keep = st.empty(), st.empty(), st.empty()
+            slot = st.empty()  # one place per action: its button, its confirming button, or nothing
             if action not in actions:
                 continue
-            if action in CONFIRM and confirm == action.value:
-                label, consequence = CONFIRM[action]
-                if consequence:
-                    said.caption(consequence)
-                main.button(
-                    label,
+            if action is asking:
+                slot.button(
+                    CONFIRM[action][0],
                     key=key + "-confirm",
                     type="primary",  # red: the theme's danger style for confirmations (ui/style.py)
                     icon=_ICONS[action],
                     on_click=_on_action,
                     args=(ctx.service, ctx.username, action, job.id),
                 )
-                keep.button("Keep", key=key + "-keep", on_click=st.session_state.pop, args=(_confirm_key(job.id), None))
                 continue
-            main.button(
+            slot.button(
                 action.value,
                 key=key,
                 icon=_ICONS[action],
                 on_click=_ask_confirm if action in CONFIRM else _on_action,
                 args=(job.id, action) if action in CONFIRM else (ctx.service, ctx.username, action, job.id),
             )
+        # Then one place for "Keep" and one for what the confirmed action does, filled only while asking.
+        keep, said = st.empty(), st.empty()
+        if asking is not None:
+            keep.button("Keep", key=f"{key_prefix}-{asking.name.lower()}-{job.id}-keep",
+                        on_click=st.session_state.pop, args=(_confirm_key(job.id), None))
+            if CONFIRM[asking][1]:
+                said.caption(CONFIRM[asking][1])
 
 
 _RESET_SAYS = (
