@@ -130,6 +130,10 @@ def run_job_task(job_id: int) -> None:
 
 
 LAKE_MAINTENANCE = "lake-maintenance"  # its periodic_runs row
+# A worker first asks for the lake's maintenance this long after it started: a fresh instance is not
+# compacted at once by `exporthub up`, and a starting fleet does its own work first (on SQLite a
+# compaction holds the one write lock while it commits).
+LAKE_MAINTENANCE_FIRST_AFTER_SECONDS = 300.0
 
 
 class _Worker:
@@ -143,6 +147,7 @@ class _Worker:
         self.draining = threading.Event()
         self.stop = threading.Event()
         self._lake_thread: threading.Thread | None = None
+        self._started = time.monotonic()
 
     def state(self) -> tuple[str, str | None]:
         if not QUEUE.ok:
@@ -166,7 +171,8 @@ class _Worker:
         periodic.run_if_due(self.db, "retention", self.settings.retention_interval_seconds, self.id,
                             lambda: retention.cleanup(self.db, self.settings))
         periodic.run_if_due(self.db, "forget-workers", 3600, self.id, lambda: workers.forget_gone(self.db))
-        self.maintain_lake()
+        if time.monotonic() - self._started >= LAKE_MAINTENANCE_FIRST_AFTER_SECONDS:
+            self.maintain_lake()
 
     def maintain_lake(self) -> threading.Thread | None:
         """The lake's compaction and snapshot expiry (:func:`exporthub.lake.maintenance.maintain_all`),
