@@ -80,7 +80,7 @@ class PublishExporter(BaseExporter):
             if target.exists():
                 raise RuntimeError(f"two reports produced a file named {f.name}; not published")
             done += _copy_verified(ctx.open_stored(f.key), f.name, target, f.sha256)
-            index.append({"name": f.name, "size": f.size, "sha256": f.sha256, "export_type": child.type,
+            index.append({"name": f.name, "size": f.size, "sha256": f.sha256, "export_type": child.export_type,
                           "source_job_id": child.id})
             ctx.progress(90 * done / total)
         manifest = json.dumps({

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from exporthub.models import AuditEvent, Project, User
+from exporthub.views import iso
 
 
 @dataclass(frozen=True)
@@ -20,17 +21,14 @@ class ProjectView:
     published_at: datetime | None
 
     def to_json(self) -> dict[str, Any]:
-        def iso(d: datetime | None) -> str | None:
-            return None if d is None else d.isoformat().replace("+00:00", "Z")
-
         return {
             "slug": self.slug,
             "name": self.name,
             "timezone": self.timezone,
             "status": self.status,
-            "created": iso(self.created_at),
-            "closed": iso(self.closed_at),
-            "published": iso(self.published_at),
+            "created_at": iso(self.created_at),
+            "closed_at": iso(self.closed_at),
+            "published_at": iso(self.published_at),
         }
 
 
@@ -49,9 +47,9 @@ class UserView:
     def to_json(self) -> dict[str, Any]:
         return {
             "username": self.username,
-            "name": self.display_name,
+            "display_name": self.display_name,
             "email": self.email,
-            "admin": self.is_admin,
+            "is_admin": self.is_admin,
             "active": self.active,
             "deleted": self.deleted,
             "can_log_in": self.can_log_in,

@@ -50,9 +50,9 @@ class TokenView:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > utcnow())
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "user": self.username, "name": self.name, "created": iso(self.created_at),
-                "expires": iso(self.expires_at), "last_used": iso(self.last_used_at),
-                "revoked": iso(self.revoked_at), "active": self.active}
+        return {"id": self.id, "user": self.username, "name": self.name, "created_at": iso(self.created_at),
+                "expires_at": iso(self.expires_at), "last_used_at": iso(self.last_used_at),
+                "revoked_at": iso(self.revoked_at), "active": self.active}
 
 
 def _view(row: ApiToken, username: str) -> TokenView:

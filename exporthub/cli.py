@@ -95,7 +95,7 @@ def _print_job(job: JobView, *, as_json: bool, with_log: bool = False) -> None:
     if as_json:
         print(json.dumps({"job": job.to_json(with_log=with_log)}, ensure_ascii=False))
         return
-    print(f"job {job.id}  {job.type}  {job.project}  {job.status}  {job.progress}%  by {job.user}")
+    print(f"job {job.id}  {job.export_type}  {job.project}  {job.status}  {job.progress}%  by {job.user}")
     if job.error:
         print(f"  error: {job.error}")
     for w in job.warnings:
@@ -105,7 +105,7 @@ def _print_job(job: JobView, *, as_json: bool, with_log: bool = False) -> None:
     for entry in job.log if with_log else ():
         print(f"  {entry.time:%Y-%m-%d %H:%M:%S} {entry.level:<7} {entry.message}")
     for child in job.children:
-        print(f"  child job {child.id}  {child.type}  {child.status}")
+        print(f"  child job {child.id}  {child.export_type}  {child.status}")
 
 
 def _parse_vars(pairs: Sequence[str]) -> dict[str, str]:

@@ -41,7 +41,7 @@ def cmd_link(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps({"link": {"url": link.url, "path": link.path, "file_id": link.file_id,
                                    "user": link.username, "filename": link.filename,
-                                   "expires": iso(link.expires_at)}}, ensure_ascii=False))
+                                   "expires_at": iso(link.expires_at)}}, ensure_ascii=False))
     else:
         print(link.url)
     return EXIT_OK

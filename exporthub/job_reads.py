@@ -129,7 +129,7 @@ class JobReads:
                 .group_by(Job.export_type)
             )
             jobs = s.scalars(select(Job).where(Job.id.in_(newest))).all()
-            return {view.type: view for view in build_views(s, self.settings, jobs)}
+            return {view.export_type: view for view in build_views(s, self.settings, jobs)}
 
     def permissions(self, username: str, project_slug: str) -> frozenset[Permission]:
         from exporthub.access import permissions_on
@@ -184,6 +184,6 @@ def build_views(s: Session, settings: Settings, jobs: Sequence[Job], *, with_log
                               with_log=with_log, children=children,
                               export_session_count=int(sessions.get(job.id, 0))))
         earliest = first_child_start.get(job.id)
-        if earliest is not None and (views[-1].started is None or earliest < views[-1].started):
-            views[-1] = dataclasses.replace(views[-1], started=earliest)
+        if earliest is not None and (views[-1].started_at is None or earliest < views[-1].started_at):
+            views[-1] = dataclasses.replace(views[-1], started_at=earliest)
     return views

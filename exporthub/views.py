@@ -23,7 +23,7 @@ class FileView:
     sha256: str
     content_type: str
     download_count: int
-    created: datetime
+    created_at: datetime
 
     @property
     def path(self) -> Path:
@@ -43,7 +43,7 @@ class FileView:
             sha256=f.sha256,
             content_type=f.content_type,
             download_count=f.download_count,
-            created=f.created_at,
+            created_at=f.created_at,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -70,7 +70,7 @@ class LogView:
 @dataclass(frozen=True)
 class JobView:
     id: int
-    type: str
+    export_type: str
     project: str
     user: str
     status: JobStatus
@@ -78,9 +78,9 @@ class JobView:
     variables: dict[str, Any]
     warnings: tuple[str, ...]
     error: str | None
-    created: datetime
-    started: datetime | None
-    finished: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
     run_at: datetime | None
     parent_id: int | None
     cancel_requested: bool
@@ -100,16 +100,16 @@ class JobView:
     def to_json(self, *, with_log: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {
             "id": self.id,
-            "type": self.type,
+            "export_type": self.export_type,
             "project": self.project,
             "user": self.user,
             "status": str(self.status),
             "progress": int(self.progress),
             "warnings": list(self.warnings),
             "error": self.error,
-            "created": iso(self.created),
-            "started": iso(self.started),
-            "finished": iso(self.finished),
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
             "run_at": iso(self.run_at),
             "variables": dict(self.variables),
             "parent_id": self.parent_id,
@@ -143,7 +143,7 @@ def job_view(
     warnings = tuple(entry.message for entry in logs if entry.level == LogLevel.WARNING)
     return JobView(
         id=job.id,
-        type=job.export_type,
+        export_type=job.export_type,
         project=job.project.slug,
         user=job.user.username,
         user_display=job.user.display_name or job.user.username,
@@ -152,9 +152,9 @@ def job_view(
         variables=dict(job.variables or {}),
         warnings=warnings,
         error=job.error,
-        created=job.created_at,
-        started=job.started_at,
-        finished=job.finished_at,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
         run_at=job.run_at,
         parent_id=job.parent_id,
         cancel_requested=job.cancel_requested,

@@ -18,8 +18,8 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-JOB_KEYS = {"id", "type", "project", "user", "status", "progress", "warnings", "error", "created", "started",
-            "finished", "run_at", "variables", "parent_id", "cancel_requested", "export_sessions",
+JOB_KEYS = {"id", "export_type", "project", "user", "status", "progress", "warnings", "error", "created_at",
+            "started_at", "finished_at", "run_at", "variables", "parent_id", "cancel_requested", "export_sessions",
             "export_sessions_reset", "removed", "files"}
 
 
@@ -30,7 +30,7 @@ def test_export_inline_prints_the_job_object(demo_hub, capsys):
     job = json.loads(out)["job"]
     assert set(job) == JOB_KEYS
     assert job["status"] == "completed" and job["progress"] == 100 and isinstance(job["id"], int)
-    assert job["created"].endswith("Z") and job["finished"].endswith("Z")
+    assert job["created_at"].endswith("Z") and job["finished_at"].endswith("Z")
     (f,) = job["files"]
     assert set(f) == {"id", "name", "path", "size", "sha256", "content_type"}
     assert f["path"].startswith("/") and f["name"].endswith(".parquet")

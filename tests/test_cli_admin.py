@@ -149,7 +149,7 @@ def test_users_add_passwd_deactivate_and_activate(ready, cli):
     assert cli("users", "activate", "lena")[0] == 0 and user(ready, "lena").active
     code, out, _ = cli("users", "list", "--json")
     listed = {u["username"]: u for u in json.loads(out)["users"]}
-    assert listed["ann"]["can_log_in"] is False and listed["ada"]["admin"] is True
+    assert listed["ann"]["can_log_in"] is False and listed["ada"]["is_admin"] is True
 
 
 @pytest.mark.parametrize(

@@ -173,7 +173,7 @@ def test_cancel_ready_job_finishes_it_and_worker_never_starts_it(demo_hub):
     service = demo_hub.service()
     job = service.start("analyst", "demo-open", "scans", CSV)
     cancelled = service.cancel("analyst", job.id)
-    assert cancelled.status is JobStatus.CANCELLED and cancelled.finished is not None
+    assert cancelled.status is JobStatus.CANCELLED and cancelled.finished_at is not None
     assert demo_hub.run(job.id) is None
     assert service.get("analyst", job.id).status is JobStatus.CANCELLED
 

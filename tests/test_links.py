@@ -302,7 +302,7 @@ def test_cli_link_prints_a_working_link_and_refuses_with_exit_2(exported, capsys
     out = json.loads(capsys.readouterr().out)["link"]
     assert out["file_id"] == f.id and out["user"] == "analyst" and out["filename"] == f.name
     assert out["url"].startswith(hub.settings.public_url + "/download/")
-    expires = datetime.fromisoformat(out["expires"].replace("Z", "+00:00"))
+    expires = datetime.fromisoformat(out["expires_at"].replace("Z", "+00:00"))
     assert 55 <= (expires - datetime.now(UTC)).total_seconds() <= 62
     token = out["path"].removeprefix("/download/")
     assert download(hub, token).file_id == f.id

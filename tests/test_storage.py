@@ -64,7 +64,7 @@ def put_bytes(hub: Hub, key: str, data: bytes) -> None:
 
 
 def keys_of_job(hub: Hub, job) -> list[str]:  # type: ignore[no-untyped-def]
-    return sorted(i.key for i in store_of(hub).iter_files(job_prefix("demo-open", job.type, job.id)))
+    return sorted(i.key for i in store_of(hub).iter_files(job_prefix("demo-open", job.export_type, job.id)))
 
 
 # ----------------------------------------------------------------------------- the interface

@@ -38,7 +38,7 @@ def test_tokens_are_shown_once_stored_hashed_listed_and_revoked(demo_hub, capsys
     assert api_tokens.authenticate(demo_hub.db, secret).username == "analyst"
     assert main(["tokens", "list", "--json"]) == 0
     (listed,) = json.loads(capsys.readouterr().out)["tokens"]
-    assert "secret" not in listed and listed["id"] == made["id"] and listed["last_used"] is not None
+    assert "secret" not in listed and listed["id"] == made["id"] and listed["last_used_at"] is not None
     assert main(["tokens", "revoke", str(made["id"])]) == 0
     assert api_tokens.authenticate(demo_hub.db, secret) is None
     assert main(["tokens", "revoke", str(made["id"])]) == 2

@@ -20,6 +20,7 @@ from exporthub.errors import ExporthubError
 from exporthub.export_config import ExportDefinition
 from exporthub.permissions import Permission
 from exporthub.states import ACTIVE_STATUSES, CLOSED_PROJECT_STATUSES, JobStatus
+from exporthub.views import JobView
 from ui import export_lookups, file_links, forms, jobs_view
 from ui.format import local_time, md_escape
 from ui.session import PageContext, page_context
@@ -163,18 +164,18 @@ def _live() -> None:
         cards(ctx, {t: job for t, job in latest.items() if latest_file(ctx, job)}, only_latest=True)
 
 
-def notify_finished(ctx: PageContext, latest: Mapping[str, Any]) -> None:
+def notify_finished(ctx: PageContext, latest: Mapping[str, JobView]) -> None:
     """A toast, with the download link, when a job this user started (and saw running) has finished."""
     watching: dict[int, str] = st.session_state.setdefault(WATCHING_KEY, {})
     for job in latest.values():
         mine = job.user == ctx.user.username
         if mine and job.status in ACTIVE_STATUSES:
-            watching[job.id] = job.type
+            watching[job.id] = job.export_type
         elif job.id in watching:
             del watching[job.id]
             if job.status is JobStatus.CANCELLED:
                 continue  # the user's own Cancel already said so
-            title = md_escape(titles(ctx).get(job.type, job.type))
+            title = md_escape(titles(ctx).get(job.export_type, job.export_type))
             files = [f for f in job.files if ".about." not in f.name]
             href = file_links.download_path(ctx.settings, files[0].id, ctx.user.id) if files else None
             link = f" [Download {md_escape(files[0].name)}]({href})" if href else ""
@@ -182,7 +183,7 @@ def notify_finished(ctx: PageContext, latest: Mapping[str, Any]) -> None:
             st.toast(f"{title} #{job.id}: {jobs_view.status_parts(job)[1].lower()}.{link}", icon=icon)
 
 
-def start_refusal(ctx: PageContext, definition: ExportDefinition, job: Any) -> str | None:
+def start_refusal(ctx: PageContext, definition: ExportDefinition, job: JobView | None) -> str | None:
     """Why "Generate" cannot start this type now (``None`` when it can)."""
     if job is not None and job.status in ACTIVE_STATUSES:
         return f"A {definition.title} job is already running (#{job.id}); another can start when it has finished."
@@ -191,7 +192,7 @@ def start_refusal(ctx: PageContext, definition: ExportDefinition, job: Any) -> s
     return None
 
 
-def cards(ctx: PageContext, latest: Mapping[str, Any], *, only_latest: bool = False) -> None:
+def cards(ctx: PageContext, latest: Mapping[str, JobView], *, only_latest: bool = False) -> None:
     """One compact card per visible export type (``only_latest``: per type in ``latest``), grouped, with
     the latest job's status, "Generate" and its latest file."""
     groups = grouped_types(ctx.service.config, ctx.service.registry)
@@ -210,7 +211,7 @@ def cards(ctx: PageContext, latest: Mapping[str, Any], *, only_latest: bool = Fa
                     card(ctx, definition, latest.get(definition.type))
 
 
-def latest_file(ctx: PageContext, job: Any) -> tuple[str, str] | None:
+def latest_file(ctx: PageContext, job: JobView | None) -> tuple[str, str] | None:
     """(name, link) of the latest completed job's first data file, if it has one."""
     if job is None or job.status is not JobStatus.COMPLETED:
         return None
@@ -219,7 +220,7 @@ def latest_file(ctx: PageContext, job: Any) -> tuple[str, str] | None:
     return None if href is None else (files[0].name, href)
 
 
-def card(ctx: PageContext, definition: ExportDefinition, job: Any) -> None:
+def card(ctx: PageContext, definition: ExportDefinition, job: JobView | None) -> None:
     with st.container(border=True, key=f"card-{definition.type}"):
         icon = TYPE_ICONS.get(definition.type, DEFAULT_ICON)
         st.markdown(f"##### {icon} {md_escape(definition.title)}")
@@ -228,7 +229,7 @@ def card(ctx: PageContext, definition: ExportDefinition, job: Any) -> None:
         if job is None:
             st.markdown(":gray-badge[Not run yet]")
         else:
-            when = job.finished or job.started or job.created
+            when = job.finished_at or job.started_at or job.created_at
             moment = local_time(when, ctx.project.timezone)
             if job.status is JobStatus.WAITING and job.run_at is not None:
                 moment = f"runs {local_time(job.run_at, ctx.project.timezone)}"  # what a scheduled job waits for

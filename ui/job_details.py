@@ -50,8 +50,8 @@ def pick_job(ctx: PageContext) -> int | None:
 
 def _job_label(job: JobView, names: dict[str, str], timezone: str) -> str:
     return (
-        f"#{job.id} · {names.get(job.type, job.type)} · {jobs_view.status_label(job)} · "
-        f"{fmt.local_time(job.created, timezone)}"
+        f"#{job.id} · {names.get(job.export_type, job.export_type)} · {jobs_view.status_label(job)} · "
+        f"{fmt.local_time(job.created_at, timezone)}"
     )
 
 
@@ -83,7 +83,7 @@ def _body(job_id: int) -> None:
     names = hub.titles(ctx)
     tz = ctx.project.timezone
     st.page_link("pages/exports.py", label="Reports & Exports", icon=":material/arrow_back:")
-    st.title(f"{md_escape(names.get(job.type, job.type))} · job #{job.id}")
+    st.title(f"{md_escape(names.get(job.export_type, job.export_type))} · job #{job.id}")
     st.markdown(jobs_view.status_badge(job))
     if job.status is JobStatus.RUNNING:
         st.progress(max(0, min(100, job.progress)) / 100)
@@ -134,10 +134,10 @@ def _body(job_id: int) -> None:
 def _timings(job: JobView, tz: str) -> None:
     cells = [
         ("Requested by", md_escape(job.user_display or job.user)),
-        ("Created", fmt.local_time(job.created, tz)),
-        ("Started", fmt.local_time(job.started, tz)),
-        ("Finished", fmt.local_time(job.finished, tz)),
-        ("Duration", fmt.duration(job.started, job.finished)),
+        ("Created", fmt.local_time(job.created_at, tz)),
+        ("Started", fmt.local_time(job.started_at, tz)),
+        ("Finished", fmt.local_time(job.finished_at, tz)),
+        ("Duration", fmt.duration(job.started_at, job.finished_at)),
     ]
     if job.run_at is not None:
         cells.insert(2, ("Scheduled for", fmt.local_time(job.run_at, tz)))
@@ -152,7 +152,7 @@ def _variables(ctx: PageContext, job: JobView) -> None:
     if not job.variables:
         st.caption("This export type has no variables.")
         return
-    definition: Any = ctx.service.config.get(job.type)
+    definition: Any = ctx.service.config.get(job.export_type)
     rows = []
     for key, value in job.variables.items():
         var = definition.variable(key) if definition is not None else None

@@ -168,14 +168,14 @@ class ListContext:
 
 def when_text(job: JobView, timezone: str) -> str:
     """Started/finished in project-local time, or when a waiting job is due."""
-    if job.started is None:
+    if job.started_at is None:
         if job.run_at is not None and job.status is JobStatus.WAITING:
             return f"Scheduled for {fmt.local_time(job.run_at, timezone)}"
-        return f"Created {fmt.local_time(job.created, timezone)}"
-    text = f"Started {fmt.local_time(job.started, timezone)}"
-    if job.finished is not None:
-        text += f" · Finished {fmt.local_time(job.finished, timezone, with_date=False)}"
-        text += f" ({fmt.duration(job.started, job.finished)})"
+        return f"Created {fmt.local_time(job.created_at, timezone)}"
+    text = f"Started {fmt.local_time(job.started_at, timezone)}"
+    if job.finished_at is not None:
+        text += f" · Finished {fmt.local_time(job.finished_at, timezone, with_date=False)}"
+        text += f" ({fmt.duration(job.started_at, job.finished_at)})"
     return text
 
 
@@ -251,7 +251,7 @@ def render_job_row(job: JobView, ctx: ListContext, *, key_prefix: str = "jobs") 
     with st.container(border=True, key=f"{key_prefix}-job-{job.id}"):
         head, files, actions = st.columns([4, 5, 3], vertical_alignment="center")
         with head:  # each element in its place, drawn or emptied (see render_actions)
-            title = ctx.titles.get(job.type, job.type)
+            title = ctx.titles.get(job.export_type, job.export_type)
             st.markdown(f"{status_badge(job)} &nbsp; **{md_escape(title)}** · #{job.id}")
             progress = st.empty()
             if job.status is JobStatus.RUNNING:

@@ -59,12 +59,12 @@ def test_happy_path_publishes_the_children_files_and_marks_the_project(demo_hub)
     service = demo_hub.service()
     parent = service.start("manager", "demo-closed", "publish", {"reports": REPORTS})
     assert parent.status is JobStatus.WAITING
-    assert [(c.type, c.status) for c in parent.children] == [(t, JobStatus.READY) for t in REPORTS]
+    assert [(c.export_type, c.status) for c in parent.children] == [(t, JobStatus.READY) for t in REPORTS]
     assert {job_id for job_id, _ in demo_hub.dispatcher.enqueued} == {c.id for c in parent.children}
     demo_hub.run_queued()
     done = service.get("manager", parent.id)
     assert done.status is JobStatus.COMPLETED, done.error
-    assert [(c.type, c.status) for c in done.children] == [(t, JobStatus.COMPLETED) for t in REPORTS]
+    assert [(c.export_type, c.status) for c in done.children] == [(t, JobStatus.COMPLETED) for t in REPORTS]
     # The publish job's files are a verified copy of every child file, plus an index listing them.
     files = {f.name: f for f in done.files}
     index = json.loads(files.pop("index.json").path.read_text())
@@ -77,9 +77,9 @@ def test_happy_path_publishes_the_children_files_and_marks_the_project(demo_hub)
     assert {e["export_type"] for e in index["files"]} == set(REPORTS)
     # The hub's cards show the reports publish ran; its row spans the publication from the first report.
     latest = service.latest_by_type("manager", "demo-closed")
-    assert {t: latest[t].id for t in REPORTS} == {c.type: c.id for c in done.children}
+    assert {t: latest[t].id for t in REPORTS} == {c.export_type: c.id for c in done.children}
     assert latest["publish"].id == parent.id
-    assert done.started == min(c.started for c in done.children)
+    assert done.started_at == min(c.started_at for c in done.children)
     # The project is published, and the change is audited.
     published = project(demo_hub)
     assert published.status == "published" and published.published_at is not None
@@ -102,7 +102,7 @@ def test_a_failing_child_fails_the_parent(demo_hub, monkeypatch):
     demo_hub.run_queued()
     failed = service.get("manager", parent.id)
     assert failed.status is JobStatus.FAILED and "zones" in failed.error and "disk on fire" in failed.error
-    statuses = {c.type: c.status for c in failed.children}
+    statuses = {c.export_type: c.status for c in failed.children}
     assert statuses["zones"] is JobStatus.FAILED
     assert project(demo_hub).status == "closed"
     assert failed.files == () and not list((demo_hub.settings.files_dir / "demo-closed" / "publish").rglob("*.*"))
@@ -190,7 +190,7 @@ def test_the_default_set_publishes_or_refuses_loudly(demo_hub):
         assert service.list("manager", "demo-closed") == []
         return
     parent = service.start("manager", "demo-closed", "publish", {})
-    assert [c.type for c in parent.children] == default
+    assert [c.export_type for c in parent.children] == default
     demo_hub.run_queued()
     done = service.get("manager", parent.id)
     assert done.status is JobStatus.COMPLETED, done.error

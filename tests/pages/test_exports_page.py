@@ -140,7 +140,7 @@ def test_job_row_shows_status_times_user_files_and_details(app_hub):
     rows = [m.value for m in at.markdown if f"**Scans** · #{job.id}" in m.value]
     assert rows == [f":green-badge[:material/check_circle: Completed] &nbsp; **Scans** · #{job.id}"]
     tz = ZoneInfo("Europe/Berlin")
-    started = job.started.astimezone(tz).strftime("%d %b %Y, %H:%M:%S")
+    started = job.started_at.astimezone(tz).strftime("%d %b %Y, %H:%M:%S")
     captions = [c.value for c in at.caption if c.value.startswith("Started")]
     assert captions and captions[0].startswith(f"Started {started}")
     assert f"by {job.user_display}" in captions[0] and job.user_display != "analyst"  # the person's name
@@ -656,8 +656,8 @@ def test_publish_dialog_preselects_reports_and_shows_no_empty_estimate(app_hub, 
     reports.unselect("cost").unselect("statistics").run()
     at.button(key="export-publish-generate").click().run()
     (job,) = app_hub.service().list("manager", "demo-closed", top_level_only=True)
-    assert job.type == "publish" and job.variables["reports"] == ["scans", "zones"]
-    assert sorted(c.type for c in app_hub.service().get("manager", job.id).children) == ["scans", "zones"]
+    assert job.export_type == "publish" and job.variables["reports"] == ["scans", "zones"]
+    assert sorted(c.export_type for c in app_hub.service().get("manager", job.id).children) == ["scans", "zones"]
 
 
 def test_a_toast_with_the_download_link_when_my_job_finishes(app_hub):

@@ -54,8 +54,8 @@ def test_completed_job_shows_status_timings_variables_files_and_log(app_hub):
     tz = ZoneInfo("Europe/Berlin")
     for label, value in (
         ("Requested by", app_hub_display_name(app_hub, "analyst")),
-        ("Started", job.started.astimezone(tz).strftime("%d %b %Y, %H:%M:%S")),
-        ("Finished", job.finished.astimezone(tz).strftime("%d %b %Y, %H:%M:%S")),
+        ("Started", job.started_at.astimezone(tz).strftime("%d %b %Y, %H:%M:%S")),
+        ("Finished", job.finished_at.astimezone(tz).strftime("%d %b %Y, %H:%M:%S")),
     ):
         assert label in [c.value for c in at.caption]
         assert f"**{value}**" in [m.value for m in at.markdown]
@@ -137,7 +137,7 @@ def test_parent_job_links_its_children_and_back(app_hub):
     links = page_links(at)
     for child in parent.children:
         label = plain(next(text for text, query in links if query == f"job={child.id}"))
-        assert label.startswith(f"#{child.id} · {service.config[child.type].title} · Queued")
+        assert label.startswith(f"#{child.id} · {service.config[child.export_type].title} · Queued")
     child = parent.children[0]
     at = _details("manager", child.id, project="demo-closed")
     assert (f"Part of job #{parent.id}", f"job={parent.id}") in page_links(at)
