@@ -163,10 +163,6 @@ class _WatchedQueue:
             raise
 
 
-# How long --wait waits for a worker to report in when none is running, before it gives up.
-NO_WORKER_PATIENCE_SECONDS = 30.0
-
-
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     if args.inline and args.at:
         raise ExporthubError("--inline cannot run a job scheduled with --at; leave it to the worker")
@@ -193,7 +189,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def _wait(service: JobService, settings: Settings, username: str, job_id: int, timeout: float) -> JobView:
     """Poll the job until it finishes or ``timeout``; with no live worker, say so at once and give up
-    after :data:`NO_WORKER_PATIENCE_SECONDS` unless one reports in."""
+    after ``settings.worker_patience_seconds`` unless one reports in."""
     from exporthub import workers
 
     deadline = time.monotonic() + timeout
@@ -206,8 +202,8 @@ def _wait(service: JobService, settings: Settings, username: str, job_id: int, t
                 print("No worker is taking jobs (none has reported in the last "
                       f"{workers.live_window(settings):.0f} s). Start one with 'exporthub worker' (or "
                       "'exporthub up'), or run the job in this process with --inline. Waiting "
-                      f"{NO_WORKER_PATIENCE_SECONDS:.0f} s for a worker…", file=sys.stderr, flush=True)
-            elif time.monotonic() - no_worker_since > NO_WORKER_PATIENCE_SECONDS:
+                      f"{settings.worker_patience_seconds:.0f} s for a worker…", file=sys.stderr, flush=True)
+            elif time.monotonic() - no_worker_since > settings.worker_patience_seconds:
                 return job
         else:
             no_worker_since = None

@@ -79,6 +79,7 @@ class Settings:
     shutdown_grace_seconds: float
     retention_interval_seconds: float
     requeue_after_seconds: float
+    worker_patience_seconds: float  # how long `export --wait` waits for a worker to report in
     extra_exporters: tuple[str, ...]
     import_max_file_bytes: int
     restore_max_entry_bytes: int
@@ -174,6 +175,7 @@ def _load() -> Settings:
         shutdown_grace_seconds=_float("SHUTDOWN_GRACE_SECONDS", 30.0),
         retention_interval_seconds=_float("RETENTION_INTERVAL_SECONDS", 3600.0),
         requeue_after_seconds=_float("REQUEUE_AFTER_SECONDS", 30.0),
+        worker_patience_seconds=_float("WORKER_PATIENCE_SECONDS", 30.0),
         # Modules with an EXPORTER each, registered after the built-ins (a deployment's own export types).
         extra_exporters=tuple(m.strip() for m in (_env("EXTRA_EXPORTERS", "") or "").split(",") if m.strip()),
         import_max_file_bytes=_int("IMPORT_MAX_FILE_BYTES", 2 * 1024**3, minimum=1),

@@ -80,7 +80,7 @@ def test_scale_out_path_redis_and_postgresql(tmp_path, pg_url):
 @pytest.mark.slow
 def test_wait_without_a_worker_says_so_at_once_and_gives_up(tmp_path):
     """Job pickup latency is measured in benchmarks/ (a timing belongs there, not in a test)."""
-    env = base_env(tmp_path)
+    env = base_env(tmp_path, WORKER_PATIENCE_SECONDS="2")  # the give-up, not the 30 s default, is what is tested
     assert cli(env, "demo", "--scans", "2000").returncode == 0
     out = cli(env, "export", "zones", "--project", "demo-open", "--user", "analyst", "--wait", "--timeout", "600",
               "--json", timeout=120)
