@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 
 from exporthub.models import Job, PeriodicRun
 from exporthub.states import JobStatus
-from tests.races._fleet import INTERVAL, LEASE, REPO, Fleet, wait_for
+from tests.races._fleet import LEASE, REPO, Fleet, wait_for
 
 pytestmark = [pytest.mark.slow]
 
@@ -34,8 +34,8 @@ def _started_lines(fleet: Fleet, job_id: int) -> list[str]:
 
 
 def test_a_fleet_under_fire_kill_9_and_sigterm_mid_job(fleet: Fleet) -> None:
-    """3 workers, 45 jobs: SIGKILL one worker mid-job (its job is reaped exactly once, within the lease)
-    and SIGTERM another mid-job (its job completes on the third worker); every other job runs once."""
+    """3 workers, 45 jobs: SIGKILL one worker mid-job (its job is reaped exactly once, after its lease ran
+    out) and SIGTERM another mid-job (its job completes on the third worker); every other job runs once."""
     projects = fleet.projects(45)
     fleet.worker("a", WORKER_THREADS="1")
     fleet.wait_until_workers(1)
@@ -48,10 +48,13 @@ def test_a_fleet_under_fire_kill_9_and_sigterm_mid_job(fleet: Fleet) -> None:
     assert (_worker_of(fleet, fleet.job(killed_job)), _worker_of(fleet, drained)) == ("a", "b")
     fleet.worker("c", WORKER_THREADS="2")
     short = [fleet.start(slug, 0.2) for slug in projects[2:]]
-    time.sleep(1)  # let c get going on the short ones
+    # a and b each have their one thread busy, so only c can take the short ones: wait until it has.
+    wait_for(lambda: any(fleet.job(j).status is not JobStatus.READY for j in short), 60, "c never took a job")
 
     os.killpg(fleet.procs["a"].pid, signal.SIGKILL)
     assert fleet.stop("b", signal.SIGTERM) == 0  # drains: hands its job back within the 1 s grace
+    # Reaped once its lease ran out: a deadline for the wait (generous, the machine may be busy), not a timing.
+    wait_for(lambda: fleet.job(killed_job).status is JobStatus.FAILED, LEASE + 120, "the killed job was never reaped")
     jobs = fleet.wait_final([killed_job, drained_job, *short], timeout=240)
 
     killed = jobs[killed_job]
@@ -61,7 +64,7 @@ def test_a_fleet_under_fire_kill_9_and_sigterm_mid_job(fleet: Fleet) -> None:
     assert [e.target for e in fleet.audit("reap")] == [f"job:{killed_job}"]
     silent_for = (killed.finished_at - killed.heartbeat_at).total_seconds()
     print(f"[{fleet.backend}] reaped {silent_for:.1f} s after its last heartbeat (lease {LEASE:.0f} s)")
-    assert silent_for <= LEASE + 4 * INTERVAL + 2.0  # the lease, plus a housekeeping round or two
+    assert silent_for >= LEASE  # never before its lease ran out (how soon after is the wait's deadline above)
 
     moved = jobs[drained_job]
     assert moved.status is JobStatus.COMPLETED and moved.attempt == 2 and _worker_of(fleet, moved) == "c"
