@@ -79,7 +79,7 @@ class PublishExporter(BaseExporter):
             target = ctx.workdir / f.name
             if target.exists():
                 raise RuntimeError(f"two reports produced a file named {f.name}; not published")
-            done += _copy_verified(ctx.open_stored(f.key), f.name, target, f.sha256)
+            done += _copy_verified(ctx.open_stored(f.storage_key), f.name, target, f.sha256)
             index.append({"name": f.name, "size": f.size, "sha256": f.sha256, "export_type": child.export_type,
                           "source_job_id": child.id})
             ctx.progress(90 * done / total)

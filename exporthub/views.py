@@ -17,7 +17,7 @@ class FileView:
     id: int
     job_id: int
     name: str
-    key: str  # where it lives in the file store (exporthub.storage)
+    storage_key: str  # where it lives in the file store (exporthub.storage)
     location: str  # a local path, or the object's URL when the store is object storage
     size: int
     sha256: str
@@ -37,7 +37,7 @@ class FileView:
             id=f.id,
             job_id=f.job_id,
             name=f.name,
-            key=f.storage_key,
+            storage_key=f.storage_key,
             location=_locate(locate, f.storage_key),
             size=f.size,
             sha256=f.sha256,

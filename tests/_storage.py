@@ -18,7 +18,7 @@ def fetched(hub, f: FileView) -> Path:  # type: ignore[no-untyped-def]
     folder = hub.settings.data_dir / "fetched" / uuid.uuid4().hex
     folder.mkdir(parents=True)
     target = folder / f.name
-    store.copy_to(f.key, target)
+    store.copy_to(f.storage_key, target)
     return target
 
 

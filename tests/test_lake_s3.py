@@ -117,7 +117,7 @@ def test_imports_and_every_export_read_the_same_lake_from_s3(hubs, tmp_path, s3_
     assert barcodes.fetchall() == []  # the csv only-new above already took the batch
     # Every file of the remote instance is an object in the bucket, and none is left on local disk.
     keys = set(s3_server.keys(bucket))
-    assert all(f"files/{f.key}" in keys for f in new.files) and new.files
+    assert all(f"files/{f.storage_key}" in keys for f in new.files) and new.files
     assert not [p for p in (remote.settings.files_dir).rglob("*") if p.is_file()]
 
 
@@ -135,7 +135,7 @@ def test_backup_and_restore_on_s3(hubs, s3_server):
     with zipfile.ZipFile(stored_file(remote, job, "zip")) as archive:
         assert any(n.startswith("lake/scans/part-") for n in archive.namelist())
     (backup,) = [f for f in job.files if f.name.endswith(".zip")]
-    assert f"files/{backup.key}" in s3_server.keys(bucket)
+    assert f"files/{backup.storage_key}" in s3_server.keys(bucket)
     # Restored straight from the file store (the backup never was a local file of this instance).
     report = restore_stored_backup(remote.db, remote.settings, backup.id, project_slug="copy", username="admin")
     assert report.lake_rows["scans"] == SCANS

@@ -148,7 +148,8 @@ def test_every_export_type_is_stored_and_read_back_from_the_store(store_hub):
     for export_type, variables, ext in CASES:
         job = completed_job(store_hub, export_type, variables, user="admin")
         (f,) = [f for f in job.files if f.name.endswith("." + ext)]
-        assert f.key == f"demo-open/{export_type}/{job.id}/{f.name}" and f.key in keys_of_job(store_hub, job)
+        assert f.storage_key == f"demo-open/{export_type}/{job.id}/{f.name}"
+        assert f.storage_key in keys_of_job(store_hub, job)
         path = fetched(store_hub, f)
         assert hashlib.sha256(path.read_bytes()).hexdigest() == f.sha256 and path.stat().st_size == f.size
         assert _rows(path) > 0, export_type
@@ -167,7 +168,7 @@ def test_publish_copies_the_children_files_within_the_store(store_hub):
     assert {(e["name"], e["sha256"]) for e in index["files"]} == {(f.name, f.sha256) for c in done.children
                                                                   for f in c.files}
     for f in files.values():
-        assert f.key.startswith(f"demo-closed/publish/{parent.id}/")
+        assert f.storage_key.startswith(f"demo-closed/publish/{parent.id}/")
         assert hashlib.sha256(fetched(store_hub, f).read_bytes()).hexdigest() == f.sha256
 
 
@@ -179,9 +180,9 @@ def test_backup_restores_from_the_store_and_a_changed_backup_is_refused(store_hu
     from cli import main
 
     assert main(["restore", "--file", str(backup.id), "--project", "copy-cli", "--user", "admin"]) == 0
-    data = bytearray(store_of(store_hub).read_bytes(backup.key))
+    data = bytearray(store_of(store_hub).read_bytes(backup.storage_key))
     data[100] ^= 1
-    put_bytes(store_hub, backup.key, bytes(data))
+    put_bytes(store_hub, backup.storage_key, bytes(data))
     with pytest.raises(RestoreRefused, match="changed"):
         restore_stored_backup(store_hub.db, store_hub.settings, backup.id, project_slug="copy2", username="admin")
     # A file that is not a backup is refused at the command line too (exit 2).
@@ -243,7 +244,7 @@ def test_download_route_streams_from_the_store_after_the_checks(store_hub, route
     # mtime has whole seconds, so only the hash can tell): never arrives whole.
     data = bytearray(body)
     data[-2] ^= 1
-    put_bytes(store_hub, f.key, bytes(data))
+    put_bytes(store_hub, f.storage_key, bytes(data))
     try:
         status, _, body = _get(route, path, token)
     except http.client.IncompleteRead:
@@ -251,7 +252,7 @@ def test_download_route_streams_from_the_store_after_the_checks(store_hub, route
     assert status in (0, 404) and hashlib.sha256(body).hexdigest() != hashlib.sha256(bytes(data)).hexdigest()
     # Changed later (a new mtime): re-hashed before sending, and refused.
     time.sleep(1.1)
-    put_bytes(store_hub, f.key, bytes(data))
+    put_bytes(store_hub, f.storage_key, bytes(data))
     status, _, body = _get(route, path, token)
     assert status == 404 and body.decode().strip() == "This file is not available."
 
@@ -275,7 +276,7 @@ def test_retention_and_remove_delete_the_objects(store_hub):
     assert keys_of_job(store_hub, old) == [] and store_of(store_hub).stat(orphan) is not None
     later = retention.cleanup(store_hub.db, store_hub.settings, now=utcnow() + timedelta(hours=2))
     assert later.orphans == 1 and store_of(store_hub).stat(orphan) is None
-    assert keys_of_job(store_hub, kept) == sorted(f.key for f in kept.files)  # recorded files stay
+    assert keys_of_job(store_hub, kept) == sorted(f.storage_key for f in kept.files)  # recorded files stay
 
     service.remove("manager", gone.id)
     assert keys_of_job(store_hub, gone) == []
