@@ -10,7 +10,8 @@ Keys are ``<project>/<type>/<job id>/<name>`` (:func:`file_key`, the one place t
 job's file lives). Writers never write into the store: an exporter writes into its job's local work
 folder (:func:`work_folder`) and :meth:`FileStore.put` moves the finished file in, then reads it back
 through the store and checks its size and sha256 (:class:`UploadMismatch` otherwise, with nothing left
-behind). Deleting a missing key is not an error in either backend, so no caller catches 404s.
+behind); :meth:`FileStore.put_hashed` does so for a file not hashed yet (the local store in one read).
+Deleting a missing key is not an error in either backend, so no caller catches 404s.
 """
 
 from __future__ import annotations
