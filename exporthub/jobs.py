@@ -95,7 +95,7 @@ class JobService(JobReads):
 
     def zone_codes(self, project_slug: str) -> list[str]:
         """The project's live zone codes, the options of the ``zones`` variable."""
-        con, _ = lake.open_project(self.settings, project_slug)
+        con = lake.open_table(self.settings, project_slug, "zones")  # not the scans' manifests
         try:
             rows = con.execute("SELECT code FROM zones WHERE NOT deleted ORDER BY code").fetchall()
         finally:

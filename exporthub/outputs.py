@@ -1,8 +1,9 @@
 """A job's outputs: from its private work folder into the file store, with what the files table records.
 
 An exporter writes into its local work folder (:func:`exporthub.storage.work_folder`). When it is
-done, :func:`store_outputs` hashes each file and puts it into the store (a rename on local disk, an
-upload to object storage), verified by size and sha256, before the final transaction (so neither
+done, :func:`store_outputs` puts each file into the store and records its sha256
+(:meth:`~exporthub.storage.FileStore.put_hashed`: on local disk a rename and one hashing read; to
+object storage a hash, an upload and a verifying read-back), before the final transaction (so neither
 holds the database's write lock). If that transaction does not complete the job, the caller deletes
 them again with :func:`discard`: nothing decided by a lost commit stays visible.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 from exporthub.context import JobContext
 from exporthub.lifecycle import StoredFile
 from exporthub.settings import Settings
-from exporthub.storage import PARTIAL_DIR, file_key, get_store, sha256_of
+from exporthub.storage import PARTIAL_DIR, file_key, get_store
 
 __all__ = ["CONTENT_TYPES", "PARTIAL_DIR", "content_type", "discard", "store_outputs"]
 
@@ -36,20 +37,19 @@ def content_type(name: str) -> str:
 
 
 def store_outputs(ctx: JobContext) -> list[StoredFile]:
-    """Hash every output of the work folder and put it into the file store, verified (size and sha256
-    read back from the store). On any failure the files put so far are deleted again and the error
-    (an ``OSError``, :class:`~exporthub.storage.UploadMismatch` included) propagates: the job fails."""
+    """Put every output of the work folder into the file store with its sha256 (see
+    :meth:`~exporthub.storage.FileStore.put_hashed`). On any failure the files put so far are deleted
+    again and the error (an ``OSError``, :class:`~exporthub.storage.UploadMismatch` included)
+    propagates: the job fails."""
     store = get_store(ctx.settings)
     stored: list[StoredFile] = []
     try:
         for path in sorted(ctx.workdir.iterdir()):
             if path.name.startswith(".") or not path.is_file():
                 continue
-            with open(path, "rb") as fh:
-                size, digest = sha256_of(fh)
             key = file_key(ctx.project.slug, ctx.export_type, ctx.job_id, path.name)
-            info = store.put(path, key, size=size, sha256=digest)
-            stored.append(StoredFile(name=path.name, content_type=content_type(path.name), size=size,
+            info, digest = store.put_hashed(path, key)
+            stored.append(StoredFile(name=path.name, content_type=content_type(path.name), size=info.size,
                                      sha256=digest, storage_key=key, mtime_ns=info.mtime_ns))
     except BaseException:
         discard(ctx.settings, stored)

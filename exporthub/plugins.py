@@ -101,5 +101,5 @@ class Registry:
     def check_config(self, config_types: Mapping[str, Any]) -> None:
         """Every visible config entry needs an exporter (hidden ones may wait until they are built)."""
         for export_type, definition in config_types.items():
-            if export_type not in self._exporters and not getattr(definition, "is_hidden", False):
+            if export_type not in self and not getattr(definition, "is_hidden", False):
                 raise RegistryError(f"config entry {export_type!r} has no exporter")

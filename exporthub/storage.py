@@ -10,7 +10,8 @@ Keys are ``<project>/<type>/<job id>/<name>`` (:func:`file_key`, the one place t
 job's file lives). Writers never write into the store: an exporter writes into its job's local work
 folder (:func:`work_folder`) and :meth:`FileStore.put` moves the finished file in, then reads it back
 through the store and checks its size and sha256 (:class:`UploadMismatch` otherwise, with nothing left
-behind). Deleting a missing key is not an error in either backend, so no caller catches 404s.
+behind); :meth:`FileStore.put_hashed` does so for a file not hashed yet (the local store in one read).
+Deleting a missing key is not an error in either backend, so no caller catches 404s.
 """
 
 from __future__ import annotations
@@ -89,6 +90,18 @@ def sha256_of(fh: BinaryIO) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+def _hashing_copy(source: Path, target: Path) -> str:
+    """Copy ``source`` to ``target`` (fsynced) and return the sha256 of the bytes written, in one pass."""
+    digest = hashlib.sha256()
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        for chunk in iter(lambda: src.read(8 * CHUNK), b""):
+            digest.update(chunk)
+            dst.write(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+    return digest.hexdigest()
+
+
 class FileStore(ABC):
     """What every caller (runner, downloads, retention, Remove, publish, restore) uses."""
 
@@ -96,8 +109,16 @@ class FileStore(ABC):
     work_root: Path  # local folder under which jobs' work folders live
 
     @abstractmethod
-    def _transfer(self, local: Path, key: str) -> None:
-        """Move or upload the finished local file to ``key`` (the backend's own step)."""
+    def _transfer(self, local: Path, key: str) -> str | None:
+        """Move or upload the finished local file to ``key`` (the backend's own step); the sha256 of
+        the bytes when the backend hashed them as it copied them, else ``None``."""
+
+    def put_hashed(self, local: Path, key: str) -> tuple[ObjectInfo, str]:
+        """:meth:`put` for a file whose sha256 is not known yet: hashes it first, then puts it verified
+        by the read-back. Returns what was stored and its sha256 (what the files table records)."""
+        with open(local, "rb") as fh:
+            size, digest = sha256_of(fh)
+        return self.put(local, key, size=size, sha256=digest), digest
 
     def put(self, local: Path, key: str, *, size: int, sha256: str) -> ObjectInfo:
         """Put a finished local file under ``key`` and verify it by reading it back; the local file is
@@ -177,25 +198,53 @@ class LocalStore(FileStore):
             raise BadKey("storage key points outside the files folder")
         return path
 
-    def _transfer(self, local: Path, key: str) -> None:
+    def _transfer(self, local: Path, key: str) -> str | None:
         from exporthub.lake import fsync_dir
 
         final = self.path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         with open(local, "rb+") as fh:
             os.fsync(fh.fileno())
+        copied = None
         try:
             os.replace(local, final)
         except OSError:  # another file system (EXDEV): copy beside the target, then rename
             tmp = final.with_name(f".put-{final.name}-{threading.get_ident()}")
             try:
-                shutil.copyfile(local, tmp)
-                with open(tmp, "rb+") as fh:
-                    os.fsync(fh.fileno())
+                copied = _hashing_copy(local, tmp)
                 os.replace(tmp, final)
+                local.unlink(missing_ok=True)
             finally:
                 tmp.unlink(missing_ok=True)
         fsync_dir(final.parent)
+        return copied
+
+    def put_hashed(self, local: Path, key: str) -> tuple[ObjectInfo, str]:
+        """One read instead of two: a rename on one file system moves no bytes, so the file is hashed
+        once where it is stored, after checking it is the very file that was written (same device,
+        inode and size, the file held open meanwhile); a copy across file systems hashes the bytes as
+        it writes them. (The object store keeps :meth:`FileStore.put_hashed`: hash, upload, read
+        back.) Raises
+        :class:`UploadMismatch` (after deleting the file) when what is stored is not that file."""
+        check_key(key)
+        with open(local, "rb") as held:  # held open: its inode cannot be reused by another file meanwhile
+            before = os.fstat(held.fileno())
+            copied = self._transfer(local, key)
+            info = self.stat(key)
+            if info is None or info.size != before.st_size:
+                self.delete(key)
+                raise UploadMismatch(f"{key}: stored size {None if info is None else info.size} != {before.st_size}")
+            if copied is not None:
+                return info, copied
+            stored = os.stat(self.path(key))
+            if (stored.st_dev, stored.st_ino) != (before.st_dev, before.st_ino):
+                self.delete(key)
+                raise UploadMismatch(f"{key}: the stored file is not the one written")
+            size, digest = sha256_of(held)
+        if size != info.size:
+            self.delete(key)
+            raise UploadMismatch(f"{key}: stored size {size} != {info.size}")
+        return info, digest
 
     def open(self, key: str) -> tuple[BinaryIO, ObjectInfo]:
         try:
@@ -266,9 +315,10 @@ class ObjectStore(FileStore):
             for chunk in iter(lambda: src.read(8 * CHUNK), b""):
                 dst.write(chunk)
 
-    def _transfer(self, local: Path, key: str) -> None:
+    def _transfer(self, local: Path, key: str) -> str | None:
         self._upload(local, self._path(key))
         local.unlink(missing_ok=True)
+        return None
 
     def open(self, key: str) -> tuple[BinaryIO, ObjectInfo]:
         info = self.stat(key)

@@ -4,9 +4,11 @@ a real S3 API server (moto, its own process) with the lake there too (``EXPORTHU
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import json
+import os
 import threading
 import time
 import zipfile
@@ -21,14 +23,14 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import select, update
 
-from exporthub import api_tokens, retention
+from exporthub import api_tokens, retention, storage
 from exporthub.accounts import SystemActor
 from exporthub.db import forget_databases
 from exporthub.demo import create_demo
 from exporthub.models import File, Job, utcnow
 from exporthub.restore import RestoreRefused, restore_stored_backup
 from exporthub.states import JobStatus
-from exporthub.storage import BadKey, FileStore, get_store, job_prefix, sha256_of
+from exporthub.storage import BadKey, FileStore, LocalStore, get_store, job_prefix, sha256_of
 from tests._hubs import Hub, make_hub
 from tests._storage import fetched, stored_file
 from tests.exporters._support import completed_job
@@ -98,10 +100,11 @@ def test_a_corrupted_upload_is_refused_and_the_job_does_not_complete(store_hub, 
     store = store_of(store_hub)
     transfer = store._transfer
 
-    def corrupting(local: Path, key: str) -> None:  # the bytes that arrive are not the bytes hashed
+    def corrupting(local: Path, key: str) -> str | None:  # the file that arrives is not the file written
         data = local.read_bytes()
+        local.unlink()  # a new file: the local store hashes the stored file once, if it is the one written
         local.write_bytes(data + b"x" if damage == "size" else data[:-1] + bytes([data[-1] ^ 1]))
-        transfer(local, key)
+        return transfer(local, key)
 
     monkeypatch.setattr(store, "_transfer", corrupting)
     service = store_hub.service()
@@ -113,6 +116,32 @@ def test_a_corrupted_upload_is_refused_and_the_job_does_not_complete(store_hub, 
     assert failed.files == () and keys_of_job(store_hub, failed) == []
     with store_hub.db.read() as s:
         assert s.scalars(select(File).where(File.job_id == job.id)).all() == []
+
+
+def test_the_local_store_hashes_what_it_stores_in_one_pass_and_across_file_systems(tmp_path, monkeypatch):
+    store = LocalStore(tmp_path / "files")
+    data = bytes(range(256)) * 5000
+    for name, cross_device in (("same.bin", False), ("copied.bin", True)):
+        local = tmp_path / "work" / name
+        local.parent.mkdir(exist_ok=True)
+        local.write_bytes(data)
+        replace = os.replace
+
+        def exdev(src, dst, local=local, replace=replace):  # type: ignore[no-untyped-def]
+            if Path(src) == local:
+                raise OSError(errno.EXDEV, "Invalid cross-device link")
+            replace(src, dst)
+
+        if cross_device:
+            monkeypatch.setattr(os, "replace", exdev)
+        reads: list[int] = []
+        monkeypatch.setattr(storage, "sha256_of", lambda fh, reads=reads: reads.append(1) or sha256_of(fh))
+        info, digest = store.put_hashed(local, f"p/t/1/{name}")
+        monkeypatch.undo()
+        assert digest == hashlib.sha256(data).hexdigest() and info.size == len(data)
+        assert store.read_bytes(f"p/t/1/{name}") == data and not local.exists()
+        assert len(reads) == (0 if cross_device else 1)  # the copy hashed as it wrote; a rename reads once
+        assert [p.name for p in (tmp_path / "files" / "p/t/1").iterdir() if p.name.startswith(".")] == []
 
 
 # ----------------------------------------------------------------------------- exports

@@ -28,6 +28,7 @@ from exporthub.lake.snapshot import (
     current_ids,
     data_version,
     open_project,
+    open_table,
     register_files,
     snapshot,
     version_of,
@@ -36,7 +37,7 @@ from exporthub.lake.snapshot import (
 __all__ = [
     "ID_COLUMNS", "SCHEMAS", "append_rows", "TABLES", "DataFileRef", "LakeSnapshot", "LakeUnreadable",
     "TableSnapshot", "conform", "connect", "current_ids", "data_version", "version_of", "fsync_dir", "open_project",
-    "record_job_snapshot", "register_files", "snapshot",
+    "open_table", "record_job_snapshot", "register_files", "snapshot",
 ]
 
 

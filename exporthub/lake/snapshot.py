@@ -229,6 +229,21 @@ def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def open_table(settings: Settings, slug: str, name: str) -> duckdb.DuckDBPyConnection:
+    """A connection with one view, ``name``, over that table's current files: for a small lookup
+    (e.g. the zone codes a job's variables are checked against) without loading the other tables'
+    metadata and manifests, which :func:`open_project` does (the scans table's are the big ones)."""
+    current = table_snapshot(load_table(settings, slug, name), name)
+    fs = None if settings.lake_is_local else filesystem(settings)
+    con = connect(settings)
+    try:
+        register_files(con, name, name, tuple(fs_path(f.location) for f in current.files), fs)
+    except (duckdb.Error, OSError) as exc:
+        con.close()
+        raise LakeDamaged(slug, name) from exc
+    return con
+
+
 def open_project(settings: Settings, slug: str) -> tuple[duckdb.DuckDBPyConnection, LakeSnapshot]:
     """A connection with the project's tables registered over a fresh snapshot."""
     snap = snapshot(settings, slug)

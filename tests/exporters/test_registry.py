@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import pytest
 from pypdf import PdfReader
 
 from exporters import DEFAULT_EXPORTERS, REGISTRY
-from exporters.registry import BaseExporter, Registry, RegistryError
+from exporters.registry import BaseExporter, LazyRegistry, Registry, RegistryError
 from exporthub.export_config import load_config
 from exporthub.permissions import Permission
 from exporthub.settings import get_settings
@@ -60,6 +63,32 @@ def test_registry_fails_loudly():
         registry.check_config({"orphan": CONFIG["scans"]})
     with pytest.raises(RegistryError, match="Exporter protocol"):
         registry.register(object())  # type: ignore[arg-type]
+
+
+def test_the_lazy_registry_imports_a_module_on_first_lookup_and_fails_as_loudly():
+    registry = LazyRegistry()
+    registry.register_module("scans", "exporters.scans")
+    registry.register_module("users", "exporters.zones")  # the wrong module for its type
+    assert "scans" in registry and registry.types() == {"scans", "users"} and "nothing" not in registry
+    registry.check_config({"scans": CONFIG["scans"]})  # known before its module is imported
+    exporter = registry.get("scans")
+    assert exporter is importlib.import_module("exporters.scans").EXPORTER
+    assert registry.get("scans") is exporter
+    with pytest.raises(RegistryError, match="registered twice"):
+        registry.register_module("scans", "exporters.scans")
+    with pytest.raises(RegistryError, match="registered twice"):
+        registry.register(exporter)
+    with pytest.raises(RegistryError, match="not the 'users' exporter"):
+        registry.get("users")
+    with pytest.raises(RegistryError, match="has no exporter"):
+        registry.check_config({"orphan": CONFIG["scans"]})
+
+
+def test_importing_the_registry_imports_no_exporter_module():
+    probe = "import exporters, sys; print(sorted(m for m in sys.modules if m.startswith('exporters.')))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=TESTS.parent.parent, check=True,
+                         capture_output=True, text=True).stdout
+    assert out.strip() == "['exporters.registry']"
 
 
 def _open(path: Path) -> int:
