@@ -19,6 +19,7 @@ class ProjectView:
     created_at: datetime
     closed_at: datetime | None
     published_at: datetime | None
+    currency: str = "EUR"  # what the project's costs are in (ISO 4217)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +84,7 @@ def project_view(p: Project) -> ProjectView:
         created_at=p.created_at,
         closed_at=p.closed_at,
         published_at=p.published_at,
+        currency=p.currency,
     )
 
 

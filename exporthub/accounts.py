@@ -44,6 +44,7 @@ from exporthub.settings import Settings
 from exporthub.states import ProjectStatus
 from exporthub.validation import (
     timezone_names,
+    validate_currency,
     validate_email,
     validate_hourly_rate,
     validate_password,
@@ -106,13 +107,8 @@ class AccountService:
                 raise InvalidValue("A project needs a name")
             if s.scalar(select(Project.id).where(Project.slug == slug)) is not None:
                 raise AlreadyExists(f"A project with the slug {slug!r} exists already")
-            project = Project(
-                slug=slug,
-                name=name.strip(),
-                timezone=timezone,
-                status=str(ProjectStatus.OPEN),
-                created_at=utcnow(),
-            )
+            project = Project(slug=slug, name=name.strip(), timezone=timezone, status=str(ProjectStatus.OPEN),
+                              created_at=utcnow())
             s.add(project)
             s.flush()
             return project_view(project), f"{name.strip()} ({timezone})"
@@ -153,6 +149,17 @@ class AccountService:
             return project_view(project), "closed -> open"
 
         return self._change(actor, "project-reopen", work, project=slug, target=f"project:{slug}")
+
+    def set_project_currency(self, actor: Actor, slug: str, currency: str) -> ProjectView:
+        """Set what the project's costs are in (see :data:`~exporthub.validation.CURRENCIES`). Raises
+        :class:`InvalidValue`, :class:`NotFound` or :class:`PermissionDenied`."""
+
+        def work(s: Session) -> tuple[ProjectView, str]:
+            code, project = validate_currency(currency), get_project(s, slug)
+            old, project.currency = project.currency, code
+            return project_view(project), f"currency {old} -> {code}"
+
+        return self._change(actor, "project-currency", work, project=slug, target=f"project:{slug}")
 
     # ------------------------------------------------------------------ users
     def list_users(self, actor: Actor) -> list[UserView]:

@@ -128,11 +128,52 @@ def _unique(items: list[str]) -> list[str]:
 # ---------------------------------------------------------------------- the preview's charts
 
 
+# A per-hour view of a long range would be a comb of more than a thousand points, slow to draw and
+# unreadable: above this many hours, hours are summed into the fewest wider buckets that fit, and the
+# title says so.
+MAX_HOURLY_POINTS = 240
+_HOUR_BUCKETS = (2, 3, 6, 12, 24)  # hours; each divides a day, so buckets start at local midnight
+
+
+def hourly_bucket(points: int) -> int:
+    """Hours per bucket for a per-hour view of ``points`` hours: 1 up to :data:`MAX_HOURLY_POINTS`, else
+    the smallest of 2, 3, 6, 12, 24 that brings it under the cap (a day, whatever the range)."""
+    if points <= MAX_HOURLY_POINTS:
+        return 1
+    return next((h for h in _HOUR_BUCKETS if -(-points // h) <= MAX_HOURLY_POINTS), 24)
+
+
+def _sum_hours(table: pa.Table, hours: int) -> pa.Table:
+    """Scans and items of each ``hours``-wide bucket (``period`` its first hour, local)."""
+    rows: dict[Any, list[int]] = {}
+    for period, scans, items in zip(*(table.column(c).to_pylist() for c in ("period", "scans", "items")),
+                                    strict=True):
+        start = period.replace(hour=period.hour - period.hour % hours, minute=0, second=0, microsecond=0)
+        total = rows.setdefault(start, [0, 0])
+        total[0] += scans or 0
+        total[1] += items or 0
+    return pa.table({"period": pa.array(list(rows), type=table.schema.field("period").type),
+                     "scans": pa.array([v[0] for v in rows.values()], pa.int64()),
+                     "items": pa.array([v[1] for v in rows.values()], pa.int64())})
+
+
 def scans_over_time(table: pa.Table, granularity: str, timezone: str) -> ChartSpec:
-    per = "day" if granularity == "day" else "hour"
+    """Scans per day, or per hour; a per-hour view longer than :data:`MAX_HOURLY_POINTS` hours is summed
+    into wider buckets (see :func:`hourly_bucket`), and the title and axis say so."""
+    if granularity == "day":
+        return ChartSpec(
+            key="scans_over_time", kind="bar", title="Scans per day", x_label=f"Day ({timezone})",
+            y_label="Scans", x="period", series=(Series("scans", "Scans", PALETTE[0]),), data=table,
+        )
+    hours = hourly_bucket(table.num_rows)
+    title, x_label = "Scans per hour", f"Hour ({timezone})"
+    if hours > 1:
+        table = _sum_hours(table, hours)
+        width = "day" if hours == 24 else f"{hours} hours"
+        title = f"Scans per {width} (per-hour view of a long range, summed)"
+        x_label = f"{width.capitalize() if hours == 24 else f'{hours}-hour bucket'} ({timezone})"
     return ChartSpec(
-        key="scans_over_time", kind="bar" if per == "day" else "line", title=f"Scans per {per}",
-        x_label=f"{per.capitalize()} ({timezone})", y_label="Scans", x="period",
+        key="scans_over_time", kind="line", title=title, x_label=x_label, y_label="Scans", x="period",
         series=(Series("scans", "Scans", PALETTE[0]),), data=table,
     )
 

@@ -76,6 +76,18 @@ def validate_hourly_rate(rate: float) -> float:
     return round(float(rate), 4)
 
 
+# The currencies a project's costs may be in: ISO 4217 codes the cost data of the demo and imports use.
+CURRENCIES = ("EUR", "USD", "GBP", "CHF", "SEK", "NOK", "DKK", "PLN", "CZK", "JPY", "CNY", "CAD", "AUD")
+
+
+def validate_currency(code: str) -> str:
+    """An ISO 4217 code from :data:`CURRENCIES` (case-insensitive; returned upper-case)."""
+    upper = code.strip().upper()
+    if upper not in CURRENCIES:
+        raise InvalidValue(f"Unknown currency {code!r}; the currencies are: {', '.join(CURRENCIES)}")
+    return upper
+
+
 def validate_role(role: str) -> str:
     if role not in ROLES:
         raise InvalidValue(f"Unknown role {role!r}; the roles are: {', '.join(ROLES)}")

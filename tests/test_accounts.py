@@ -107,6 +107,23 @@ def test_close_and_reopen_write_exactly_one_event_each(hub, accounts):
         accounts.close_project(ADMIN, "nope")
 
 
+def test_set_project_currency_validates_and_audits(hub, accounts):
+    accounts.create_project(ADMIN, "p1", "P1")
+    assert accounts.list_projects(ADMIN)[0].currency == "EUR"
+    before = len(events(hub))
+    assert accounts.set_project_currency(ADMIN, "p1", "usd").currency == "USD"
+    assert events(hub)[before:] == [("project-currency", "ok", ADMIN, "p1", "project:p1")]
+    with pytest.raises(InvalidValue, match="Unknown currency"):
+        accounts.set_project_currency(ADMIN, "p1", "Dollars")
+    accounts.create_user(ADMIN, "mia", password="mia-password")
+    with pytest.raises(PermissionDenied):
+        accounts.set_project_currency("mia", "p1", "GBP")
+    assert [e[:3] for e in events(hub)[before + 1 :]][::2] == [
+        ("project-currency", "refused", ADMIN), ("project-currency", "refused", "mia")]
+    with hub.db.read() as s:
+        assert s.scalar(select(Project.currency).where(Project.slug == "p1")) == "USD"
+
+
 def test_a_published_project_cannot_be_reopened(hub, accounts):
     accounts.create_project(ADMIN, "p1", "P1")
     with hub.db.write() as s:

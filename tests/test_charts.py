@@ -249,3 +249,33 @@ def test_people_and_zones_are_bars_along_the_side(specs):
     # Long names (users, zones) read on a phone when they run down the side, not under the axis.
     assert {s.key for s in specs if s.horizontal} == {"productivity", "zone_completion"}
     assert next(s for s in specs if s.key == "zone_completion").target == 100.0
+
+
+def _hours(n: int) -> pa.Table:
+    start = dt.datetime(2026, 1, 1)
+    return pa.table({"period": [start + dt.timedelta(hours=i) for i in range(n)],
+                     "scans": list(range(n)), "items": [2 * i for i in range(n)]})
+
+
+def test_a_short_per_hour_view_keeps_every_hour():
+    spec = charts.scans_over_time(_hours(charts.MAX_HOURLY_POINTS), "hour", "UTC")
+    assert spec.title == "Scans per hour" and spec.data.num_rows == charts.MAX_HOURLY_POINTS
+
+
+def test_a_long_per_hour_view_is_summed_into_fewer_buckets_and_says_so():
+    table = _hours(1_400)  # about two months of hours: the comb the issue saw
+    spec = charts.scans_over_time(table, "hour", "Europe/Berlin")
+    assert spec.data.num_rows <= charts.MAX_HOURLY_POINTS
+    assert spec.title == "Scans per 6 hours (per-hour view of a long range, summed)"
+    assert spec.x_label == "6-hour bucket (Europe/Berlin)"
+    # Nothing is lost: the buckets add up to the hours, each starts at 00, 06, 12 or 18 o'clock.
+    assert sum(spec.data.column("scans").to_pylist()) == sum(table.column("scans").to_pylist())
+    assert sum(spec.data.column("items").to_pylist()) == sum(table.column("items").to_pylist())
+    assert {p.hour for p in spec.data.column("period").to_pylist()} == {0, 6, 12, 18}
+    assert spec.data.column("scans").to_pylist()[0] == sum(range(6))
+
+
+def test_a_very_long_per_hour_view_is_summed_per_day():
+    spec = charts.scans_over_time(_hours(24 * 200), "hour", "UTC")
+    assert spec.data.num_rows == 200 and spec.title.startswith("Scans per day")
+    assert all(len(x) == 10 for x in spec.x_labels())  # days, without a time

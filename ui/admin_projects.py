@@ -1,10 +1,12 @@
-"""The administration's Projects tab: the list, close or reopen (after a confirmation), create."""
+"""The administration's Projects tab: the list, close or reopen (after a confirmation), the currency,
+create."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from exporthub.accounts import AccountService, ProjectView, timezone_names
+from exporthub.validation import CURRENCIES
 from ui.admin_common import attempt, flash
 from ui.format import md_escape
 
@@ -18,6 +20,7 @@ def projects_tab(accounts: AccountService, admin: str, projects: list[ProjectVie
                 "Slug": p.slug,
                 "Name": p.name,
                 "Timezone": p.timezone,
+                "Currency": p.currency,
                 "Status": p.status.capitalize(),
                 "Created": p.created_at.strftime("%Y-%m-%d"),
                 "Closed": p.closed_at.strftime("%Y-%m-%d %H:%M") if p.closed_at else "",
@@ -31,6 +34,8 @@ def projects_tab(accounts: AccountService, admin: str, projects: list[ProjectVie
     with left:
         st.subheader("Close or reopen")
         status_change(accounts, admin, projects)
+        st.subheader("Currency")
+        currency_change(accounts, admin, projects)
     with right:
         st.subheader("Create a project")
         create_project(accounts, admin)
@@ -84,6 +89,22 @@ def confirm_status_change(accounts: AccountService, admin: str, action: str, slu
     if no.button("Cancel", key="cancel_status"):
         del st.session_state[_CONFIRM]
         st.rerun()
+
+
+def currency_change(accounts: AccountService, admin: str, projects: list[ProjectView]) -> None:
+    """What a project's costs are in: cost figures, charts and reports show it."""
+    if not projects:
+        return
+    by_slug = {p.slug: p for p in projects}
+    with st.form("project_currency", border=False):
+        cols = st.columns(2)
+        slug = cols[0].selectbox("Project", list(by_slug), key="currency_project",
+                                 format_func=lambda s: f"{s} · {by_slug[s].currency}")
+        code = cols[1].selectbox("Currency", CURRENCIES, key="currency_code",
+                                 help="Cost figures, charts and reports of the project show it")
+        if (st.form_submit_button("Set currency", icon=":material/payments:")
+                and attempt(accounts.set_project_currency, admin, slug, code) is not None):
+            flash(f"Costs of project {slug} are now in {code}.")
 
 
 def create_project(accounts: AccountService, admin: str) -> None:

@@ -24,6 +24,11 @@ def download_path(settings: Settings, file_id: int, user_id: int) -> str | None:
     return str(links.download_path(settings, file_id, user_id))
 
 
+# Streamlit's own Material Symbols font (declared by its stylesheet) draws the icon from its ligature name:
+# no emoji font is needed, and the icon is hidden from screen readers and from the link's text.
+FILE_ICON = '<span class="eh-icon" aria-hidden="true">description</span>'
+
+
 def file_link_html(settings: Settings, f: FileView, user_id: int, *, show_downloads: bool = False) -> str:
     """One file as an HTML download link (``download`` attribute: one click saves it) with its size."""
     name = html.escape(f.name)
@@ -31,10 +36,10 @@ def file_link_html(settings: Settings, f: FileView, user_id: int, *, show_downlo
     extra = f" · {f.download_count} download{'s' if f.download_count != 1 else ''}" if show_downloads else ""
     meta = f'<span class="eh-file-meta">{html.escape(fmt.size(f.size))}{extra}</span>'
     if href is None:
-        return f'<span class="eh-file">📄 {name}</span> {meta}'
+        return f'<span class="eh-file">{FILE_ICON}{name}</span> {meta}'
     return (
         f'<a class="eh-file" href="{html.escape(href, quote=True)}" download="{name}" '
-        f'title="Download {name}">📄 {name}</a> {meta}'
+        f'title="Download {name}">{FILE_ICON}{name}</a> {meta}'
     )
 
 

@@ -2,8 +2,8 @@
 
 Status labels (icon and word) are the same everywhere:
 
-🕒 Waiting · 📥 Queued · ⏳ Running (45%) · ✅ Completed · ⚠️ Completed with warnings · ❌ Failed ·
-🚫 Cancelled
+schedule Waiting · inbox Queued · hourglass_top Running (45%) · check_circle Completed · warning Completed
+with warnings · error Failed · block Cancelled (Streamlit's Material icons, so no emoji font is needed)
 
 Each action button appears only where the permission and the job's state allow it; the domain
 checks again and refuses anything else.
@@ -56,7 +56,7 @@ def status_parts(job: JobView) -> tuple[str, str, str]:
         return WARNINGS_LABEL
     icon, label, colour = _STATUS[job.status]
     if job.status in CANCELLABLE_STATUSES and job.cancel_requested:
-        return "⏳", "Cancelling…", "gray"  # until the worker has stopped it; then "Cancelled"
+        return ":material/hourglass_bottom:", "Cancelling…", "gray"  # until the worker has stopped it; then "Cancelled"
     if job.status is JobStatus.RUNNING:
         label = f"Running ({job.progress}%)"
     return icon, label, colour

@@ -32,7 +32,7 @@ def page(target: str = "") -> None:
     route of :data:`ui.session.PAGE_ROUTES`, or ``""`` for ``/``) they land on once logged in."""
     where = session.page_target(target)
     with st.container(key="login-card", border=True):
-        st.markdown("## 📦 Exporthub")
+        st.markdown("## :material/inventory_2: Exporthub")  # Material icon: no emoji font needed
         st.caption("Reports & Exports for inventory-scanning projects")
         reason = session.ended_reason()
         if reason in MESSAGES:

@@ -28,7 +28,7 @@ from exporthub.stats import (
     StatsFilter,
     dimensions_for,
 )
-from ui.charts_plotly import cached_figure, figure
+from ui.charts_plotly import cached_figure
 from ui.format import local_time, md_escape, option_label
 from ui.forms import plain_refusal
 
@@ -212,7 +212,9 @@ def explore_section(stats: Any, ctx: Any, view: View) -> None:
         return
     user, project = ctx.user.username, ctx.project.slug
     result = stats.explore(user, project, view.filters, spec)
-    st.plotly_chart(figure(charts.explore_chart(result.table, spec)), key="chart-explore", width="stretch")
+    # Built once per explore table (its key: snapshot, users, filters, measure and dimensions), as the charts.
+    fig = cached_figure(charts.explore_chart(result.table, spec), result.key)
+    st.plotly_chart(fig, key="chart-explore", width="stretch")
     st.dataframe(result.table, key="explore-table", hide_index=True)
     if ctx.can(Permission.START):
         explore_export(ctx.service, user, project, view, spec)

@@ -37,6 +37,12 @@ a.eh-file, span.eh-file {
   font-weight: 600; text-decoration: none; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
   min-width: 0; flex: 0 1 auto;
 }
+.eh-icon {
+  font-family: "Material Symbols Rounded"; font-weight: normal; font-style: normal; font-size: 1.15em;
+  line-height: 1; letter-spacing: normal; text-transform: none; white-space: nowrap; direction: ltr;
+  font-feature-settings: "liga"; -webkit-font-smoothing: antialiased; vertical-align: -0.2em;
+  margin-right: 0.25em; user-select: none; text-decoration: none; display: inline-block;
+}
 a.eh-file:hover { text-decoration: underline; }
 .eh-file-meta { color: #596273; font-size: 0.85rem; white-space: nowrap; }
 .eh-dialog-title { font-size: 1.2rem; font-weight: 650; line-height: 1.3; }

@@ -48,6 +48,9 @@ class StatsResult:
     cutoff: datetime
     data_version: str
     cached: bool
+    # What the table depends on (project, lake snapshot ids, users' fingerprint, the query and its resolved
+    # filters): a key for caching what is drawn from it.
+    key: tuple[Hashable, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -266,11 +269,12 @@ class StatsService:
         hit = self.cache.get(key)
         if hit is not None:
             table, cutoff = hit
-            return StatsResult(table=table, cutoff=cutoff, data_version=request.data_version, cached=True)
+            return StatsResult(table=table, cutoff=cutoff, data_version=request.data_version, cached=True,
+                               key=key)
         table = compute()
         self.cache.put(key, (table, request.cutoff))
         return StatsResult(table=table, cutoff=request.cutoff, data_version=request.data_version,
-                           cached=False)
+                           cached=False, key=key)
 
 
 def _options_table(db: Database, request: _Request) -> pa.Table:

@@ -271,7 +271,7 @@ def test_header_and_cards_match_the_database_after_a_publish(slow_hub, browser, 
     names = {n for (n,) in _db(slow_hub, "SELECT name FROM files WHERE job_id = ? AND deleted_at IS NULL",
                                  publish_id)}
     assert len(names) > 1 and "index.json" in names
-    shown = {a.inner_text().removeprefix("📄").strip() for a in row.locator("a.eh-file").all()}
+    shown = {a.inner_text().removeprefix("description").strip() for a in row.locator("a.eh-file").all()}
     assert shown == names
     (finished,) = _db(slow_hub, "SELECT finished_at FROM jobs WHERE id = ?", publish_id)[0]
     first_start = min(started for _, _, started in children)

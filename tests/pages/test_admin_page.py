@@ -146,6 +146,23 @@ def test_closing_a_project_asks_for_confirmation(demo_hub):
     assert closes == ["admin"]
 
 
+def test_admin_sets_a_projects_currency(demo_hub):
+    at = page("admin")
+    assert project(demo_hub, SLUG).currency == "EUR"
+    at.selectbox(key="currency_project").set_value(SLUG)
+    at.selectbox(key="currency_code").set_value("CHF")
+    button(at, "Set currency").click()
+    at.run()
+    assert not at.exception and not at.error
+    assert project(demo_hub, SLUG).currency == "CHF"
+    assert "Costs of project demo-open are now in CHF." in shown(at.success)
+    listed = at.dataframe[0].value
+    assert list(listed.loc[listed["Slug"] == SLUG, "Currency"]) == ["CHF"]
+    with demo_hub.db.read() as s:
+        changes = s.scalars(select(AuditEvent.detail).where(AuditEvent.action == "project-currency")).all()
+    assert changes == ["currency EUR -> CHF"]
+
+
 def _scans_csv(hub, rows: int) -> bytes:  # type: ignore[no-untyped-def]
     files = lake_files(hub.settings, SLUG, "zone_sessions")
     sid, zone, user_id = duckdb.sql(

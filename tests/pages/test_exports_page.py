@@ -147,6 +147,8 @@ def test_job_row_shows_status_times_user_files_and_details(app_hub):
     html = "\n".join(m.value for m in at.markdown if "eh-files" in m.value)
     data_file = next(f for f in job.files if f.name.endswith(".csv"))
     assert data_file.name in html and 'href="/download/' in html and " download=" in html
+    # The file icon is a Material Symbols ligature, not an emoji that needs an emoji font.
+    assert 'class="eh-icon"' in html and not any(ord(ch) > 0x2000 for ch in html.replace("·", ""))
     assert ("Details", f"job={job.id}") in page_links(at)
     # A viewer gets no action buttons at all.
     assert not [b for b in at.button if b.key and b.key.startswith("jobs-")]

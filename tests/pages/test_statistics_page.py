@@ -208,6 +208,9 @@ def test_figures_are_built_once_per_chart_and_data(demo_hub, monkeypatch):
 
     monkeypatch.setattr(ui.charts_plotly, "figure", counting)
     at = open_page(demo_hub, "analyst")
+    # The explore chart is cached too, by its own table's key: built once here, not on the reruns below.
+    assert built.count("explore") == 1
+    built.remove("explore")
     assert built == ["scans_over_time", "daily_productivity", "session_durations"]
     first = chart_titles(at)
     at.run()
@@ -222,3 +225,5 @@ def test_figures_are_built_once_per_chart_and_data(demo_hub, monkeypatch):
     at.session_state["stats-granularity"] = "hour"  # other numbers: the open tab's figures are built
     at.run()
     assert built[6:] == ["scans_over_time", "daily_productivity", "session_durations"]
+    at.selectbox(key="explore-measure").set_value("quantity").run()  # another explore table: built anew
+    assert built[9:] == ["explore"]
