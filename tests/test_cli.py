@@ -132,17 +132,21 @@ def test_inline_job_that_fails_exits_1(demo_hub, capsys, monkeypatch):
     assert plain.startswith("The export stopped on an unexpected problem") and detail == "RuntimeError: disk on fire"
 
 
-def test_a_damaged_data_file_is_refused_in_plain_words_not_a_traceback(demo_hub, capsys):
+def test_a_damaged_data_file_fails_the_job_in_plain_words_not_a_traceback(demo_hub, capsys):
+    # Validation opens only the zones table (issue 15's lighter job start), so a damaged scans file is
+    # found when the run reads it: the job fails, its first error line is plain and has no server path.
     from tests._lake import lake_files
 
     for path in lake_files(demo_hub.settings, "demo-open", "scans"):
         Path(path.removeprefix("file://")).write_bytes(b"not parquet")
     code, out, err = run(capsys, "export", "scans", "--project", "demo-open", "--user", "analyst", "--inline",
                          "--json")
-    assert code == 2 and "Traceback" not in out + err
-    error = json.loads(out)["error"]
-    assert error["code"] == "lake_damaged" and "scans data of project demo-open" in error["message"]
-    assert str(demo_hub.settings.data_dir) not in error["message"]  # no server path for users
+    assert code == 1 and "Traceback" not in out + err
+    job = json.loads(out)["job"]
+    assert job["status"] == "failed" and job["files"] == []
+    plain = job["error"].splitlines()[0]
+    assert "scans data of project demo-open" in plain and "damaged" in plain
+    assert str(demo_hub.settings.data_dir) not in plain  # no server path in what users read
 
 
 def test_scheduled_export_waits(demo_hub, capsys, monkeypatch):
