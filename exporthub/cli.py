@@ -223,7 +223,7 @@ def cmd_types(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     for entry in types:
         closed = "  (closed projects only)" if entry["needs_closed_project"] else ""
-        print(f"{entry['type']}: {entry['title']} [{entry['group']}]{closed}")
+        print(f"{entry['export_type']}: {entry['title']} [{entry['group']}]{closed}")
         for var in entry["variables"]:
             allowed = var.get("options")
             allowed_text = (", ".join(allowed) if isinstance(allowed, list) else allowed) if allowed else ""
