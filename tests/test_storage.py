@@ -23,7 +23,7 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import select, update
 
-from exporthub import api_tokens, retention, storage
+from exporthub import api_tokens, retention, storage_local
 from exporthub.accounts import SystemActor
 from exporthub.db import forget_databases
 from exporthub.demo import create_demo
@@ -135,7 +135,7 @@ def test_the_local_store_hashes_what_it_stores_in_one_pass_and_across_file_syste
         if cross_device:
             monkeypatch.setattr(os, "replace", exdev)
         reads: list[int] = []
-        monkeypatch.setattr(storage, "sha256_of", lambda fh, reads=reads: reads.append(1) or sha256_of(fh))
+        monkeypatch.setattr(storage_local, "sha256_of", lambda fh, reads=reads: reads.append(1) or sha256_of(fh))
         info, digest = store.put_hashed(local, f"p/t/1/{name}")
         monkeypatch.undo()
         assert digest == hashlib.sha256(data).hexdigest() and info.size == len(data)
