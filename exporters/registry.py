@@ -65,14 +65,17 @@ class LazyRegistry(Registry):
         return super().register(exporter)
 
     def get(self, export_type: str) -> Exporter:
-        with self._loading:
+        loaded = self._exporters.get(export_type)  # every lookup after the first: one dict read, no lock
+        if loaded is not None:
+            return loaded
+        with self._loading:  # only to import: one thread imports a module, the others wait for it
             module = self._modules.get(export_type)
             if module is not None:
                 exporter = importlib.import_module(module).EXPORTER
                 if getattr(exporter, "export_type", None) != export_type:
                     raise RegistryError(f"{module}.EXPORTER is not the {export_type!r} exporter")
-                del self._modules[export_type]
-                super().register(exporter)
+                super().register(exporter)  # known as loaded before it stops being known as a module,
+                del self._modules[export_type]  # so ``in`` and types() never miss it meanwhile
         return super().get(export_type)
 
     def __contains__(self, export_type: object) -> bool:

@@ -187,14 +187,14 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _wait(service: JobService, settings: Settings, username: str, job_id: int, timeout: float) -> JobView:
+def _wait(service: JobService, settings: Settings, actor: str, job_id: int, timeout: float) -> JobView:
     """Poll the job until it finishes or ``timeout``; with no live worker, say so at once and give up
     after ``settings.worker_patience_seconds`` unless one reports in."""
     from exporthub import workers
 
     deadline = time.monotonic() + timeout
     no_worker_since: float | None = None
-    job = service.get(username, job_id)
+    job = service.get(actor, job_id)
     while job.status not in FINISHED_STATUSES and time.monotonic() < deadline:
         if job.status is not JobStatus.RUNNING and workers.live_count(service.db, settings) == 0:
             if no_worker_since is None:
@@ -208,7 +208,7 @@ def _wait(service: JobService, settings: Settings, username: str, job_id: int, t
         else:
             no_worker_since = None
         time.sleep(0.2)
-        job = service.get(username, job_id)
+        job = service.get(actor, job_id)
     return job
 
 
@@ -223,7 +223,7 @@ def cmd_types(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     for entry in types:
         closed = "  (closed projects only)" if entry["needs_closed_project"] else ""
-        print(f"{entry['type']}: {entry['title']} [{entry['group']}]{closed}")
+        print(f"{entry['export_type']}: {entry['title']} [{entry['group']}]{closed}")
         for var in entry["variables"]:
             allowed = var.get("options")
             allowed_text = (", ".join(allowed) if isinstance(allowed, list) else allowed) if allowed else ""

@@ -27,10 +27,10 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         raise ExporthubError("Give either a backup zip or --file FILE_ID (a backup job's file)")
     if args.file is not None:
         report = restore_stored_backup(get_database(settings), settings, args.file, project_slug=args.project,
-                                       username=args.user, name=args.name)
+                                       actor=args.user, name=args.name)
     else:
         report = restore_backup(get_database(settings), settings, Path(args.zip), project_slug=args.project,
-                                username=args.user, name=args.name)
+                                actor=args.user, name=args.name)
     if args.json:
         print(json.dumps({"restore": report.to_json()}, ensure_ascii=False))
         return EXIT_OK

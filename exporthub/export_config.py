@@ -78,7 +78,7 @@ class ExportDefinition:
     def describe(self) -> dict[str, Any]:
         """The type as documentation (``exporthub types``)."""
         return {
-            "type": self.type,
+            "export_type": self.type,
             "title": self.title,
             "group": self.group,
             "needs_closed_project": not self.allow_when_project_not_closed,

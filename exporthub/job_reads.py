@@ -1,9 +1,9 @@
 """The job engine's reads: list, count, get and the hub's newest job per type, and the snapshots they return.
 
 :class:`JobReads` is the read half of :class:`~exporthub.jobs.JobService` (which adds start, retry, cancel,
-remove and reset). Every read checks ``exports.view`` on the project and writes nothing, not even an audit
-event. :func:`build_view` and :func:`build_views` make the detached :class:`JobView` snapshots; the runner
-uses them too.
+remove and reset). Every read takes the acting user (``actor``, a username), checks ``exports.view``
+on the project and writes nothing, not even an audit event. :func:`build_view` and :func:`build_views`
+make the detached :class:`JobView` snapshots; the runner uses them too.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class JobReads:
 
     def list(
         self,
-        username: str,
+        actor: str,
         project_slug: str,
         *,
         types: Sequence[str] | None = None,
@@ -61,7 +61,7 @@ class JobReads:
     ) -> list[JobView]:
         """The project's jobs, newest first, without removed ones. Needs ``exports.view``."""
         with self.db.read() as s:
-            user = get_user(s, username)
+            user = get_user(s, actor)
             project = get_project(s, project_slug)
             require(s, user, project, Permission.VIEW)
             stmt = (
@@ -71,18 +71,18 @@ class JobReads:
             jobs = s.scalars(stmt).all()
             return build_views(s, self.settings, jobs)
 
-    def count(self, username: str, project_slug: str, *, types: Sequence[str] | None = None,
+    def count(self, actor: str, project_slug: str, *, types: Sequence[str] | None = None,
               statuses: Sequence[str] | None = None, top_level_only: bool = False) -> int:
         with self.db.read() as s:
             project = get_project(s, project_slug)
-            require(s, get_user(s, username), project, Permission.VIEW)
+            require(s, get_user(s, actor), project, Permission.VIEW)
             stmt = select(func.count()).select_from(Job).where(*_listed(project.id, types, statuses, top_level_only))
             return int(s.scalar(stmt) or 0)
 
-    def get(self, username: str, job_id: int) -> JobView:
+    def get(self, actor: str, job_id: int) -> JobView:
         """One job with its log, files and children. Needs ``exports.view`` on its project."""
         with self.db.read() as s:
-            job, _user = self._visible_job(s, username, job_id)
+            job, _user = self._visible_job(s, actor, job_id)
             if job.removed_at is not None:
                 raise NotFound(f"Job {job_id} was removed")
         return self._view(job_id, with_log=True)
@@ -102,13 +102,13 @@ class JobReads:
         return job
 
     @classmethod
-    def _visible_job(cls, s: Session, username: str, job_id: int) -> tuple[Job, User]:
+    def _visible_job(cls, s: Session, actor: str, job_id: int) -> tuple[Job, User]:
         """The job and the user, if the user may see the job (``exports.view`` on its project).
 
         Raises :class:`JobNotFound`, one and the same answer for a job that does not exist and for
         one the user may not see, so nobody learns which job ids exist on other projects.
         """
-        user = get_user(s, username)
+        user = get_user(s, actor)
         job = cls._job(s, job_id)
         if not has(s, user, job.project, Permission.VIEW):
             raise JobNotFound(job_id)
@@ -118,12 +118,12 @@ class JobReads:
     def _children(s: Session, job_id: int) -> builtins.list[Job]:  # ``list`` here is JobService.list
         return list(s.scalars(select(Job).where(Job.parent_id == job_id).order_by(Job.id)))
 
-    def latest_by_type(self, username: str, project_slug: str) -> dict[str, JobView]:
+    def latest_by_type(self, actor: str, project_slug: str) -> dict[str, JobView]:
         """The newest job of each type (for the hub's cards), a publication's reports included: the
         Scans card shows the scans a publish just ran."""
         with self.db.read() as s:
             project = get_project(s, project_slug)
-            require(s, get_user(s, username), project, Permission.VIEW)
+            require(s, get_user(s, actor), project, Permission.VIEW)
             newest = (
                 select(func.max(Job.id)).where(Job.project_id == project.id, Job.removed_at.is_(None))
                 .group_by(Job.export_type)
@@ -131,11 +131,11 @@ class JobReads:
             jobs = s.scalars(select(Job).where(Job.id.in_(newest))).all()
             return {view.export_type: view for view in build_views(s, self.settings, jobs)}
 
-    def permissions(self, username: str, project_slug: str) -> frozenset[Permission]:
+    def permissions(self, actor: str, project_slug: str) -> frozenset[Permission]:
         from exporthub.access import permissions_on
 
         with self.db.read() as s:
-            return permissions_on(s, get_user(s, username), get_project(s, project_slug))
+            return permissions_on(s, get_user(s, actor), get_project(s, project_slug))
 
 
 def build_view(s: Session, settings: Settings, job: Job, *, with_log: bool = False) -> JobView:

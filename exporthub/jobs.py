@@ -3,9 +3,9 @@
 The reads (list, count, get) live in :mod:`exporthub.job_reads`, which :class:`JobService` extends; what
 a removal does to files and export sessions lives in :mod:`exporthub.job_files`.
 
-Every call takes the acting username and enforces membership, permission and project state here,
-so the UI and the CLI get the same rules. Each state-changing call writes one audit event, and so
-does each refusal. Reads write nothing.
+Every call takes the acting user (``actor``, a username) and enforces membership, permission and
+project state here, so the UI and the CLI get the same rules. Each state-changing call writes one
+audit event, and so does each refusal. Reads write nothing.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class JobService(JobReads):
         return values
 
     def estimate(
-        self, username: str, project_slug: str, export_type: str, variables: Mapping[str, Any] | None = None,
+        self, actor: str, project_slug: str, export_type: str, variables: Mapping[str, Any] | None = None,
         *, now: datetime | None = None,
     ) -> Estimate | None:
         """The exporter's fast guess (rows, approximate size, warnings) for these variables, before a start.
@@ -143,7 +143,7 @@ class JobService(JobReads):
         from exporthub.context import JobContext, JobReporter, ProjectInfo, register_users
 
         with self.db.read() as s:
-            user = get_user(s, username)
+            user = get_user(s, actor)
             project = get_project(s, project_slug)
             require(s, user, project, Permission.VIEW)
             info = ProjectInfo(project.id, project.slug, project.name, project.timezone, project.status,
@@ -156,7 +156,7 @@ class JobService(JobReads):
         started = now or utcnow()
         ctx = JobContext(
             job_id=0, export_type=export_type, definition=definition, variables=values, project=info,
-            user=username, settings=self.settings, started_at=started,
+            user=actor, settings=self.settings, started_at=started,
             window=resolve_date_window(values, info.timezone, started),
             workdir=self.settings.tmp_dir / "estimate",  # never written: estimate() only counts
             reporter=JobReporter(), previous_watermarks=watermarks,
@@ -173,7 +173,7 @@ class JobService(JobReads):
     # ------------------------------------------------------------------ start
     def start(
         self,
-        username: str,
+        actor: str,
         project_slug: str,
         export_type: str,
         variables: Mapping[str, Any] | None = None,
@@ -188,7 +188,7 @@ class JobService(JobReads):
         """
         try:
             with self.db.read() as s:
-                user = get_user(s, username)
+                user = get_user(s, actor)
                 project = get_project(s, project_slug)
                 require(s, user, project, Permission.START)
             definition = self.definition(export_type)
@@ -218,18 +218,18 @@ class JobService(JobReads):
                 runnable = [j.id for j in child_jobs] or [parent.id]
                 due = [job_id for job_id in runnable if run_at is None or lifecycle.promote(s, job_id)]
                 audit.record(
-                    s, action=action, actor=username, project=project_slug, target=f"job:{parent.id}",
+                    s, action=action, actor=actor, project=project_slug, target=f"job:{parent.id}",
                     detail=f"{export_type} {values}",
                 )
                 job_id = parent.id
         except ExporthubError as exc:
-            raise self._refuse(exc, action=action, actor=username, project=project_slug, target=export_type) from None
+            raise self._refuse(exc, action=action, actor=actor, project=project_slug, target=export_type) from None
         later = [j for j in runnable if j not in due]
         queued = hand_over(self.dispatcher, due) and hand_over(self.dispatcher, later, eta=run_at)
         if not queued:
             with self.db.write() as s:
                 lifecycle.log(s, job_id, LogLevel.INFO, QUEUE_UNREACHABLE)
-        return self.get(username, job_id)
+        return self.get(actor, job_id)
 
     def _insert_job(
         self,
@@ -256,27 +256,27 @@ class JobService(JobReads):
             lifecycle.log(s, job.id, LogLevel.INFO, f"Scheduled for {run_at.isoformat()}")
         return job
 
-    def retry(self, username: str, job_id: int) -> JobView:
+    def retry(self, actor: str, job_id: int) -> JobView:
         """Start a new job with the same type and variables as a failed or cancelled one."""
         try:
             with self.db.read() as s:
-                job, user = self._visible_job(s, username, job_id)
+                job, user = self._visible_job(s, actor, job_id)
                 slug, export_type, status = job.project.slug, job.export_type, job.status
                 variables = dict(job.variables)
                 require(s, user, job.project, Permission.START)
         except ExporthubError as exc:
-            raise self._refuse(exc, action="retry", actor=username, project=None, target=f"job:{job_id}") from None
+            raise self._refuse(exc, action="retry", actor=actor, project=None, target=f"job:{job_id}") from None
         if JobStatus(status) not in RETRYABLE_STATUSES:
             refusal = InvalidTransition(f"Only failed or cancelled jobs can be retried; job {job_id} is {status}")
-            raise self._refuse(refusal, action="retry", actor=username, project=slug, target=f"job:{job_id}")
-        new = self.start(username, slug, export_type, variables, action="retry")
+            raise self._refuse(refusal, action="retry", actor=actor, project=slug, target=f"job:{job_id}")
+        new = self.start(actor, slug, export_type, variables, action="retry")
         with self.db.write() as s:
             lifecycle.log(s, new.id, LogLevel.INFO, f"{RETRY_OF}{job_id}")  # Job Details links back to it
-        return self.get(username, new.id)
+        return self.get(actor, new.id)
 
     # ------------------------------------------------------------------ cancel / remove / reset
     def _act_on_job(
-        self, username: str, job_id: int, *, action: str, permission: Permission,
+        self, actor: str, job_id: int, *, action: str, permission: Permission,
         apply: Callable[[Session, Job], str | None],
     ) -> None:
         """Load the job, check ``permission`` on its project, ``apply`` the change and audit it, in one
@@ -284,22 +284,22 @@ class JobService(JobReads):
         slug = None
         try:
             with self.db.write() as s:
-                job, user = self._visible_job(s, username, job_id)
+                job, user = self._visible_job(s, actor, job_id)
                 slug = job.project.slug
                 require(s, user, job.project, permission)
                 detail = apply(s, job)
-                audit.record(s, action=action, actor=username, project=slug, target=f"job:{job_id}", detail=detail)
+                audit.record(s, action=action, actor=actor, project=slug, target=f"job:{job_id}", detail=detail)
         except ExporthubError as exc:
-            raise self._refuse(exc, action=action, actor=username, project=slug, target=f"job:{job_id}") from None
+            raise self._refuse(exc, action=action, actor=actor, project=slug, target=f"job:{job_id}") from None
 
-    def cancel(self, username: str, job_id: int) -> JobView:
+    def cancel(self, actor: str, job_id: int) -> JobView:
         """Cancel a waiting, ready or running job. A running one stops cooperatively, within seconds: until
         then the returned view says ``cancel_requested`` while its status is still ``running``."""
 
         def apply(s: Session, job: Job) -> str:
             if JobStatus(job.status) not in CANCELLABLE_STATUSES:
                 raise InvalidTransition(f"Job {job_id} is {job.status} and can no longer be cancelled")
-            after = lifecycle.cancel(s, job.id, reason=f"Cancelled by {username}")
+            after = lifecycle.cancel(s, job.id, reason=f"Cancelled by {actor}")
             if after is not None and after not in ACTIVE_STATUSES and after is not JobStatus.CANCELLED:
                 raise InvalidTransition(f"Job {job_id} {after} before it could be cancelled")
             if job.parent_id is not None:
@@ -307,10 +307,10 @@ class JobService(JobReads):
                 lifecycle.settle_parent(s, job.parent_id)
             return "cancelled" if after is JobStatus.CANCELLED else "cancelling (the worker stops it)"
 
-        self._act_on_job(username, job_id, action="cancel", permission=Permission.CANCEL, apply=apply)
-        return self.get(username, job_id)
+        self._act_on_job(actor, job_id, action="cancel", permission=Permission.CANCEL, apply=apply)
+        return self.get(actor, job_id)
 
-    def remove(self, username: str, job_id: int) -> JobView:
+    def remove(self, actor: str, job_id: int) -> JobView:
         """Delete a finished job's files and hide it; the row stays for the audit trail.
 
         The export sessions it recorded are released with it: its files are gone, so "only new since
@@ -328,18 +328,18 @@ class JobService(JobReads):
             for target in [job, *self._children(s, job.id)]:
                 doomed.extend(mark_files_deleted(s, target))
                 folders.append(job_files_of(target))
-                why = f"Export sessions released: job removed by {username}"
+                why = f"Export sessions released: job removed by {actor}"
                 released += release_export_sessions(s, target, why=why)
                 target.removed_at = utcnow()
             return f"{released} export sessions released" if released else None
 
         doomed: list[str] = []
         folders: list[tuple[str, str, int]] = []
-        self._act_on_job(username, job_id, action="remove", permission=Permission.REMOVE, apply=apply)
+        self._act_on_job(actor, job_id, action="remove", permission=Permission.REMOVE, apply=apply)
         delete_stored(self.settings, doomed, folders)  # only now that the removal is committed
         return self._view(job_id, with_log=True)
 
-    def reset_export_sessions(self, username: str, job_id: int) -> JobView:
+    def reset_export_sessions(self, actor: str, job_id: int) -> JobView:
         """Forget the export sessions a job recorded, so "only new since last export" sees its rows again.
 
         A removed job released its sessions when it was removed: resetting it then changes nothing and
@@ -351,12 +351,12 @@ class JobService(JobReads):
                 return "released already when the job was removed"
             if job.export_sessions_reset:
                 raise InvalidTransition(f"Job {job_id}'s export sessions were already reset")
-            count = release_export_sessions(s, job, why=f"Export sessions reset by {username}")
+            count = release_export_sessions(s, job, why=f"Export sessions reset by {actor}")
             if not count:
                 raise InvalidTransition(f"Job {job_id} recorded no export sessions")
             return f"{count} export sessions deleted"
 
-        self._act_on_job(username, job_id, action="reset-sessions", permission=Permission.RESET_EXPORT_SESSIONS,
+        self._act_on_job(actor, job_id, action="reset-sessions", permission=Permission.RESET_EXPORT_SESSIONS,
                          apply=apply)
         return self._view(job_id, with_log=True)
 

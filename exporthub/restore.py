@@ -90,9 +90,9 @@ class RestoreReport:
 
 
 def restore_backup(
-    db: Database, settings: Settings, path: Path, *, project_slug: str, username: str, name: str | None = None
+    db: Database, settings: Settings, path: Path, *, project_slug: str, actor: str, name: str | None = None
 ) -> RestoreReport:
-    """Restore the backup at ``path`` as the new project ``project_slug``, acting as ``username``.
+    """Restore the backup at ``path`` as the new project ``project_slug``, acting as ``actor`` (a username).
 
     Raises :class:`NotFound` (unknown user), :class:`PermissionDenied` (not a global admin),
     :class:`RestoreRefused` (bad or taken slug), :class:`BackupCorrupted` (checksums),
@@ -102,8 +102,8 @@ def restore_backup(
     """
     try:
         with db.read() as s:
-            actor = get_user(s, username)
-            if not (is_usable(actor) and actor.is_admin):
+            user = get_user(s, actor)
+            if not (is_usable(user) and user.is_admin):
                 raise PermissionDenied("Permission denied: only a global admin can restore a backup")
             _check_slug(s, settings, project_slug)
         if name is not None and (not name.strip() or len(name) > 200 or not name.isprintable()):
@@ -113,18 +113,18 @@ def restore_backup(
         manifest = verify_backup(path)
         check_contents(Path(path), manifest)
         try:
-            return _restore(db, settings, Path(path), manifest, project_slug, username, name)
+            return _restore(db, settings, Path(path), manifest, project_slug, actor, name)
         except (duckdb.Error, pa.ArrowException, OSError, ValueError, KeyError, TypeError) as exc:
             # _restore undid its own writes; what is left is to say so in plain words, once.
             raise RestoreFailed(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
     except ExporthubError as exc:
-        audit.record_refusal(db, exc, action="restore", actor=username, project=project_slug,
+        audit.record_refusal(db, exc, action="restore", actor=actor, project=project_slug,
                              target=f"project:{project_slug}")
         raise
 
 
 def restore_stored_backup(
-    db: Database, settings: Settings, file_id: int, *, project_slug: str, username: str, name: str | None = None
+    db: Database, settings: Settings, file_id: int, *, project_slug: str, actor: str, name: str | None = None
 ) -> RestoreReport:
     """Restore a backup that a ``backup`` job left in the file store (local or object storage), by its
     file id: it is copied to a private temporary file, checked against the sha256 recorded when it was
@@ -140,7 +140,7 @@ def restore_stored_backup(
         key, sha256 = (row.storage_key, row.sha256) if usable and row is not None else ("", "")
     if not usable:
         exc = RestoreRefused(f"File {file_id} is not a backup in the file store")
-        audit.record_refusal(db, exc, action="restore", actor=username, project=project_slug,
+        audit.record_refusal(db, exc, action="restore", actor=actor, project=project_slug,
                              target=f"file:{file_id}")
         raise exc
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -154,10 +154,10 @@ def restore_stored_backup(
             digest = f"unreadable: {exc}"
         if digest != sha256:
             refused = RestoreRefused(f"File {file_id} is missing from the file store or changed since it was made")
-            audit.record_refusal(db, refused, action="restore", actor=username, project=project_slug,
+            audit.record_refusal(db, refused, action="restore", actor=actor, project=project_slug,
                                  target=f"file:{file_id}")
             raise refused
-        return restore_backup(db, settings, local, project_slug=project_slug, username=username, name=name)
+        return restore_backup(db, settings, local, project_slug=project_slug, actor=actor, name=name)
     finally:
         local.unlink(missing_ok=True)
 
@@ -184,7 +184,7 @@ def _read_jsonl(archive: zipfile.ZipFile, entry: str) -> Iterator[dict[str, Any]
                 yield json.loads(line)
 
 
-def _restore(db: Database, settings: Settings, path: Path, manifest: Manifest, slug: str, username: str,
+def _restore(db: Database, settings: Settings, path: Path, manifest: Manifest, slug: str, actor: str,
              name: str | None) -> RestoreReport:
     with zipfile.ZipFile(path) as archive:
         project = _read_json(archive, PROJECT_ENTRY)
@@ -199,8 +199,8 @@ def _restore(db: Database, settings: Settings, path: Path, manifest: Manifest, s
             with db.write() as s:
                 if s.scalar(select(Project.id).where(Project.slug == slug)) is not None:
                     raise RestoreRefused(f"Project already exists: {slug}")
-                report = _write_metadata(s, archive, project, memberships, slug, username, name)
-                audit.record(s, action="restore", actor=username, project=slug, target=f"project:{slug}",
+                report = _write_metadata(s, archive, project, memberships, slug, actor, name)
+                audit.record(s, action="restore", actor=actor, project=slug, target=f"project:{slug}",
                              detail=f"from a backup of {manifest.source_project} ({path.name}); "
                                     f"unknown usernames: {', '.join(report['unknown']) or 'none'}")
         except BaseException:
@@ -296,7 +296,7 @@ def _time(value: str | None) -> datetime | None:
 
 def _write_metadata(
     s: Any, archive: zipfile.ZipFile, project: dict[str, Any], memberships: list[dict[str, Any]],
-    slug: str, username: str, name: str | None,
+    slug: str, actor: str, name: str | None,
 ) -> dict[str, Any]:
     """Project, memberships, finished jobs and their export sessions, in the caller's transaction."""
     known = {name: uid for name, uid in s.execute(select(User.username, User.id))}
@@ -322,7 +322,7 @@ def _write_metadata(
             continue
         owner = known.get(j["username"])
         if owner is None:
-            owner, reassigned = known[username], reassigned + 1
+            owner, reassigned = known[actor], reassigned + 1
         job = Job(project_id=new_project.id, export_type=j["export_type"], status=j["status"],
                   progress=int(j.get("progress") or 0), variables=j.get("variables") or {}, user_id=owner,
                   run_at=_time(j.get("run_at")), cancel_requested=bool(j.get("cancel_requested")),
@@ -336,7 +336,7 @@ def _write_metadata(
         if j.get("parent_id") is not None:
             parents.append((job, int(j["parent_id"])))
         s.add(JobLog(job_id=job.id, time=now, level=str(LogLevel.INFO),
-                     message=f"Restored by {username} from job {j['id']} of {project['slug']} "
+                     message=f"Restored by {actor} from job {j['id']} of {project['slug']} "
                              f"(started by {j['username']}); its files are not part of a backup"))
     for job, old_parent in parents:
         job.parent_id = job_ids.get(old_parent)

@@ -1,7 +1,7 @@
 """The file store: where jobs' finished files live, behind one interface with two backends.
 
-- :class:`LocalStore`: a local folder (``EXPORTHUB_FILES_URL`` unset: ``<data dir>/files``, or a path);
-  a file goes in by an fsynced, atomic rename.
+- :class:`~exporthub.storage_local.LocalStore`: a local folder (``EXPORTHUB_FILES_URL`` unset:
+  ``<data dir>/files``, or a path); a file goes in by an fsynced, atomic rename.
 - :class:`ObjectStore`: object storage through ``pyarrow.fs`` (``EXPORTHUB_FILES_URL=s3://bucket/prefix``),
   on the same file system construction as the lake (:func:`exporthub.lake.catalog.filesystem`: the
   ``EXPORTHUB_S3_*`` endpoint and region, credentials from pyarrow's ``AWS_*`` environment).
@@ -20,19 +20,20 @@ import contextlib
 import hashlib
 import os
 import shutil
-import stat as stat_mod
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 from urllib.parse import unquote, urlparse
 
 from exporthub.settings import Settings
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
+
+    from exporthub.storage_local import LocalStore as LocalStore  # re-exported: see __getattr__
 
 PARTIAL_DIR = ".partial"  # a job's private work folder; never served, deleted when the job ends
 CHUNK = 1 << 20
@@ -90,18 +91,6 @@ def sha256_of(fh: BinaryIO) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def _hashing_copy(source: Path, target: Path) -> str:
-    """Copy ``source`` to ``target`` (fsynced) and return the sha256 of the bytes written, in one pass."""
-    digest = hashlib.sha256()
-    with open(source, "rb") as src, open(target, "wb") as dst:
-        for chunk in iter(lambda: src.read(8 * CHUNK), b""):
-            digest.update(chunk)
-            dst.write(chunk)
-        dst.flush()
-        os.fsync(dst.fileno())
-    return digest.hexdigest()
-
-
 class FileStore(ABC):
     """What every caller (runner, downloads, retention, Remove, publish, restore) uses."""
 
@@ -128,15 +117,18 @@ class FileStore(ABC):
         self._transfer(local, key)
         info = self.stat(key)
         if info is None or info.size != size:
-            self.delete(key)
-            raise UploadMismatch(f"{key}: stored size {None if info is None else info.size} != {size}")
+            self._discard(key, f"stored size {None if info is None else info.size} != {size}")
         fh, _ = self.open(key)
         with fh:
             got_size, got_sha = sha256_of(fh)
         if got_size != size or got_sha != sha256:
-            self.delete(key)
-            raise UploadMismatch(f"{key}: stored file differs from the one written (sha256)")
+            self._discard(key, "stored file differs from the one written (sha256)")
         return info
+
+    def _discard(self, key: str, why: str) -> NoReturn:
+        """Delete what was stored under ``key`` and raise :class:`UploadMismatch` saying ``why``."""
+        self.delete(key)
+        raise UploadMismatch(f"{key}: {why}")
 
     @abstractmethod
     def open(self, key: str) -> tuple[BinaryIO, ObjectInfo]:
@@ -176,126 +168,6 @@ class FileStore(ABC):
             out.flush()
             os.fsync(out.fileno())
         return info
-
-
-class LocalStore(FileStore):
-    """Files in a local folder; ``put`` is an fsynced atomic rename (a copy across file systems)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.work_root = root
-        self.url = root.as_uri()
-
-    def path(self, key: str) -> Path:
-        """The file a key names, resolved; :class:`BadKey` when it would leave the folder (symlinks too)."""
-        check_key(key)
-        root = self.root.resolve()
-        try:
-            path = (root / key).resolve(strict=False)
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise BadKey(f"unusable storage key: {exc}") from None
-        if path == root or not path.is_relative_to(root):
-            raise BadKey("storage key points outside the files folder")
-        return path
-
-    def _transfer(self, local: Path, key: str) -> str | None:
-        from exporthub.lake import fsync_dir
-
-        final = self.path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        with open(local, "rb+") as fh:
-            os.fsync(fh.fileno())
-        copied = None
-        try:
-            os.replace(local, final)
-        except OSError:  # another file system (EXDEV): copy beside the target, then rename
-            tmp = final.with_name(f".put-{final.name}-{threading.get_ident()}")
-            try:
-                copied = _hashing_copy(local, tmp)
-                os.replace(tmp, final)
-                local.unlink(missing_ok=True)
-            finally:
-                tmp.unlink(missing_ok=True)
-        fsync_dir(final.parent)
-        return copied
-
-    def put_hashed(self, local: Path, key: str) -> tuple[ObjectInfo, str]:
-        """One read instead of two: a rename on one file system moves no bytes, so the file is hashed
-        once where it is stored, after checking it is the very file that was written (same device,
-        inode and size, the file held open meanwhile); a copy across file systems hashes the bytes as
-        it writes them. (The object store keeps :meth:`FileStore.put_hashed`: hash, upload, read
-        back.) Raises
-        :class:`UploadMismatch` (after deleting the file) when what is stored is not that file."""
-        check_key(key)
-        with open(local, "rb") as held:  # held open: its inode cannot be reused by another file meanwhile
-            before = os.fstat(held.fileno())
-            copied = self._transfer(local, key)
-            info = self.stat(key)
-            if info is None or info.size != before.st_size:
-                self.delete(key)
-                raise UploadMismatch(f"{key}: stored size {None if info is None else info.size} != {before.st_size}")
-            if copied is not None:
-                return info, copied
-            stored = os.stat(self.path(key))
-            if (stored.st_dev, stored.st_ino) != (before.st_dev, before.st_ino):
-                self.delete(key)
-                raise UploadMismatch(f"{key}: the stored file is not the one written")
-            size, digest = sha256_of(held)
-        if size != info.size:
-            self.delete(key)
-            raise UploadMismatch(f"{key}: stored size {size} != {info.size}")
-        return info, digest
-
-    def open(self, key: str) -> tuple[BinaryIO, ObjectInfo]:
-        try:
-            fd = os.open(self.path(key), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise FileNotFoundError(key) from None
-        except OSError as exc:  # ELOOP: swapped for a symlink
-            raise FileNotFoundError(f"{key}: {exc}") from None
-        st = os.fstat(fd)
-        if not stat_mod.S_ISREG(st.st_mode):
-            os.close(fd)
-            raise FileNotFoundError(f"{key}: not a regular file")
-        return os.fdopen(fd, "rb"), ObjectInfo(key, st.st_size, st.st_mtime_ns)
-
-    def stat(self, key: str) -> ObjectInfo | None:
-        path = self.path(key)
-        try:
-            st = path.lstat()
-        except (OSError, ValueError):
-            return None
-        return ObjectInfo(key, st.st_size, st.st_mtime_ns) if stat_mod.S_ISREG(st.st_mode) else None
-
-    def delete(self, key: str) -> None:
-        with contextlib.suppress(IsADirectoryError):
-            self.path(key).unlink(missing_ok=True)
-
-    def delete_prefix(self, prefix: str) -> None:
-        folder = self.path(prefix)
-        for entry in folder.iterdir() if folder.is_dir() and not folder.is_symlink() else ():
-            if entry.name != PARTIAL_DIR:  # the work folder belongs to the runner and retention
-                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            folder.rmdir()
-
-    def iter_files(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        base = self.path(prefix) if prefix else self.root
-        if not base.is_dir():
-            return
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = [d for d in dirnames if d != PARTIAL_DIR]
-            for name in filenames:
-                full = Path(dirpath) / name
-                try:
-                    st = full.lstat()
-                except OSError:
-                    continue
-                if stat_mod.S_ISREG(st.st_mode):
-                    yield ObjectInfo(full.relative_to(self.root).as_posix(), st.st_size, st.st_mtime_ns)
-
-    def location(self, key: str) -> str:
-        return str(self.path(key))
 
 
 class ObjectStore(FileStore):
@@ -373,6 +245,8 @@ def get_store(settings: Settings) -> FileStore:
         if store is None:
             parsed = urlparse(settings.files_url)
             if parsed.scheme == "file":
+                from exporthub.storage_local import LocalStore
+
                 store = LocalStore(Path(unquote(parsed.path)))
             else:
                 from exporthub.lake.catalog import filesystem
@@ -397,3 +271,13 @@ def delete_job(settings: Settings, slug: str, export_type: str, job_id: int) -> 
     shutil.rmtree(folder, ignore_errors=True)
     with contextlib.suppress(OSError):
         folder.parent.rmdir()
+
+
+def __getattr__(name: str) -> Any:
+    """``exporthub.storage.LocalStore`` still names the local backend, which lives in
+    :mod:`exporthub.storage_local` (imported on first use: that module builds on this one)."""
+    if name == "LocalStore":
+        from exporthub.storage_local import LocalStore
+
+        return LocalStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

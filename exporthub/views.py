@@ -114,7 +114,7 @@ class JobView:
             "variables": dict(self.variables),
             "parent_id": self.parent_id,
             "cancel_requested": self.cancel_requested,
-            "export_sessions": self.export_session_count,
+            "export_session_count": self.export_session_count,
             "export_sessions_reset": self.export_sessions_reset,
             "removed": self.removed,
             "files": [f.to_json() for f in self.files],

@@ -142,11 +142,11 @@ class FleetOverview:
     queue: QueueStats
 
 
-def overview(db: Database, settings: Settings, username: str) -> FleetOverview:
+def overview(db: Database, settings: Settings, actor: str) -> FleetOverview:
     """The workers (gone ones too) and the queue, for a global admin. Raises ``PermissionDenied``."""
     from exporthub.accounts import is_global_admin
     from exporthub.errors import PermissionDenied
 
-    if not is_global_admin(db, username):
+    if not is_global_admin(db, actor):
         raise PermissionDenied()
     return FleetOverview(list_workers(db, settings, include_gone=True), queue_stats(db))

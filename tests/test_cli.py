@@ -19,8 +19,8 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 JOB_KEYS = {"id", "export_type", "project", "user", "status", "progress", "warnings", "error", "created_at",
-            "started_at", "finished_at", "run_at", "variables", "parent_id", "cancel_requested", "export_sessions",
-            "export_sessions_reset", "removed", "files"}
+            "started_at", "finished_at", "run_at", "variables", "parent_id", "cancel_requested",
+            "export_session_count", "export_sessions_reset", "removed", "files"}
 
 
 def test_export_inline_prints_the_job_object(demo_hub, capsys):
@@ -191,7 +191,7 @@ def test_at_without_an_offset_is_the_projects_local_time(demo_hub, capsys, monke
 
 def test_types_lists_every_visible_type_with_its_variables(hub, capsys):
     code, out, _ = run(capsys, "types", "--json")
-    types = {t["type"]: t for t in json.loads(out)["types"]}
+    types = {t["export_type"]: t for t in json.loads(out)["types"]}
     assert code == 0 and "explore" not in types
     assert {"scans", "users", "zones", "sessions", "cost", "statistics", "backup", "publish"} <= set(types)
     assert types["publish"]["needs_closed_project"] and not types["scans"]["needs_closed_project"]

@@ -137,7 +137,7 @@ def test_backup_and_restore_on_s3(hubs, s3_server):
     (backup,) = [f for f in job.files if f.name.endswith(".zip")]
     assert f"files/{backup.storage_key}" in s3_server.keys(bucket)
     # Restored straight from the file store (the backup never was a local file of this instance).
-    report = restore_stored_backup(remote.db, remote.settings, backup.id, project_slug="copy", username="admin")
+    report = restore_stored_backup(remote.db, remote.settings, backup.id, project_slug="copy", actor="admin")
     assert report.lake_rows["scans"] == SCANS
     for table, column in (("scans", "scan_id"), ("costs", "amount"), ("zones", "code")):
         assert iceberg_rows(remote, "copy", table, column) == iceberg_rows(remote, SLUG, table, column)

@@ -97,7 +97,7 @@ def restore_events(hub) -> list[tuple[str, str | None]]:
 def assert_refused(hub, path: Path, expected: str, settings_=None) -> str:
     before = state(hub)
     with pytest.raises(BackupInvalid) as info:
-        restore_backup(hub.db, settings_ or hub.settings, path, project_slug="crafted", username="admin")
+        restore_backup(hub.db, settings_ or hub.settings, path, project_slug="crafted", actor="admin")
     assert expected in info.value.message, info.value.message
     assert state(hub) == before  # nothing created, nothing left in the lake folder
     events = restore_events(hub)
@@ -241,7 +241,7 @@ def test_a_zip_bomb_is_refused_without_being_inflated(demo_hub, tmp_path, tmp_pa
 
 def assert_refused_any(hub, path: Path) -> str:
     with pytest.raises(BackupInvalid) as info:
-        restore_backup(hub.db, hub.settings, path, project_slug="crafted", username="admin")
+        restore_backup(hub.db, hub.settings, path, project_slug="crafted", actor="admin")
     assert restore_events(hub)[-1] == ("refused", info.value.message)
     return info.value.message
 
@@ -249,7 +249,7 @@ def assert_refused_any(hub, path: Path) -> str:
 def assert_refused_again(hub, path: Path, settings_, expected: str) -> None:
     before = state(hub)
     with pytest.raises(BackupInvalid, match=expected.replace("(", r"\(").replace(")", r"\)")):
-        restore_backup(hub.db, settings_, path, project_slug="crafted", username="admin")
+        restore_backup(hub.db, settings_, path, project_slug="crafted", actor="admin")
     assert state(hub) == before and restore_events(hub)[-1][0] == "refused"
 
 
@@ -278,7 +278,7 @@ def test_any_username_in_a_backup_is_restored_as_is_only_if_users_add_would_take
     with demo_hub.db.read() as s:
         taken = s.scalar(select(User.id).where(User.username == name)) is not None
     try:
-        report = restore_backup(demo_hub.db, demo_hub.settings, crafted, project_slug=slug, username="admin")
+        report = restore_backup(demo_hub.db, demo_hub.settings, crafted, project_slug=slug, actor="admin")
     except BackupInvalid as exc:
         assert not valid, (name, exc.message)
         assert restore_events(demo_hub)[-1] == ("refused", exc.message)

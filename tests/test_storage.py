@@ -23,7 +23,7 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import select, update
 
-from exporthub import api_tokens, retention, storage
+from exporthub import api_tokens, retention, storage_local
 from exporthub.accounts import SystemActor
 from exporthub.db import forget_databases
 from exporthub.demo import create_demo
@@ -135,7 +135,7 @@ def test_the_local_store_hashes_what_it_stores_in_one_pass_and_across_file_syste
         if cross_device:
             monkeypatch.setattr(os, "replace", exdev)
         reads: list[int] = []
-        monkeypatch.setattr(storage, "sha256_of", lambda fh, reads=reads: reads.append(1) or sha256_of(fh))
+        monkeypatch.setattr(storage_local, "sha256_of", lambda fh, reads=reads: reads.append(1) or sha256_of(fh))
         info, digest = store.put_hashed(local, f"p/t/1/{name}")
         monkeypatch.undo()
         assert digest == hashlib.sha256(data).hexdigest() and info.size == len(data)
@@ -204,7 +204,7 @@ def test_publish_copies_the_children_files_within_the_store(store_hub):
 def test_backup_restores_from_the_store_and_a_changed_backup_is_refused(store_hub):
     job = completed_job(store_hub, "backup", {}, user="admin")
     (backup,) = job.files
-    report = restore_stored_backup(store_hub.db, store_hub.settings, backup.id, project_slug="copy", username="admin")
+    report = restore_stored_backup(store_hub.db, store_hub.settings, backup.id, project_slug="copy", actor="admin")
     assert report.lake_rows["scans"] == SCANS and report.project == "copy"
     from cli import main
 
@@ -213,7 +213,7 @@ def test_backup_restores_from_the_store_and_a_changed_backup_is_refused(store_hu
     data[100] ^= 1
     put_bytes(store_hub, backup.storage_key, bytes(data))
     with pytest.raises(RestoreRefused, match="changed"):
-        restore_stored_backup(store_hub.db, store_hub.settings, backup.id, project_slug="copy2", username="admin")
+        restore_stored_backup(store_hub.db, store_hub.settings, backup.id, project_slug="copy2", actor="admin")
     # A file that is not a backup is refused at the command line too (exit 2).
     other = completed_job(store_hub, "users", {"format": "csv"}, user="admin").files[0]
     assert main(["restore", "--file", str(other.id), "--project", "copy3", "--user", "admin"]) == 2

@@ -141,7 +141,7 @@ def test_a_crafted_restore_is_refused_once_and_creates_nothing(both, tmp_path):
     with hub.db.read() as s:
         projects = s.scalar(select(func.count()).select_from(Project))
     with pytest.raises(BackupInvalid, match="unknown project status 'bogus'"):
-        restore_backup(hub.db, hub.settings, crafted, project_slug="crafted", username="admin")
+        restore_backup(hub.db, hub.settings, crafted, project_slug="crafted", actor="admin")
     with hub.db.read() as s:
         assert s.scalar(select(func.count()).select_from(Project)) == projects
         assert s.scalars(select(AuditEvent.outcome).where(AuditEvent.action == "restore")).all() == ["refused"]

@@ -95,7 +95,7 @@ def list_context(ctx: PageContext) -> jobs_view.ListContext:
     return jobs_view.ListContext(
         service=ctx.service,
         settings=ctx.settings,
-        username=ctx.user.username,
+        actor=ctx.user.username,
         user_id=ctx.user.id,
         project=ctx.project.slug,
         permissions=ctx.permissions,

@@ -116,10 +116,10 @@ _CALLS = {
 FLASH_KEY = "_flash"
 
 
-def perform(service: JobService, username: str, action: Action, job_id: int) -> tuple[bool, str]:
+def perform(service: JobService, actor: str, action: Action, job_id: int) -> tuple[bool, str]:
     """Run an action through the domain: ``(True, what happened)`` or ``(False, the refusal)``."""
     try:
-        result = getattr(service, _CALLS[action])(username, job_id)
+        result = getattr(service, _CALLS[action])(actor, job_id)
     except ExporthubError as exc:
         return False, exc.message
     if action is Action.CANCEL and getattr(result, "status", None) is not JobStatus.CANCELLED:
@@ -127,11 +127,11 @@ def perform(service: JobService, username: str, action: Action, job_id: int) -> 
     return True, _DONE[action].format(id=job_id, new=getattr(result, "id", job_id))
 
 
-def _on_action(service: JobService, username: str, action: Action, job_id: int) -> None:
+def _on_action(service: JobService, actor: str, action: Action, job_id: int) -> None:
     from ui import session
 
     session.touch()
-    ok, message = perform(service, username, action, job_id)
+    ok, message = perform(service, actor, action, job_id)
     st.session_state[FLASH_KEY] = (":material/check_circle:" if ok else ":material/block:", message)
     st.session_state.pop(_confirm_key(job_id), None)
 
@@ -157,7 +157,7 @@ class ListContext:
 
     service: JobService
     settings: Settings
-    username: str
+    actor: str
     user_id: int
     project: str
     permissions: frozenset[Permission]
@@ -205,7 +205,7 @@ def render_actions(job: JobView, ctx: ListContext, *, key_prefix: str, with_deta
                     type="primary",  # red: the theme's danger style for confirmations (ui/style.py)
                     icon=_ICONS[action],
                     on_click=_on_action,
-                    args=(ctx.service, ctx.username, action, job.id),
+                    args=(ctx.service, ctx.actor, action, job.id),
                 )
                 continue
             slot.button(
@@ -213,7 +213,7 @@ def render_actions(job: JobView, ctx: ListContext, *, key_prefix: str, with_deta
                 key=key,
                 icon=_ICONS[action],
                 on_click=_ask_confirm if action in CONFIRM else _on_action,
-                args=(job.id, action) if action in CONFIRM else (ctx.service, ctx.username, action, job.id),
+                args=(job.id, action) if action in CONFIRM else (ctx.service, ctx.actor, action, job.id),
             )
         # Then one place for "Keep" and one for what the confirmed action does, filled only while asking.
         keep, said = st.empty(), st.empty()
@@ -293,7 +293,7 @@ def render_job_list(ctx: ListContext, *, key_prefix: str = "jobs", page_size: in
         chosen_status = st.selectbox("Status", list(STATUS_FILTERS), key=f"{key_prefix}-status")
     types = None if chosen_type == "All types" else [chosen_type]
     statuses = [str(s) for s in STATUS_FILTERS[chosen_status]] or None
-    total = ctx.service.count(ctx.username, ctx.project, types=types, statuses=statuses, top_level_only=True)
+    total = ctx.service.count(ctx.actor, ctx.project, types=types, statuses=statuses, top_level_only=True)
     pages = max(1, -(-total // page_size))
     page_key = f"{key_prefix}-page"
     filter_key = f"{key_prefix}-filter"
@@ -302,7 +302,7 @@ def render_job_list(ctx: ListContext, *, key_prefix: str = "jobs", page_size: in
         st.session_state[page_key] = 1  # a new filter starts on the first page
     page = min(max(1, int(st.session_state.get(page_key, 1))), pages)
     jobs = ctx.service.list(
-        ctx.username,
+        ctx.actor,
         ctx.project,
         types=types,
         statuses=statuses,

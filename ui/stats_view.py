@@ -171,18 +171,18 @@ def chart_grid(specs: list[charts.ChartSpec], data_key: Hashable, currency: str 
 
 
 def start_job(
-    service: JobService, username: str, project: str, export_type: str, values: Mapping[str, Any], *, what: str
+    service: JobService, actor: str, project: str, export_type: str, values: Mapping[str, Any], *, what: str
 ) -> None:
     """Start an export; say which job started, or show the refusal in plain words."""
     try:
-        job = service.start(username, project, export_type, dict(values))
+        job = service.start(actor, project, export_type, dict(values))
     except ExporthubError as exc:
         st.error(md_escape(plain_refusal(exc, service.config.get(export_type))))
         return
     st.success(f"{what} started as job #{job.id}. [Follow it in the job details](/job?job={job.id}).")
 
 
-def report_controls(service: JobService, username: str, project: str, view: View) -> None:
+def report_controls(service: JobService, actor: str, project: str, view: View) -> None:
     """ "Generate report from this view": the statistics export with exactly these filters."""
     cols = st.columns([2, 3, 5])
     fmt = cols[0].selectbox(
@@ -199,7 +199,7 @@ def report_controls(service: JobService, username: str, project: str, view: View
         icon=":material/picture_as_pdf:",
     ):
         values = {**view.filters.to_variables(), "granularity": view.granularity, "format": fmt}
-        start_job(service, username, project, "statistics", values, what="The statistics report")
+        start_job(service, actor, project, "statistics", values, what="The statistics report")
 
 
 @st.fragment
@@ -242,7 +242,7 @@ def explore_controls() -> ExploreSpec | None:
         return None
 
 
-def explore_export(service: JobService, username: str, project: str, view: View, spec: ExploreSpec) -> None:
+def explore_export(service: JobService, actor: str, project: str, view: View, spec: ExploreSpec) -> None:
     """ "Export this view": the hidden ``explore`` export with this measure, dimensions and filters."""
     cols = st.columns([2, 3, 5])
     fmt = cols[0].selectbox(
@@ -260,4 +260,4 @@ def explore_export(service: JobService, username: str, project: str, view: View,
             "dim2": spec.dim2 or NO_DIMENSION,
             "format": fmt,
         }
-        start_job(service, username, project, "explore", values, what="The explore export")
+        start_job(service, actor, project, "explore", values, what="The explore export")

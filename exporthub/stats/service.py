@@ -1,8 +1,8 @@
 """The statistics preview as a domain service: permission, a stable lake snapshot, and a cache.
 
-Every call takes the acting username and needs ``exports.view`` on the project, checked before the
-cache is consulted. Results are cached per process by (project, lake data version, users version,
-query, resolved filters, parameters), so a repeated view is answered from memory and any new lake
+Every call takes the acting user (``actor``, a username) and needs ``exports.view`` on the project,
+checked before the cache is consulted. Results are cached per process by (project, lake data version,
+users version, query, resolved filters, parameters), so a repeated view is answered from memory and any new lake
 snapshot (an import, a compaction) or user change makes the old entries unreachable.
 """
 
@@ -149,12 +149,12 @@ class StatsService:
         self.clock = clock or (lambda: datetime.now(UTC))
 
     # ------------------------------------------------------------------ public
-    def preview(self, username: str, project_slug: str, filters: StatsFilter, *,
+    def preview(self, actor: str, project_slug: str, filters: StatsFilter, *,
                 granularity: str = "day") -> Preview:
         """Every preview chart's table. Raises ``PermissionDenied``/``NotFound`` like the job service."""
         if granularity not in GRANULARITIES:
             raise ValueError(f"granularity must be one of {GRANULARITIES}")
-        request = self._request(username, project_slug)
+        request = self._request(actor, project_slug)
         scope = filters.resolve(request.timezone, self.clock())
         tables: dict[str, pa.Table] = {}
         hits = 0
@@ -170,12 +170,12 @@ class StatsService:
                        data_version=request.data_version, cache_hits=hits,
                        users_version=request.users_version)
 
-    def query(self, username: str, project_slug: str, name: str, filters: StatsFilter,
+    def query(self, actor: str, project_slug: str, name: str, filters: StatsFilter,
               **params: Any) -> StatsResult:
         """One named query (see ``exporthub.stats.queries.QUERIES``), cached like the preview."""
         if name not in QUERIES:
             raise KeyError(f"unknown statistics query {name!r}")
-        request = self._request(username, project_slug)
+        request = self._request(actor, project_slug)
         scope = filters.resolve(request.timezone, self.clock())
         try:
             return self._named(request, scope, name, params)
@@ -183,11 +183,11 @@ class StatsService:
             request.close()
 
     def explore(
-        self, username: str, project_slug: str, filters: StatsFilter, spec: ExploreSpec
+        self, actor: str, project_slug: str, filters: StatsFilter, spec: ExploreSpec
     ) -> StatsResult:
         """The explore table for ``spec``. Raises ``InvalidVariable`` for a spec that does not fit."""
         spec.check()
-        request = self._request(username, project_slug)
+        request = self._request(actor, project_slug)
         scope = filters.resolve(request.timezone, self.clock())
         try:
             return self._cached(
@@ -197,9 +197,9 @@ class StatsService:
         finally:
             request.close()
 
-    def filter_options(self, username: str, project_slug: str) -> FilterOptions:
+    def filter_options(self, actor: str, project_slug: str) -> FilterOptions:
         """The project's zones, areas and users for the filter controls (needs ``exports.view``)."""
-        request = self._request(username, project_slug)
+        request = self._request(actor, project_slug)
         try:
             result = self._cached(request, ("options",), lambda: _options_table(self.db, request))
         finally:
@@ -209,10 +209,10 @@ class StatsService:
                              users=dict(zip(row["usernames"], row["display_names"], strict=True)))
 
     # ------------------------------------------------------------------ internals
-    def _request(self, username: str, slug: str) -> _Request:
+    def _request(self, actor: str, slug: str) -> _Request:
         with self.db.read() as s:
             project = get_project(s, slug)
-            require(s, get_user(s, username), project, Permission.VIEW)
+            require(s, get_user(s, actor), project, Permission.VIEW)
             timezone = project.timezone
             users = user_rows(s)
             members = sorted(s.scalars(select(Membership.user_id).where(Membership.project_id == project.id)))

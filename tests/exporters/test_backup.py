@@ -161,7 +161,7 @@ def test_restore_into_another_instance_maps_users_by_username(demo_hub, tmp_path
                 )
             )
     try:
-        report = restore_backup(other, other_settings, zip_path, project_slug="moved", username="root")
+        report = restore_backup(other, other_settings, zip_path, project_slug="moved", actor="root")
         assert report.remapped_user_ids and report.created_users and report.unknown_usernames == []
         assert report.memberships == [("manager", "manager")]
         # Same numbers per person, although every user id changed.
@@ -176,7 +176,7 @@ def test_restore_into_another_instance_maps_users_by_username(demo_hub, tmp_path
         with other.write() as s:
             s.execute(Membership.__table__.delete())
             s.execute(User.__table__.delete().where(User.username == "manager"))
-        again = restore_backup(other, other_settings, zip_path, project_slug="moved-2", username="root")
+        again = restore_backup(other, other_settings, zip_path, project_slug="moved-2", actor="root")
         assert again.unknown_usernames == ["manager"] and again.memberships == []
         assert again.reassigned_jobs == 0 and not again.created_users
     finally:
@@ -241,7 +241,7 @@ def test_a_corrupted_backup_is_refused_and_creates_nothing(demo_hub, tmp_path, c
         (event,) = s.scalars(select(AuditEvent).where(AuditEvent.action == "restore")).all()
     assert event.outcome == "refused" and "corrupted" in event.detail
     with pytest.raises(BackupCorrupted):
-        restore_backup(demo_hub.db, demo_hub.settings, bad, project_slug="broken", username="admin")
+        restore_backup(demo_hub.db, demo_hub.settings, bad, project_slug="broken", actor="admin")
 
 
 def test_refusals_not_an_admin_taken_slug_not_a_backup(demo_hub, tmp_path, capsys):
@@ -249,11 +249,11 @@ def test_refusals_not_an_admin_taken_slug_not_a_backup(demo_hub, tmp_path, capsy
     assert main(["restore", str(zip_path), "--project", "x1", "--user", "manager"]) == 2
     assert "only a global admin" in capsys.readouterr().err
     with pytest.raises(PermissionDenied):
-        restore_backup(demo_hub.db, demo_hub.settings, zip_path, project_slug="x1", username="analyst")
+        restore_backup(demo_hub.db, demo_hub.settings, zip_path, project_slug="x1", actor="analyst")
     assert main(["restore", str(zip_path), "--project", "demo-closed", "--user", "admin"]) == 2
     assert "Project already exists: demo-closed" in capsys.readouterr().err
     with pytest.raises(RestoreRefused, match="Invalid project slug"):
-        restore_backup(demo_hub.db, demo_hub.settings, zip_path, project_slug="../evil", username="admin")
+        restore_backup(demo_hub.db, demo_hub.settings, zip_path, project_slug="../evil", actor="admin")
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"not a zip at all")
     assert main(["restore", str(junk), "--project", "x2", "--user", "admin"]) == 2
@@ -287,7 +287,7 @@ def test_a_project_without_data_round_trips(hub):
         s.add(User(username="root", display_name="Root", password_hash=hash_password("x"), is_admin=True))
         s.add(Project(slug="empty", name="Empty", timezone="Asia/Tokyo", status="closed"))
     zip_path = run_backup(hub, user="root", slug="empty")
-    report = restore_backup(hub.db, hub.settings, zip_path, project_slug="empty-copy", username="root")
+    report = restore_backup(hub.db, hub.settings, zip_path, project_slug="empty-copy", actor="root")
     assert report.lake_files == 0 and set(report.lake_rows.values()) == {0}
     assert lake_files(hub.settings, "empty-copy", "scans") == []
     with hub.db.read() as s:

@@ -84,6 +84,24 @@ def test_the_lazy_registry_imports_a_module_on_first_lookup_and_fails_as_loudly(
         registry.check_config({"orphan": CONFIG["scans"]})
 
 
+def test_the_lazy_registry_takes_its_lock_only_to_import():
+    registry = LazyRegistry()
+    registry.register_module("scans", "exporters.scans")
+    exporter = registry.get("scans")
+
+    class NoLock:
+        def __enter__(self) -> None:
+            raise AssertionError("the lookup took the import lock")
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    registry._loading = NoLock()  # type: ignore[assignment]
+    assert registry.get("scans") is exporter and "scans" in registry and registry.types() == {"scans"}
+    with pytest.raises(AssertionError, match="import lock"):
+        registry.get("nothing")  # not loaded: goes to the lock, which this test has taken away
+
+
 def test_importing_the_registry_imports_no_exporter_module():
     probe = "import exporters, sys; print(sorted(m for m in sys.modules if m.startswith('exporters.')))"
     out = subprocess.run([sys.executable, "-c", probe], cwd=TESTS.parent.parent, check=True,

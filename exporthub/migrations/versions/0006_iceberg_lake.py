@@ -16,6 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from exporthub.migrations.tables import Tables, create_tables, drop_tables
+
 revision = "0006"
 down_revision = "0005"
 branch_labels = None
@@ -23,22 +25,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "iceberg_tables",
-        sa.Column("catalog_name", sa.String(255), primary_key=True),
-        sa.Column("table_namespace", sa.String(255), primary_key=True),
-        sa.Column("table_name", sa.String(255), primary_key=True),
-        sa.Column("metadata_location", sa.String(1000), nullable=True),
-        sa.Column("previous_metadata_location", sa.String(1000), nullable=True),
-        sa.Column("iceberg_type", sa.String(5), nullable=True),
-    )
-    op.create_table(
-        "iceberg_namespace_properties",
-        sa.Column("catalog_name", sa.String(255), primary_key=True),
-        sa.Column("namespace", sa.String(255), primary_key=True),
-        sa.Column("property_key", sa.String(255), primary_key=True),
-        sa.Column("property_value", sa.String(1000), nullable=False),
-    )
+    create_tables(_catalog_tables())
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("lake_snapshot", sa.JSON, nullable=True))
     with op.batch_alter_table("export_sessions") as batch:
@@ -50,5 +37,24 @@ def downgrade() -> None:
         batch.drop_column("snapshot_id")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("lake_snapshot")
-    op.drop_table("iceberg_namespace_properties")
-    op.drop_table("iceberg_tables")
+    drop_tables(_catalog_tables())
+
+
+def _catalog_tables() -> Tables:
+    """pyiceberg's SQL catalog, schema v1."""
+    return {
+        "iceberg_tables": [
+            sa.Column("catalog_name", sa.String(255), primary_key=True),
+            sa.Column("table_namespace", sa.String(255), primary_key=True),
+            sa.Column("table_name", sa.String(255), primary_key=True),
+            sa.Column("metadata_location", sa.String(1000), nullable=True),
+            sa.Column("previous_metadata_location", sa.String(1000), nullable=True),
+            sa.Column("iceberg_type", sa.String(5), nullable=True),
+        ],
+        "iceberg_namespace_properties": [
+            sa.Column("catalog_name", sa.String(255), primary_key=True),
+            sa.Column("namespace", sa.String(255), primary_key=True),
+            sa.Column("property_key", sa.String(255), primary_key=True),
+            sa.Column("property_value", sa.String(1000), nullable=False),
+        ],
+    }
