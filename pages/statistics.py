@@ -34,5 +34,8 @@ stats_view.headline(preview, currency)
 stats_view.cutoff_note(preview)
 if ctx.can(Permission.START):
     stats_view.report_controls(ctx.service, user, project, view)
-stats_view.chart_tabs(preview, currency)
-stats_view.explore_section(stats, ctx, view)
+draw = stats_view.charts_now()  # not with the figures: in the run the browser asks for once it has shown them
+stats_view.chart_tabs(preview, currency, draw)
+stats_view.explore_section(stats, ctx, view, draw)
+if not draw:
+    stats_view.ask_for_charts()

@@ -96,12 +96,16 @@ def currency_change(accounts: AccountService, admin: str, projects: list[Project
     if not projects:
         return
     by_slug = {p.slug: p for p in projects}
-    with st.form("project_currency", border=False):
-        cols = st.columns(2)
-        slug = cols[0].selectbox("Project", list(by_slug), key="currency_project",
-                                 format_func=lambda s: f"{s} · {by_slug[s].currency}")
-        code = cols[1].selectbox("Currency", CURRENCIES, key="currency_code",
-                                 help="Cost figures, charts and reports of the project show it")
+    cols = st.columns(2)
+    # Outside the form, so that picking a project shows its currency in the dropdown at once.
+    slug = cols[0].selectbox("Project", list(by_slug), key="currency_project",
+                             format_func=lambda s: f"{s} · {by_slug[s].currency}")
+    current = by_slug[slug].currency
+    with cols[1].form("project_currency", border=False):
+        # One dropdown per project (its key), starting on the project's currency, not on the list's first.
+        code = st.selectbox("Currency", CURRENCIES, key=f"currency_code_{slug}",
+                            index=CURRENCIES.index(current) if current in CURRENCIES else 0,
+                            help="Cost figures, charts and reports of the project show it")
         if (st.form_submit_button("Set currency", icon=":material/payments:")
                 and attempt(accounts.set_project_currency, admin, slug, code) is not None):
             flash(f"Costs of project {slug} are now in {code}.")

@@ -137,6 +137,43 @@ def headline(preview: Preview, currency: str) -> None:
     cols[5].metric(f"Cost per scan ({currency})", "—" if per_scan is None else f"{per_scan:,.3f}")
 
 
+# Plotly draws a chart in the same browser task that puts it on the page, so a chart sent with the figures
+# keeps the figures from being painted until every chart is drawn (seconds on a busy machine). A full run
+# therefore holds the charts' places and mounts a tiny browser component that, once the browser has painted
+# the page (an animation frame, then a task), asks for one more run: that one draws the charts. One
+# request for the whole page (not one per fragment), and no timer: nothing is redrawn afterwards.
+DEFER_CHARTS = True  # AppTest has no browser to paint and ask: its tests turn this off
+_RELEASED = "stats-charts-released"
+_AFTER_PAINT_JS = """
+export default function (component) {
+    requestAnimationFrame(() => setTimeout(() => component.setTriggerValue("painted", true), 0));
+}
+"""
+_after_paint = st.components.v2.component("exporthub.after_paint", js=_AFTER_PAINT_JS)
+
+
+def _release_charts() -> None:
+    st.session_state[_RELEASED] = True
+
+
+def charts_now() -> bool:
+    """Whether this run draws the charts: without deferral, or when the browser asked for it after
+    painting the previous run (see :func:`ask_for_charts`)."""
+    return not DEFER_CHARTS or bool(st.session_state.pop(_RELEASED, False))
+
+
+def ask_for_charts() -> None:
+    """The component that asks for the run with the charts once the browser has painted this one; the
+    page's last element, so that the other elements keep their places in the next run."""
+    _after_paint(key="stats-after-paint", on_painted_change=_release_charts, height=0)
+
+
+def chart_placeholder(rows: int) -> None:
+    """The charts' place, as tall as they will be, until the browser asks for them."""
+    with st.container(height=rows * 400, border=False):
+        st.caption("Drawing the charts…")
+
+
 # The charts in three tabs: only the open tab's charts are drawn, so the page shows its figures at once
 # and a tab's charts arrive together when it is opened.
 CHART_TABS: dict[str, tuple[str, ...]] = {
@@ -147,9 +184,10 @@ CHART_TABS: dict[str, tuple[str, ...]] = {
 
 
 @st.fragment
-def chart_tabs(preview: Preview, currency: str) -> None:
+def chart_tabs(preview: Preview, currency: str, draw: bool = True) -> None:
     """The preview's charts in tabs; switching tabs reruns only this fragment. Figures are built once
-    per chart and data (the preview's key), so reruns and tab switches only send them."""
+    per chart and data (the preview's key), so reruns and tab switches only send them. Without ``draw``
+    the open tab holds the charts' place (see :func:`charts_now`)."""
     specs = charts.preview_charts(preview.tables, granularity=preview.granularity, timezone=preview.timezone)
     by_key = {spec.key: spec for spec in specs}
     tabs = st.tabs(list(CHART_TABS), key="stats-chart-tab", on_change="rerun")
@@ -157,6 +195,9 @@ def chart_tabs(preview: Preview, currency: str) -> None:
         if tab.open is False:
             continue
         with tab:
+            if not draw:
+                chart_placeholder((len(keys) + 1) // 2)
+                continue
             chart_grid([by_key[k] for k in keys if k in by_key], preview.key, currency)
 
 
@@ -203,12 +244,16 @@ def report_controls(service: JobService, actor: str, project: str, view: View) -
 
 
 @st.fragment
-def explore_section(stats: Any, ctx: Any, view: View) -> None:
-    """Ad-hoc exploration; its own fragment, so changing a measure does not redraw the charts above."""
+def explore_section(stats: Any, ctx: Any, view: View, draw: bool = True) -> None:
+    """Ad-hoc exploration; its own fragment, so changing a measure does not redraw the charts above.
+    Without ``draw`` its chart and table wait, as the charts above (see :func:`charts_now`)."""
     st.header("Explore")
     st.caption("Pick a measure and one or two dimensions; the filters above apply.")
     spec = explore_controls()
     if spec is None:
+        return
+    if not draw:
+        chart_placeholder(1)
         return
     user, project = ctx.user.username, ctx.project.slug
     result = stats.explore(user, project, view.filters, spec)

@@ -85,18 +85,20 @@ def _start_slow(hub: RunningHub, page) -> int:  # type: ignore[no-untyped-def]
     return int(job_id)
 
 
-# Every job row the current run has drawn (its first and last elements are not stale: Streamlit marks
-# what it has not drawn again yet), with its key's job id, its text, file links and buttons. A row half
-# way through being drawn is left out: what counts is what stays in a row once it is drawn.
+# Every job row, as far as the current run has drawn it: its elements up to the last one this run sent
+# (Streamlit marks with data-stale the ones it has not sent again yet), with its key's job id, their text,
+# file links and buttons. Past that point the row still shows the previous run's elements, which the run
+# is about to overwrite; before it, a stale element is one the run skipped, which stays until the run ends
+# (the lingering link of another job this checks for), so it counts as the row's.
 _ROWS_JS = """() => [...document.querySelectorAll('[class*="st-key-jobs-job-"]')].map(el => {
-    const parts = [...el.querySelectorAll('[data-testid="stElementContainer"]')];
-    const fresh = e => e.getAttribute('data-stale') !== 'true';
-    const buttons = [...el.querySelectorAll('button')].map(b => b.innerText.trim());
+    const all = [...el.querySelectorAll('[data-testid="stElementContainer"]')];
+    const parts = all.slice(0, all.map(e => e.getAttribute('data-stale') !== 'true').lastIndexOf(true) + 1);
+    const buttons = parts.flatMap(p => [...p.querySelectorAll('button')]).map(b => b.innerText.trim());
     return {
         id: Number(el.className.match(/st-key-jobs-job-(\\d+)/)[1]),
-        drawn: parts.length > 0 && fresh(parts[0]) && fresh(parts[parts.length - 1]),
-        text: el.innerText,
-        links: [...el.querySelectorAll('a.eh-file')].map(a => a.getAttribute('href')),
+        drawn: parts.length > 0,
+        text: parts.map(p => p.innerText).join('\\n'),
+        links: parts.flatMap(p => [...p.querySelectorAll('a.eh-file')]).map(a => a.getAttribute('href')),
         confirm: buttons.some(t => /Confirm remove$/.test(t)),
         remove: buttons.some(t => /(^|\\s)Remove$/.test(t)),
         cancel: buttons.some(t => /Cancel$/.test(t)),

@@ -80,6 +80,26 @@ def _total_scans(page) -> str:
     return metric.locator('[data-testid="stMetricValue"]').inner_text()
 
 
+# The order things reach the page in (the figures, the charts' held places, the first chart), and whether
+# a chart was there a frame and a task after the figures arrived (once the browser had painted them).
+_FIGURES_BEFORE_CHARTS_JS = """(() => {
+    const order = [];
+    const charts = () => document.querySelectorAll('.js-plotly-plot').length;
+    const once = (what) => { if (!order.includes(what)) order.push(what); };
+    window.__figures = {order};
+    const seen = new MutationObserver(() => {
+        if ([...document.querySelectorAll('[data-testid="stMetric"]')]
+                .some(m => m.textContent.includes('Total scans')) && !order.includes('figures')) {
+            once('figures');
+            requestAnimationFrame(() => setTimeout(() => { window.__figures.afterPaint = charts(); }, 0));
+        }
+        if (document.body.innerText.includes('Drawing the charts')) once('places');
+        if (charts()) { once('chart'); seen.disconnect(); }
+    });
+    seen.observe(document, {subtree: true, childList: true, characterData: true});
+})()"""
+
+
 def test_charts_render_update_and_start_a_report(server):
     from playwright.sync_api import expect, sync_playwright
 
@@ -94,7 +114,14 @@ def test_charts_render_update_and_start_a_report(server):
         page.get_by_role("textbox", name="Password").fill("demo")
         page.get_by_role("button", name="Log in").click()
         expect(page.get_by_role("button", name="Log out")).to_be_visible(timeout=60_000)
+        page.add_init_script(_FIGURES_BEFORE_CHARTS_JS)
         page.goto(url + "/statistics")
+        page.wait_for_function("() => window.__figures.order.includes('chart')", timeout=90_000)
+        # The figures come with the charts' places held (in either order: the metric's code loads lazily),
+        # and the charts only in the run that follows, after the browser has painted the figures.
+        figures = page.evaluate("window.__figures")
+        assert sorted(figures["order"][:2]) == ["figures", "places"] and figures["order"][2:] == ["chart"], figures
+        assert figures["afterPaint"] == 0
 
         plots = page.locator(".js-plotly-plot")
         # The open tab's three charts and the explore chart; each other tab draws its charts when opened.
@@ -118,6 +145,8 @@ def test_charts_render_update_and_start_a_report(server):
         ).not_to_have_text(before, timeout=60_000)
         after = _total_scans(page)
         assert int(after.replace(",", "")) < int(before.replace(",", ""))
+        # The full run holds the charts' place, and the browser then asks for them: they come back.
+        expect(page.get_by_text("Drawing the charts…")).to_have_count(0, timeout=60_000)
         expect(plots.nth(3)).to_be_attached(timeout=60_000)
 
         page.get_by_role("button", name="Generate report from this view").click()

@@ -146,11 +146,25 @@ def test_closing_a_project_asks_for_confirmation(demo_hub):
     assert closes == ["admin"]
 
 
+def test_the_currency_dropdown_starts_on_the_projects_currency(demo_hub):
+    from sqlalchemy import update
+
+    with demo_hub.db.write() as s:
+        s.execute(update(Project).where(Project.slug == SLUG).values(currency="CHF"))
+    at = page("admin")
+    at.selectbox(key="currency_project").set_value(SLUG).run()
+    assert at.selectbox(key=f"currency_code_{SLUG}").value == "CHF"
+    assert project(demo_hub, "demo-closed").currency == "EUR"
+    at.selectbox(key="currency_project").set_value("demo-closed").run()
+    shown_codes = [s.value for s in at.selectbox if s.key and s.key.startswith("currency_code_")]
+    assert shown_codes == ["EUR"]  # the other project's own currency, not the one shown before
+
+
 def test_admin_sets_a_projects_currency(demo_hub):
     at = page("admin")
     assert project(demo_hub, SLUG).currency == "EUR"
-    at.selectbox(key="currency_project").set_value(SLUG)
-    at.selectbox(key="currency_code").set_value("CHF")
+    at.selectbox(key="currency_project").set_value(SLUG).run()
+    at.selectbox(key=f"currency_code_{SLUG}").set_value("CHF")
     button(at, "Set currency").click()
     at.run()
     assert not at.exception and not at.error

@@ -13,8 +13,16 @@ from exporthub.errors import PermissionDenied
 from exporthub.stats import StatsFilter, StatsService
 from tests._lake import lake_sql
 from tests.pages.conftest import shown
+from ui import stats_view
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "statistics.py")
+
+
+@pytest.fixture(autouse=True)
+def _charts_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AppTest has no browser to ask for the charts after the first paint: draw them in the full run
+    (the deferral itself is tested below with it on, and in the Chromium tests)."""
+    monkeypatch.setattr(stats_view, "DEFER_CHARTS", False)
 
 
 def open_page(hub, user: str, project: str = "demo-open") -> AppTest:
@@ -63,6 +71,26 @@ def test_only_the_open_tab_draws_its_charts(demo_hub):
     assert drawn["Activity"] == ["Scans per day", "Scans per hour over time", "Session duration distribution"]
     assert drawn["People and zones"] == ["Productivity per user", "Zone completion against expected items"]
     assert drawn["Cost"] == ["Cost by category", "Cost over time by category", "Cost per scan"]
+
+
+def test_a_full_run_sends_the_figures_first_and_the_charts_on_the_browsers_request(demo_hub, monkeypatch):
+    """With deferral on, a run draws the figures, holds the charts' places and mounts the component that
+    asks (once painted) for the run that draws them; that run mounts no component, so it asks no more."""
+    monkeypatch.setattr(stats_view, "DEFER_CHARTS", True)
+    at = open_page(demo_hub, "analyst")
+    assert metric(at, "Total scans") == f"{lake_scans(demo_hub):,}"
+    assert not at.get("plotly_chart") and not at.dataframe  # neither the tab's charts nor Explore's
+    assert shown(at.caption).count("Drawing the charts…") == 2
+    assert at.main.children[len(at.main.children) - 1].key == "stats-after-paint"  # the page's last element
+    at.session_state["stats-charts-released"] = True  # what the component's request does, before its run
+    at.run()
+    assert not at.exception, at.exception
+    assert chart_titles(at)[:3] == ["Scans per day", "Scans per hour over time", "Session duration distribution"]
+    assert at.dataframe and "Drawing the charts…" not in shown(at.caption)
+    assert "stats-after-paint" not in [e.key for e in at.main.children.values()]
+    at.session_state["stats-granularity"] = "hour"  # the next run shows the figures first again
+    at.run()
+    assert not at.get("plotly_chart") and shown(at.caption).count("Drawing the charts…") == 2
 
 
 def test_cost_figures_carry_the_project_currency(demo_hub):
