@@ -40,14 +40,16 @@ def export(export_type: str, fmt: str, **env: str) -> Callable[[Any, Path], Comm
 
 def probe(name: str, repeat: int) -> Callable[[Any, Path], Command]:
     def command(dataset: Any, scratch: Path) -> Command:
-        return Command([sys.executable, "-m", "benchmarks.probes", name, str(repeat)], reports_seconds=True)
+        runs = 1 if dataset.quick else repeat
+        return Command([sys.executable, "-m", "benchmarks.probes", name, str(runs)], reports_seconds=True)
 
     return command
 
 
 def page_speed(repeat: int) -> Callable[[Any, Path], Command]:
     def command(dataset: Any, scratch: Path) -> Command:
-        return Command([sys.executable, "-m", "benchmarks.page_speed", str(repeat)], reports_seconds=True)
+        runs = 1 if dataset.quick else repeat
+        return Command([sys.executable, "-m", "benchmarks.page_speed", str(runs)], reports_seconds=True)
 
     return command
 

@@ -134,14 +134,34 @@ def test_cancels_racing_claims_leave_every_job_in_one_final_state(fleet: Fleet) 
     fleet.assert_consistent(jobs)
 
 
+def _scheduled_start_seconds(fleet: Fleet, projects: list[str]) -> float:
+    """How long one scheduled start takes on this machine now: the mean of a few in a row after one to
+    warm up, each scheduled an hour ahead on a spare project and cancelled afterwards (so nothing of
+    them runs or stays waiting)."""
+    later = datetime.now(UTC) + timedelta(hours=1)
+    ids = [fleet.service.start("ops", projects[0], "slow", {"seconds": 0}, run_at=later).id]
+    began = time.monotonic()
+    ids += [fleet.service.start("ops", slug, "slow", {"seconds": 0}, run_at=later).id for slug in projects[1:]]
+    took = (time.monotonic() - began) / (len(projects) - 1)
+    for job_id in ids:
+        fleet.service.cancel("ops", job_id)
+    return took
+
+
 def test_jobs_scheduled_for_one_moment_each_run_exactly_once(fleet: Fleet) -> None:
-    projects = fleet.projects(200)
+    slugs = fleet.projects(206)
+    projects, spare = slugs[:200], slugs[200:]
     fleet.worker("a")
     fleet.worker("b")
     fleet.wait_until_workers(2)
-    at = datetime.now(UTC) + timedelta(seconds=20)
+    # The moment: after the last of the 200 starts, with room for the machine to get twice as slow as it
+    # just was (a fixed 20 s was waste on a quiet machine and too short at a load of 8).
+    lead = 3 + 2 * len(projects) * _scheduled_start_seconds(fleet, spare)
+    at = datetime.now(UTC) + timedelta(seconds=lead)
     views = [fleet.service.start("ops", slug, "slow", {"seconds": 0}, run_at=at) for slug in projects]
-    assert datetime.now(UTC) < at, "creating the jobs took longer than the schedule allows"
+    left = (at - datetime.now(UTC)).total_seconds()
+    print(f"[{fleet.backend}] scheduled {lead:.1f} s ahead; {left:.1f} s of it left after the last start")
+    assert left > 0, "creating the jobs took longer than the schedule allows"
     assert all(v.status is JobStatus.WAITING for v in views)
     jobs = [v.id for v in views]
     final = fleet.wait_final(jobs, timeout=300)
