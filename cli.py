@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from exporthub import cli as commands
+from exporthub.lean_process import prepare as prepare_process
 
 if TYPE_CHECKING:
     from exporthub.plugins import ExporterRegistry
@@ -45,5 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return commands.main(argv, edges=EDGES)
 
 
-if __name__ == "__main__":  # pragma: no cover
+def run() -> None:
+    """The ``exporthub`` process: a worker or an export drops what no export uses, then the command runs."""
+    prepare_process(sys.argv[1:])
     sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()
