@@ -8,6 +8,7 @@ Huey dispatcher and the worker's consumer. Each is imported when a command needs
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -46,10 +47,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return commands.main(argv, edges=EDGES)
 
 
+# The shell's status for a process whose reader went away (128 + SIGPIPE), as `yes | head` reports.
+EXIT_BROKEN_PIPE = 141
+
+
 def run() -> None:
     """The ``exporthub`` process: a worker or an export drops what no export uses, then the command runs."""
     prepare_process(sys.argv[1:])
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader left early (`exporthub jobs --json | head`): no traceback, and nothing more to write.
+        # Python would flush stdout again at exit and fail the same way, so stdout goes to /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_BROKEN_PIPE
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,5 @@
-"""Export processes leave out what no export uses (``exporthub.lean_process``): checked in fresh
+"""The ``exporthub`` process entry point (``cli.run``): export processes leave out what no export uses
+(``exporthub.lean_process``), and a reader that leaves early gets no traceback. Checked in fresh
 interpreters, since this test process has long imported pandas."""
 
 from __future__ import annotations
@@ -78,3 +79,14 @@ def test_every_export_type_runs_in_a_lean_process(demo_hub):
     rows = demo_hub.db.engine.connect().exec_driver_sql(
         "SELECT count(*) FROM jobs WHERE status = 'completed' AND parent_id IS NULL").scalar()
     assert rows == 11
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    # `exporthub types --json | head -c 10`: the command's output outlives its reader.
+    reader = subprocess.Popen([sys.executable, "-m", "cli", "types", "--json"], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reader.stdout is not None and reader.stderr is not None
+    reader.stdout.close()  # before the command has printed anything
+    err = reader.stderr.read().decode()
+    assert reader.wait(timeout=60) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
