@@ -25,15 +25,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
+from typing import TYPE_CHECKING, BinaryIO, NoReturn
 from urllib.parse import unquote, urlparse
 
 from exporthub.settings import Settings
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
-
-    from exporthub.storage_local import LocalStore as LocalStore  # re-exported: see __getattr__
 
 PARTIAL_DIR = ".partial"  # a job's private work folder; never served, deleted when the job ends
 CHUNK = 1 << 20
@@ -272,12 +270,3 @@ def delete_job(settings: Settings, slug: str, export_type: str, job_id: int) -> 
     with contextlib.suppress(OSError):
         folder.parent.rmdir()
 
-
-def __getattr__(name: str) -> Any:
-    """``exporthub.storage.LocalStore`` still names the local backend, which lives in
-    :mod:`exporthub.storage_local` (imported on first use: that module builds on this one)."""
-    if name == "LocalStore":
-        from exporthub.storage_local import LocalStore
-
-        return LocalStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

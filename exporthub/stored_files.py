@@ -21,7 +21,8 @@ def stored_path(settings: Settings, storage_key: str) -> Path:
     """The local file a storage key names, resolved (local file store only); raises
     :class:`LinkRefused` (404) when it would leave the files folder (``..``, absolute keys, symlinks
     pointing elsewhere) or cannot be a path at all."""
-    from exporthub.storage import BadKey, LocalStore, get_store
+    from exporthub.storage import BadKey, get_store
+    from exporthub.storage_local import LocalStore
 
     store = get_store(settings)
     try:

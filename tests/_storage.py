@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from exporthub.storage import LocalStore, get_store
+from exporthub.storage import get_store
+from exporthub.storage_local import LocalStore
 from exporthub.views import FileView, JobView
 
 

@@ -57,7 +57,8 @@ def test_scaled_out_setup_refuses_missing_or_known_secret(tmp_path, monkeypatch)
 
 
 def test_files_url_names_the_file_store(tmp_path, monkeypatch):
-    from exporthub.storage import LocalStore, ObjectStore, get_store
+    from exporthub.storage import ObjectStore, get_store
+    from exporthub.storage_local import LocalStore
 
     monkeypatch.setenv("EXPORTHUB_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("EXPORTHUB_FILES_URL", raising=False)

@@ -30,7 +30,8 @@ from exporthub.demo import create_demo
 from exporthub.models import File, Job, utcnow
 from exporthub.restore import RestoreRefused, restore_stored_backup
 from exporthub.states import JobStatus
-from exporthub.storage import BadKey, FileStore, LocalStore, get_store, job_prefix, sha256_of
+from exporthub.storage import BadKey, FileStore, get_store, job_prefix, sha256_of
+from exporthub.storage_local import LocalStore
 from tests._hubs import Hub, make_hub
 from tests._storage import fetched, stored_file
 from tests.exporters._support import completed_job

@@ -3,12 +3,16 @@ looking, and domain calls whose refusal is shown in plain words."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 import streamlit as st
 
 from exporthub.errors import ExporthubError
 from ui.format import md_escape
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _FLASH = "_admin_flash"  # (place, kind, message, secret) shown once after a rerun
 TOP = "top"
@@ -36,7 +40,7 @@ def show_flash(where: str = TOP) -> None:
         st.caption('Shown once: pass it on privately. "Set a temporary password" makes a new one.')
 
 
-def attempt(action: Any, *args: Any, **kwargs: Any) -> Any:
+def attempt(action: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
     """Call a domain action; show a refusal in plain words and return None."""
     try:
         return action(*args, **kwargs)

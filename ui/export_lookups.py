@@ -12,6 +12,7 @@ import streamlit as st
 
 from exporthub.errors import ExporthubError, InvalidVariable
 from exporthub.export_config import ExportDefinition
+from exporthub.plugins import Estimate
 from ui import forms
 from ui.format import md_escape
 from ui.session import PageContext
@@ -54,10 +55,10 @@ def estimate_box(ctx: PageContext, definition: ExportDefinition, values: dict[st
             st.warning(md_escape(warning), icon=":material/warning:")
 
 
-def cached_estimate(ctx: PageContext, export_type: str, values: dict[str, Any]) -> Any:
+def cached_estimate(ctx: PageContext, export_type: str, values: dict[str, Any]) -> Estimate | None:
     # The dialog reruns on every widget change; count again only when the filters changed.
     key = json.dumps([ctx.project.slug, export_type, values], default=str, sort_keys=True)
-    cache: dict[str, tuple[float, Any]] = st.session_state.setdefault("_estimates", {})
+    cache: dict[str, tuple[float, Estimate | None]] = st.session_state.setdefault("_estimates", {})
     hit = cache.get(key)
     if hit is not None and time.monotonic() - hit[0] < _ESTIMATE_TTL:
         return hit[1]

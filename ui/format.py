@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from exporthub.context import ProjectInfo
+
 _UNITS = ("bytes", "KB", "MB", "GB", "TB")
 
 # Human labels for option values the shipped config uses; anything else is shown as is.
@@ -98,6 +100,6 @@ def variable_value(key: str, value: Any) -> str:
 DEFAULT_CURRENCY = "EUR"
 
 
-def project_currency(project: Any) -> str:
+def project_currency(project: ProjectInfo) -> str:
     """The currency the project's costs are in (a project setting; EUR when the project has none)."""
-    return str(getattr(project, "currency", None) or DEFAULT_CURRENCY)
+    return project.currency or DEFAULT_CURRENCY

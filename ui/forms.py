@@ -29,6 +29,7 @@ from exporthub.errors import ExporthubError, InvalidVariable, JobAlreadyRunning
 from exporthub.excel import split_warning
 from exporthub.export_config import ExportDefinition, Variable, VarType
 from exporthub.jobs import JobService
+from exporthub.plugins import Estimate
 from exporthub.views import JobView
 from ui.format import OPTION_LABELS, md_escape, option_label, size
 
@@ -267,7 +268,7 @@ class EstimateText:
     warnings: tuple[str, ...]
 
 
-def describe_estimate(estimate: Any, values: Mapping[str, Any]) -> EstimateText | None:
+def describe_estimate(estimate: Estimate | None, values: Mapping[str, Any]) -> EstimateText | None:
     """The estimate as a sentence plus warnings; adds the Excel row-limit warning when the
     exporter did not give one itself."""
     if estimate is None:

@@ -9,9 +9,8 @@ notes which type to open and reruns the app.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import streamlit as st
@@ -62,7 +61,7 @@ BLURBS: dict[str, str] = {
 
 
 def grouped_types(
-    config: Mapping[str, ExportDefinition], registered: Any = None
+    config: Mapping[str, ExportDefinition], registered: Container[str] | None = None
 ) -> dict[str, list[ExportDefinition]]:
     """Visible export types by group, the three standard groups first, in config order within a group.
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import streamlit as st
 
@@ -152,11 +151,11 @@ def _variables(ctx: PageContext, job: JobView) -> None:
     if not job.variables:
         st.caption("This export type has no variables.")
         return
-    definition: Any = ctx.service.config.get(job.export_type)
+    definition = ctx.service.config.get(job.export_type)
     rows = []
     for key, value in job.variables.items():
         var = definition.variable(key) if definition is not None else None
-        if var is not None and not forms.applies(var, job.variables, definition):
+        if definition is not None and var is not None and not forms.applies(var, job.variables, definition):
             continue  # e.g. From/To of a preset range, the CSV dialect of an Excel file
         rows.append({"Variable": var.title if var else key, "Value": fmt.variable_value(key, value)})
     st.dataframe(rows, hide_index=True, width="stretch")

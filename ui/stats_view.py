@@ -26,11 +26,13 @@ from exporthub.stats import (
     FilterOptions,
     Preview,
     StatsFilter,
+    StatsService,
     dimensions_for,
 )
 from ui.charts_plotly import cached_figure
 from ui.format import local_time, md_escape, option_label
 from ui.forms import plain_refusal
+from ui.page_context import PageContext
 
 DATE_PRESETS = ("all", "last7days", "last30days", "custom")
 GRANULARITY_LABELS = {"day": "Per day", "hour": "Per hour"}
@@ -142,8 +144,10 @@ def headline(preview: Preview, currency: str) -> None:
 # therefore holds the charts' places and mounts a tiny browser component that, once the browser has painted
 # the page (an animation frame, then a task), asks for one more run: that one draws the charts. One
 # request for the whole page (not one per fragment), and no timer: nothing is redrawn afterwards.
-DEFER_CHARTS = True  # AppTest has no browser to paint and ask: its tests turn this off
 _RELEASED = "stats-charts-released"
+# A session that sets this key draws the charts in every run. AppTest has no browser to paint and ask,
+# so its tests set it.
+CHARTS_AT_ONCE = "stats-charts-at-once"
 _AFTER_PAINT_JS = """
 export default function (component) {
     requestAnimationFrame(() => setTimeout(() => component.setTriggerValue("painted", true), 0));
@@ -159,7 +163,7 @@ def _release_charts() -> None:
 def charts_now() -> bool:
     """Whether this run draws the charts: without deferral, or when the browser asked for it after
     painting the previous run (see :func:`ask_for_charts`)."""
-    return not DEFER_CHARTS or bool(st.session_state.pop(_RELEASED, False))
+    return bool(st.session_state.get(CHARTS_AT_ONCE)) or bool(st.session_state.pop(_RELEASED, False))
 
 
 def ask_for_charts() -> None:
@@ -244,7 +248,7 @@ def report_controls(service: JobService, actor: str, project: str, view: View) -
 
 
 @st.fragment
-def explore_section(stats: Any, ctx: Any, view: View, draw: bool = True) -> None:
+def explore_section(stats: StatsService, ctx: PageContext, view: View, draw: bool = True) -> None:
     """Ad-hoc exploration; its own fragment, so changing a measure does not redraw the charts above.
     Without ``draw`` its chart and table wait, as the charts above (see :func:`charts_now`)."""
     st.header("Explore")

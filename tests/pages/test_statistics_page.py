@@ -18,18 +18,15 @@ from ui import stats_view
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "statistics.py")
 
 
-@pytest.fixture(autouse=True)
-def _charts_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """AppTest has no browser to ask for the charts after the first paint: draw them in the full run
-    (the deferral itself is tested below with it on, and in the Chromium tests)."""
-    monkeypatch.setattr(stats_view, "DEFER_CHARTS", False)
-
-
-def open_page(hub, user: str, project: str = "demo-open") -> AppTest:
+def open_page(hub, user: str, project: str = "demo-open", *, charts_at_once: bool = True) -> AppTest:
+    """The page as ``user`` sees it. AppTest has no browser to ask for the charts after the first paint,
+    so by default they are drawn in the full run (the deferral is tested below, and in Chromium)."""
     ui.session.use_services(hub.service())
     at = AppTest.from_file(PAGE, default_timeout=120)
     at.session_state["user"] = user
     at.session_state["project"] = project
+    if charts_at_once:
+        at.session_state[stats_view.CHARTS_AT_ONCE] = True
     at.run()
     assert not at.exception, at.exception
     return at
@@ -73,11 +70,10 @@ def test_only_the_open_tab_draws_its_charts(demo_hub):
     assert drawn["Cost"] == ["Cost by category", "Cost over time by category", "Cost per scan"]
 
 
-def test_a_full_run_sends_the_figures_first_and_the_charts_on_the_browsers_request(demo_hub, monkeypatch):
+def test_a_full_run_sends_the_figures_first_and_the_charts_on_the_browsers_request(demo_hub):
     """With deferral on, a run draws the figures, holds the charts' places and mounts the component that
     asks (once painted) for the run that draws them; that run mounts no component, so it asks no more."""
-    monkeypatch.setattr(stats_view, "DEFER_CHARTS", True)
-    at = open_page(demo_hub, "analyst")
+    at = open_page(demo_hub, "analyst", charts_at_once=False)
     assert metric(at, "Total scans") == f"{lake_scans(demo_hub):,}"
     assert not at.get("plotly_chart") and not at.dataframe  # neither the tab's charts nor Explore's
     assert shown(at.caption).count("Drawing the charts…") == 2
