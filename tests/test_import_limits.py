@@ -17,7 +17,7 @@ from exporthub.importer import ImportRefused
 from exporthub.importer.read import MAX_COLUMNS, MAX_FIELD_BYTES, MAX_HEADER_BYTES, ImportFile, csv_header, read_raw
 from exporthub.models import AuditEvent
 from tests import _handmade as hm
-from tests.test_importer import made, refused  # noqa: F401 - the fixture is used by name
+from tests._import_helpers import made, refused  # noqa: F401 - the fixture is used by name
 
 
 def _refusals(hub) -> int:

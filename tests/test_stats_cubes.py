@@ -17,8 +17,8 @@ from exporthub.export_config import DateWindow
 from exporthub.importer import ImportFile, import_files
 from exporthub.stats import ResultCache, StatsFilter, StatsService, cubes
 from exporthub.stats.filters import Scope
+from tests._stats_reference import NOW, Lake, filters
 from tests.test_compaction import SLUG, SYSTEM, fragment
-from tests.test_stats import NOW, Lake, filters
 
 FILTER_IDS = ["all", "custom+zones", "areas+users+deleted", "last7days"]
 

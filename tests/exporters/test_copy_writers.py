@@ -18,7 +18,7 @@ from exporters._csv import copy_csv, sidecar_path, write_csv
 from exporters._parquet import copy_parquet, read_about
 from exporters._query import Query, spreadsheet_safe
 from exporters._safety import DANGEROUS_PREFIXES
-from tests.exporters.test_writers import INJECTION, make_about
+from tests.exporters._writer_samples import INJECTION, make_about
 
 DANGEROUS = [k for k, v in INJECTION.items() if k != v]
 

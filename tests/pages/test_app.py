@@ -97,7 +97,7 @@ def test_login_form_hands_this_browser_a_bound_one_time_ticket(app_hub, browser_
     with app_hub.db.read() as s:
         row = s.scalars(select(LoginTicket)).one()
     assert row.id == signing.token_hash(ticket) and row.browser == signing.token_hash(NONCE)
-    # The route then starts the session for this browser only (tested in tests/test_auth.py).
+    # The route then starts the session for this browser only (tested in tests/test_auth_routes.py).
     cookie = tickets.redeem(app_hub.db, app_hub.settings, ticket, NONCE)
     browser_cookies[sessions.SESSION_COOKIE] = cookie
     at = open_app()  # the reloaded page: logged in from the cookie
