@@ -196,7 +196,7 @@ def cmd_roles(args: argparse.Namespace, settings: Settings) -> int:
 # ---------------------------------------------------------------------- parser
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the operator commands to the ``exporthub`` parser's sub-commands."""
     p = sub.add_parser("init", help="create the schema and the first global admin (asks for the password)")
     p.add_argument("--username", default="admin", help="the first admin's username (default admin)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 from exporthub.settings import Settings
 
@@ -52,7 +51,7 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``restore (ZIP | --file FILE_ID) --project NEW_SLUG --user USERNAME [--name NAME] [--json]``."""
     p = subparsers.add_parser("restore", help="restore a project backup as a new project (global admins)")
     p.add_argument("zip", nargs="?", help="the backup zip made by the 'backup' export")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from exporthub.settings import Settings
 
@@ -73,7 +72,7 @@ def cmd_migrate_lake(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``import`` and ``compact`` to the ``exporthub`` parser's sub-commands."""
     p = sub.add_parser("import", help="import csv or parquet files into a project's lake table")
     p.add_argument("project", help="the project's slug")

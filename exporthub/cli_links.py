@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 from exporthub.errors import ExporthubError
 from exporthub.settings import Settings
@@ -47,7 +46,7 @@ def cmd_link(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``link`` sub-command to the ``exporthub`` parser."""
     p = subparsers.add_parser("link", help="print a download link to a file for one user")
     p.add_argument("file_id", type=int, help="the file's id (see 'exporthub job')")

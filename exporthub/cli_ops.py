@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from typing import Any
 
 from exporthub.cli import EXIT_OK, edges_of, get_database
 from exporthub.settings import Settings
@@ -79,7 +78,7 @@ def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("worker", help="run the background worker (SIGTERM drains it)")
     p.set_defaults(func=cmd_worker)
 

@@ -16,7 +16,6 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from exporthub.errors import ExporthubError
 from exporthub.settings import Settings
@@ -107,7 +106,7 @@ def _refuse_existing(target: Path, force: bool) -> None:
         raise ExporthubError(f"No such folder: {target.parent}")
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``tokens`` and ``download`` to the ``exporthub`` parser's sub-commands."""
     tokens = sub.add_parser("tokens", help="API tokens for scripts that download files").add_subparsers(
         dest="tokens_command", required=True

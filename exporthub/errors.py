@@ -12,7 +12,9 @@ if TYPE_CHECKING:
 
 class ExporthubError(Exception):
     """Base of every error the domain raises on purpose: refusals, and :class:`Cancelled`. Every error
-    class lives in this module.
+    class lives in this module, except the file store's (:class:`exporthub.storage.StorageError` and its
+    subclasses): those are OSErrors on purpose, an I/O failure that fails a job like any other, not a
+    refusal to audit and show as the user's mistake.
 
     ``code`` is the refusal's stable machine name (the CLI's ``{"error": {"code": …}}``); a subclass
     without one gets its class name in snake case.
