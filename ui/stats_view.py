@@ -49,71 +49,93 @@ class View:
 
 
 def filter_bar(options: FilterOptions, timezone: str) -> View | None:
-    """The filters, applied to every chart. ``None`` (with an error shown) for an impossible range."""
-    today = datetime.now(ZoneInfo(timezone)).date()
-    with st.container(border=True, key="stats-filters"):
-        top = st.columns([2, 3, 2])
-        preset = top[0].selectbox(
-            "Date range",
-            DATE_PRESETS,
-            key="stats-date-range",
-            format_func=lambda v: option_label("dateRange", v),
-        )
-        start: date | None = None
-        end: date | None = None
-        if preset == "custom":
-            chosen = top[1].date_input(
-                "From – to", value=(today - timedelta(days=29), today), key="stats-dates", format="YYYY-MM-DD"
-            )
-            if isinstance(chosen, tuple | list) and len(chosen) == 2:
-                start, end = chosen
-            else:
-                top[1].caption("Pick the last day of the range.")
-                return None
-        granularity = (
-            top[2].segmented_control(
-                "Scans over time",
-                GRANULARITIES,
-                default="day",
-                key="stats-granularity",
-                required=True,
-                format_func=lambda g: GRANULARITY_LABELS.get(g, g),
-            )
-            or "day"
-        )
-        row = st.columns([1, 3, 3, 2])
-        by = row[0].radio("Filter by", ("Zones", "Areas"), key="stats-by", horizontal=False)
-        zones: list[str] = []
-        areas: list[str] = []
-        if by == "Zones":
-            zones = row[1].multiselect("Zones (empty = all)", options.zones, key="stats-zones")
-        else:
-            areas = row[1].multiselect("Areas (empty = all)", options.areas, key="stats-areas")
-        users = row[2].multiselect(
-            "Users (empty = all)",
-            list(options.users),
-            key="stats-users",
-            format_func=lambda u: f"{options.users.get(u, u)} ({u})",
-        )
-        include_deleted = row[3].checkbox(
-            "Include deleted",
-            key="stats-deleted",
-            help="Count soft-deleted scans and sessions; list deleted zones.",
-        )
+    """The filters, applied to every chart: one button that opens them, and beside it what they are set
+    to. ``None`` (with the reason shown) when they make no view, such as a range without its last day.
+
+    The widgets sit in a popover, which the browser draws only when it is opened: a page opened from
+    its address shows its figures without first loading the code of six kinds of widget."""
+    button, summary = st.columns([1, 7], vertical_alignment="center")
+    with button.popover("Filters", icon=":material/filter_list:", key="stats-filters", width="stretch"):
+        chosen = _filter_widgets(options, timezone)
+    if chosen is None:
+        summary.caption("Pick the last day of the range under **Filters**.")
+        return None
     try:
-        filters = StatsFilter(
-            date_range=preset,
-            date_from=start,
-            date_to=end,
-            zones=tuple(zones),
-            areas=tuple(areas),
-            users=tuple(users),
-            include_deleted=include_deleted,
-        )
+        view = View(StatsFilter(**chosen.pop("filters")), chosen["granularity"])
     except InvalidVariable as exc:
         st.error(md_escape(exc.message))
         return None
-    return View(filters, granularity)
+    summary.caption(describe(view, options))
+    return view
+
+
+def _filter_widgets(options: FilterOptions, timezone: str) -> dict[str, Any] | None:
+    """The filter widgets, one under the other; their values, or ``None`` for a range not yet picked."""
+    today = datetime.now(ZoneInfo(timezone)).date()
+    preset = st.selectbox(
+        "Date range", DATE_PRESETS, key="stats-date-range", format_func=lambda v: option_label("dateRange", v)
+    )
+    start: date | None = None
+    end: date | None = None
+    if preset == "custom":
+        picked = st.date_input(
+            "From – to", value=(today - timedelta(days=29), today), key="stats-dates", format="YYYY-MM-DD"
+        )
+        if not (isinstance(picked, tuple | list) and len(picked) == 2):
+            st.caption("Pick the last day of the range.")
+            return None
+        start, end = picked
+    granularity = st.segmented_control(
+        "Scans over time",
+        GRANULARITIES,
+        default="day",
+        key="stats-granularity",
+        required=True,
+        format_func=lambda g: GRANULARITY_LABELS.get(g, g),
+    ) or "day"
+    by = st.radio("Filter by", ("Zones", "Areas"), key="stats-by", horizontal=True)
+    zones: list[str] = []
+    areas: list[str] = []
+    if by == "Zones":
+        zones = st.multiselect("Zones (empty = all)", options.zones, key="stats-zones")
+    else:
+        areas = st.multiselect("Areas (empty = all)", options.areas, key="stats-areas")
+    users = st.multiselect(
+        "Users (empty = all)",
+        list(options.users),
+        key="stats-users",
+        format_func=lambda u: f"{options.users.get(u, u)} ({u})",
+    )
+    include_deleted = st.checkbox(
+        "Include deleted", key="stats-deleted", help="Count soft-deleted scans and sessions; list deleted zones."
+    )
+    return {"granularity": granularity, "filters": {
+        "date_range": preset, "date_from": start, "date_to": end, "zones": tuple(zones), "areas": tuple(areas),
+        "users": tuple(users), "include_deleted": include_deleted,
+    }}
+
+
+def describe(view: View, options: FilterOptions) -> str:
+    """What the filters are set to, in a line: ``All time · per day · zones Z-01, Z-02 · all users``."""
+    f = view.filters
+    if f.date_range == "custom" and f.date_from and f.date_to:
+        when = f"{f.date_from:%d %b %Y} – {f.date_to:%d %b %Y}"
+    else:
+        when = option_label("dateRange", f.date_range)
+    parts = [when, GRANULARITY_LABELS.get(view.granularity, view.granularity).lower()]
+    if f.areas:
+        parts.append(_some("areas", f.areas))
+    else:
+        parts.append(_some("zones", f.zones) if f.zones else "all zones")
+    names = tuple(options.users.get(u, u) for u in f.users)
+    parts.append(_some("users", names) if names else "all users")
+    if f.include_deleted:
+        parts.append("deleted included")
+    return md_escape(" · ".join(parts))
+
+
+def _some(what: str, values: tuple[str, ...]) -> str:
+    return f"{what} {', '.join(values)}" if len(values) <= 3 else f"{len(values)} {what}"
 
 
 def cutoff_note(preview: Preview) -> None:

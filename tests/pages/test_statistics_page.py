@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -10,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 import ui.session
 from exporthub.errors import PermissionDenied
-from exporthub.stats import StatsFilter, StatsService
+from exporthub.stats import FilterOptions, StatsFilter, StatsService
 from tests._lake import lake_sql
 from tests.pages.conftest import shown
 from ui import stats_view
@@ -147,6 +148,8 @@ def test_analyst_sees_charts_and_starts_the_report_with_the_view(demo_hub):
     expected = lake_scans(demo_hub, f"NOT deleted AND zone_id IN ({','.join(map(str, ids))})")
     assert metric(at, "Total scans") == f"{expected:,}"
     assert "Scans per hour" in chart_titles(at)
+    # Beside the Filters button, what they are set to now.
+    assert f"All time · per hour · zones {zones[0]}, {zones[1]} · all users" in shown(at.caption)
 
     at.button(key="stats-generate").click().run()
     assert not at.exception, at.exception
@@ -251,3 +254,21 @@ def test_figures_are_built_once_per_chart_and_data(demo_hub, monkeypatch):
     assert built[6:] == ["scans_over_time", "daily_productivity", "session_durations"]
     at.selectbox(key="explore-measure").set_value("quantity").run()  # another explore table: built anew
     assert built[9:] == ["explore"]
+
+
+def test_the_filters_line_names_what_is_chosen_and_counts_long_lists():
+    options = FilterOptions(zones=("Z-1", "Z-2"), areas=("North",),
+                            users={"mia": "Mia Meyer", "tom": "Tom"})
+
+    def line(granularity: str = "day", **filters: object) -> str:
+        return stats_view.describe(stats_view.View(StatsFilter(**filters), granularity), options)
+
+    assert line() == "All time · per day · all zones · all users"
+    assert line("hour", date_range="last7days", users=("mia",)) == (
+        "Last 7 days · per hour · all zones · users Mia Meyer")
+    assert line(areas=("North",), include_deleted=True) == (
+        "All time · per day · areas North · all users · deleted included")
+    assert line(zones=("A", "B", "C", "D")) == "All time · per day · 4 zones · all users"
+    custom = line(date_range="custom", date_from=date(2026, 11, 2), date_to=date(2026, 11, 30))
+    assert custom.startswith("02 Nov 2026 – 30 Nov 2026 · ")
+
