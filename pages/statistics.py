@@ -8,13 +8,13 @@ import streamlit as st
 from exporthub.errors import ExporthubError
 from exporthub.permissions import Permission
 from ui import stats_view
-from ui.format import md_escape, project_currency
+from ui.format import md_escape
 from ui.session import page_context
 from ui.stats_services import stats_service
 
 ctx = page_context(Permission.VIEW)
 user, project, timezone = ctx.user.username, ctx.project.slug, ctx.project.timezone
-currency = project_currency(ctx.project)
+currency = ctx.project.currency  # a project setting (EUR unless set), never empty
 stats = stats_service()
 
 st.title("Statistics")

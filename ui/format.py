@@ -8,8 +8,6 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from exporthub.context import ProjectInfo
-
 _UNITS = ("bytes", "KB", "MB", "GB", "TB")
 
 # Human labels for option values the shipped config uses; anything else is shown as is.
@@ -96,10 +94,3 @@ def variable_value(key: str, value: Any) -> str:
         return ", ".join(option_label(key, v) for v in value)
     return option_label(key, value)
 
-
-DEFAULT_CURRENCY = "EUR"
-
-
-def project_currency(project: ProjectInfo) -> str:
-    """The currency the project's costs are in (a project setting; EUR when the project has none)."""
-    return project.currency or DEFAULT_CURRENCY

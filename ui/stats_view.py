@@ -55,22 +55,22 @@ def filter_bar(options: FilterOptions, timezone: str) -> View | None:
     The widgets sit in a popover, which the browser draws only when it is opened: a page opened from
     its address shows its figures without first loading the code of six kinds of widget."""
     button, summary = st.columns([1, 7], vertical_alignment="center")
-    with button.popover("Filters", icon=":material/filter_list:", key="stats-filters", width="stretch"):
-        chosen = _filter_widgets(options, timezone)
-    if chosen is None:
-        summary.caption("Pick the last day of the range under **Filters**.")
-        return None
     try:
-        view = View(StatsFilter(**chosen.pop("filters")), chosen["granularity"])
-    except InvalidVariable as exc:
+        with button.popover("Filters", icon=":material/filter_list:", key="stats-filters", width="stretch"):
+            view = _filter_widgets(options, timezone)
+    except InvalidVariable as exc:  # shown on the page, not inside the closed popover
         st.error(md_escape(exc.message))
+        return None
+    if view is None:
+        summary.caption("Pick the last day of the range under **Filters**.")
         return None
     summary.caption(describe(view, options))
     return view
 
 
-def _filter_widgets(options: FilterOptions, timezone: str) -> dict[str, Any] | None:
-    """The filter widgets, one under the other; their values, or ``None`` for a range not yet picked."""
+def _filter_widgets(options: FilterOptions, timezone: str) -> View | None:
+    """The filter widgets, one under the other, and the view they make; ``None`` for a range not yet
+    picked. Raises ``InvalidVariable`` for filters that make no view (a range ending before it starts)."""
     today = datetime.now(ZoneInfo(timezone)).date()
     preset = st.selectbox(
         "Date range", DATE_PRESETS, key="stats-date-range", format_func=lambda v: option_label("dateRange", v)
@@ -109,10 +109,9 @@ def _filter_widgets(options: FilterOptions, timezone: str) -> dict[str, Any] | N
     include_deleted = st.checkbox(
         "Include deleted", key="stats-deleted", help="Count soft-deleted scans and sessions; list deleted zones."
     )
-    return {"granularity": granularity, "filters": {
-        "date_range": preset, "date_from": start, "date_to": end, "zones": tuple(zones), "areas": tuple(areas),
-        "users": tuple(users), "include_deleted": include_deleted,
-    }}
+    filters = StatsFilter(date_range=preset, date_from=start, date_to=end, zones=tuple(zones),
+                          areas=tuple(areas), users=tuple(users), include_deleted=include_deleted)
+    return View(filters, granularity)
 
 
 def describe(view: View, options: FilterOptions) -> str:
@@ -183,8 +182,8 @@ def _release_charts() -> None:
 
 
 def charts_now() -> bool:
-    """Whether this run draws the charts: without deferral, or when the browser asked for it after
-    painting the previous run (see :func:`ask_for_charts`)."""
+    """Whether this run draws the charts: always in a session that set :data:`CHARTS_AT_ONCE`, else
+    when the browser asked for it after painting the previous run (see :func:`ask_for_charts`)."""
     return bool(st.session_state.get(CHARTS_AT_ONCE)) or bool(st.session_state.pop(_RELEASED, False))
 
 
