@@ -137,7 +137,7 @@ def test_charts_render_update_and_start_a_report(server):
         # The filters wait behind their button (the browser has not drawn their widgets), their settings
         # beside it.
         assert page.locator('[data-testid="stMultiSelect"]').count() == 0
-        expect(page.get_by_text("All time · per day · all zones · all users")).to_be_visible()
+        expect(page.get_by_text("All time · per day · all zones · all users")).to_be_visible(timeout=60_000)
         # One zone only: the headline and the charts follow.
         page.get_by_role("button", name="Filters").click()
         page.get_by_role("combobox", name="Zones (empty = all)").click()
@@ -150,7 +150,8 @@ def test_charts_render_update_and_start_a_report(server):
         ).not_to_have_text(before, timeout=60_000)
         after = _total_scans(page)
         assert int(after.replace(",", "")) < int(before.replace(",", ""))
-        expect(page.get_by_text(re.compile(r"^All time · per day · (zones Z-|\d+ zones)"))).to_be_visible()
+        expect(page.get_by_text(re.compile(r"^All time · per day · (zones Z-|\d+ zones)"))).to_be_visible(
+            timeout=60_000)
         page.keyboard.press("Escape")  # the filters
         # The full run holds the charts' place, and the browser then asks for them: they come back.
         expect(page.get_by_text("Drawing the charts…")).to_have_count(0, timeout=60_000)

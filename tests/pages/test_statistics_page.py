@@ -272,3 +272,17 @@ def test_the_filters_line_names_what_is_chosen_and_counts_long_lists():
     custom = line(date_range="custom", date_from=date(2026, 11, 2), date_to=date(2026, 11, 30))
     assert custom.startswith("02 Nov 2026 – 30 Nov 2026 · ")
 
+
+
+def test_a_custom_range_shows_its_refusal_on_the_page_and_draws_nothing_else(demo_hub):
+    at = open_page(demo_hub, "analyst")
+    at.selectbox(key="stats-date-range").set_value("custom").run()
+    at.date_input(key="stats-dates").set_value((date(2026, 11, 20), date(2026, 11, 30))).run()
+    assert not at.exception, at.exception
+    assert "20 Nov 2026 – 30 Nov 2026 · per day · all zones · all users" in shown(at.caption)
+    at.date_input(key="stats-dates").set_value((date(2026, 11, 20),)).run()  # the last day not picked yet
+    assert "Pick the last day of the range under **Filters**." in [c.value for c in at.caption]
+    assert not at.metric and not at.error
+    at.date_input(key="stats-dates").set_value((date(2026, 11, 30), date(2026, 11, 20))).run()  # backwards
+    assert not at.exception, at.exception
+    assert "the end date is before the start date" in shown(at.error)[0] and not at.metric
