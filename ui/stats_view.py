@@ -38,6 +38,9 @@ DATE_PRESETS = ("all", "last7days", "last30days", "custom")
 GRANULARITY_LABELS = {"day": "Per day", "hour": "Per hour"}
 REPORT_FORMATS = {"pdf": "PDF with charts", "xlsx": "Excel tables"}
 EXPLORE_FORMATS = {"csv": "CSV", "xlsx": "Excel (xlsx)"}
+# Session keys of what the last "Generate report" and "Export this view" came to.
+_REPORT_STARTED = "stats-report-started"
+_EXPLORE_STARTED = "stats-explore-started"
 
 
 @dataclass(frozen=True)
@@ -181,10 +184,22 @@ def _release_charts() -> None:
     st.session_state[_RELEASED] = True
 
 
+# Set by the page's own controls that leave the view as it is (the report's format and button): their run
+# draws the charts at once, from the figures already built, rather than blanking them for one more run.
+_KEPT = "stats-charts-kept"
+
+
+def keep_charts() -> None:
+    st.session_state[_KEPT] = True
+
+
 def charts_now() -> bool:
     """Whether this run draws the charts: always in a session that set :data:`CHARTS_AT_ONCE`, else
-    when the browser asked for it after painting the previous run (see :func:`ask_for_charts`)."""
-    return bool(st.session_state.get(CHARTS_AT_ONCE)) or bool(st.session_state.pop(_RELEASED, False))
+    when the browser asked for it after painting the previous run (see :func:`ask_for_charts`) or a
+    control that keeps the view asked for it (see :func:`keep_charts`). Both requests last one run."""
+    released = st.session_state.pop(_RELEASED, False)
+    kept = st.session_state.pop(_KEPT, False)
+    return bool(st.session_state.get(CHARTS_AT_ONCE) or released or kept)
 
 
 def ask_for_charts() -> None:
@@ -237,15 +252,43 @@ def chart_grid(specs: list[charts.ChartSpec], data_key: Hashable, currency: str 
 
 
 def start_job(
-    service: JobService, actor: str, project: str, export_type: str, values: Mapping[str, Any], *, what: str
+    service: JobService,
+    actor: str,
+    project: str,
+    export_type: str,
+    values: Mapping[str, Any],
+    *,
+    what: str,
+    key: str,
 ) -> None:
-    """Start an export; say which job started, or show the refusal in plain words."""
+    """Start an export and keep what came of it under ``key`` for :func:`show_outcome`: the job's number,
+    or the refusal in plain words."""
     try:
         job = service.start(actor, project, export_type, dict(values))
     except ExporthubError as exc:
-        st.error(md_escape(plain_refusal(exc, service.config.get(export_type))))
+        outcome = _Outcome(dict(values), False, md_escape(plain_refusal(exc, service.config.get(export_type))))
+    else:
+        text = f"{what} started as job #{job.id}. [Follow it in the job details](/job?job={job.id})."
+        outcome = _Outcome(dict(values), True, text)
+    st.session_state[key] = outcome
+
+
+def show_outcome(key: str, values: Mapping[str, Any]) -> None:
+    """What the last start under ``key`` came to, while the view is still the one it started from.
+
+    Kept in the session, not only shown in the run of the click: the run that follows to draw the charts
+    (see :func:`charts_now`) would otherwise wipe the message a moment after it appeared."""
+    outcome = st.session_state.get(key)
+    if not isinstance(outcome, _Outcome) or outcome.values != dict(values):
         return
-    st.success(f"{what} started as job #{job.id}. [Follow it in the job details](/job?job={job.id}).")
+    (st.success if outcome.started else st.error)(outcome.text)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    values: dict[str, Any]  # the variables the job was asked for: the view, the format
+    started: bool
+    text: str
 
 
 def report_controls(service: JobService, actor: str, project: str, view: View) -> None:
@@ -257,15 +300,18 @@ def report_controls(service: JobService, actor: str, project: str, view: View) -
         key="stats-report-format",
         format_func=lambda f: REPORT_FORMATS.get(f, f),
         label_visibility="collapsed",
+        on_change=keep_charts,
     )
+    values = {**view.filters.to_variables(), "granularity": view.granularity, "format": fmt}
     if cols[1].button(
         "Generate report from this view",
         key="stats-generate",
         type="primary",
         icon=":material/picture_as_pdf:",
+        on_click=keep_charts,
     ):
-        values = {**view.filters.to_variables(), "granularity": view.granularity, "format": fmt}
-        start_job(service, actor, project, "statistics", values, what="The statistics report")
+        start_job(service, actor, project, "statistics", values, what="The statistics report", key=_REPORT_STARTED)
+    show_outcome(_REPORT_STARTED, values)
 
 
 @st.fragment
@@ -322,12 +368,13 @@ def explore_export(service: JobService, actor: str, project: str, view: View, sp
         format_func=lambda f: EXPLORE_FORMATS.get(f, f),
         label_visibility="collapsed",
     )
+    values = {
+        **view.filters.to_variables(),
+        "measure": spec.measure,
+        "dim1": spec.dim1,
+        "dim2": spec.dim2 or NO_DIMENSION,
+        "format": fmt,
+    }
     if cols[1].button("Export this view", key="explore-export", icon=":material/download:"):
-        values = {
-            **view.filters.to_variables(),
-            "measure": spec.measure,
-            "dim1": spec.dim1,
-            "dim2": spec.dim2 or NO_DIMENSION,
-            "format": fmt,
-        }
-        start_job(service, actor, project, "explore", values, what="The explore export")
+        start_job(service, actor, project, "explore", values, what="The explore export", key=_EXPLORE_STARTED)
+    show_outcome(_EXPLORE_STARTED, values)

@@ -168,6 +168,25 @@ def test_generate_twice_shows_the_refusal(demo_hub):
     assert any("already running" in e for e in shown(at.error))
 
 
+def test_the_report_button_keeps_the_charts_and_its_message_stays_until_the_view_changes(demo_hub):
+    at = open_page(demo_hub, "analyst", charts_at_once=False)
+    assert shown(at.caption).count("Drawing the charts…") == 2
+    # The button leaves the view as it is: its run draws the charts at once, with no after-paint request.
+    at.button(key="stats-generate").click().run()
+    said = [s for s in shown(at.success) if "started as job #" in s]
+    assert len(said) == 1, shown(at.error)
+    assert chart_titles(at)[:1] == ["Scans per day"] and "Drawing the charts…" not in shown(at.caption)
+    assert "stats-after-paint" not in [e.key for e in at.main.children.values()]
+    # A later run (here one that holds the charts' places again) still says which job started.
+    at.run()
+    assert shown(at.caption).count("Drawing the charts…") == 2
+    assert [s for s in shown(at.success) if "started as job #" in s] == said
+    # Another format is another view: the message was not about it. Changing it keeps the charts too.
+    at.selectbox(key="stats-report-format").set_value("xlsx").run()
+    assert not any("started as job #" in s for s in shown(at.success))
+    assert "Drawing the charts…" not in shown(at.caption)
+
+
 def test_explore_shows_table_and_exports_the_view(demo_hub):
     at = open_page(demo_hub, "analyst")
     at.selectbox(key="explore-measure").set_value("quantity").run()
