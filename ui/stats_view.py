@@ -71,6 +71,13 @@ def filter_bar(options: FilterOptions, timezone: str) -> View | None:
     return view
 
 
+# Choosing every entry is not the same as choosing none: what belongs to no entry falls out (filters.py).
+_NARROWS = (
+    "Only what belongs to the chosen entries counts. Costs booked to no {0} are left out as soon as one "
+    "{0} is chosen, so choosing them all can show less than leaving the list empty."
+)
+
+
 def _filter_widgets(options: FilterOptions, timezone: str) -> View | None:
     """The filter widgets, one under the other, and the view they make; ``None`` for a range not yet
     picked. Raises ``InvalidVariable`` for filters that make no view (a range ending before it starts)."""
@@ -100,14 +107,15 @@ def _filter_widgets(options: FilterOptions, timezone: str) -> View | None:
     zones: list[str] = []
     areas: list[str] = []
     if by == "Zones":
-        zones = st.multiselect("Zones (empty = all)", options.zones, key="stats-zones")
+        zones = st.multiselect("Zones (empty = all)", options.zones, key="stats-zones", help=_NARROWS.format("zone"))
     else:
-        areas = st.multiselect("Areas (empty = all)", options.areas, key="stats-areas")
+        areas = st.multiselect("Areas (empty = all)", options.areas, key="stats-areas", help=_NARROWS.format("area"))
     users = st.multiselect(
         "Users (empty = all)",
         list(options.users),
         key="stats-users",
         format_func=lambda u: f"{options.users.get(u, u)} ({u})",
+        help=_NARROWS.format("user"),
     )
     include_deleted = st.checkbox(
         "Include deleted", key="stats-deleted", help="Count soft-deleted scans and sessions; list deleted zones."

@@ -105,7 +105,8 @@ def register_new_scans(
     from pyiceberg.table.snapshots import Operation
 
     scans = snap.tables["scans"]
-    chain = ancestry(scans.iceberg, scans.snapshot_id) if scans.iceberg is not None else []
+    table = scans.iceberg_table()
+    chain = ancestry(table, scans.snapshot_id) if table is not None else []
     position = {s.snapshot_id: i for i, s in enumerate(chain)}
     by_snapshot = {z: position[m.snapshot_id] for z, m in marks.items() if m.snapshot_id in position}
     by_scan_id = {z: m.scan_id for z, m in marks.items() if z not in by_snapshot}
@@ -120,7 +121,7 @@ def register_new_scans(
         zones = sorted(z for z, start in by_snapshot.items() if start < i)
         if not zones or _operation(later) != Operation.APPEND:
             continue
-        files = [fs_path(p) for p in _appended_files(scans.iceberg, later)]  # type: ignore[arg-type]
+        files = [fs_path(p) for p in _appended_files(table, later)]  # type: ignore[arg-type]
         if files:
             name = f"_{view}_{i}"
             register_files(con, name, "scans", files, snap.filesystem)

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from exporthub.errors import LakeDamaged, LakeUnreadable
+from exporthub.lake import file_lists
 from exporthub.lake.catalog import filesystem, fs_path, load_table
 from exporthub.lake.schemas import ID_COLUMNS, SCHEMAS, TABLES
 from exporthub.settings import Settings
@@ -52,10 +53,19 @@ class TableSnapshot:
     committed_at: datetime | None
     files: tuple[DataFileRef, ...]
     iceberg: Table | None = field(default=None, compare=False, repr=False)
+    # Loads the table when the snapshot came from a remembered file list (see :mod:`.file_lists`).
+    loader: Callable[[], Table | None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def rows(self) -> int:
         return sum(f.record_count for f in self.files)
+
+    def iceberg_table(self) -> Table | None:
+        """The Iceberg table, for what needs more than the file list (its snapshot history): as it was
+        loaded, or loaded now. A table loaded now may have moved on: ask it for ``snapshot_id``'s."""
+        if self.iceberg is not None or self.loader is None:
+            return self.iceberg
+        return self.loader()
 
 
 @dataclass(frozen=True)
@@ -172,14 +182,44 @@ def table_snapshot(table: Table | None, name: str, snapshot_id: int | None = Non
 def snapshot(settings: Settings, slug: str, ids: Mapping[str, int | None] | None = None, *,
              loaded: Mapping[str, Table | None] | None = None) -> LakeSnapshot:
     """The project's lake now, or as of the given snapshot ids (a job's recorded ones). ``loaded``:
-    the tables as :func:`load_tables` gave them a moment ago, so they are not loaded again."""
-    tables = {}
-    for name in TABLES:
-        wanted = ids.get(name) if ids is not None else None
-        table = loaded[name] if loaded is not None else load_table(settings, slug, name)
-        tables[name] = table_snapshot(table, name, wanted)
+    the tables as :func:`load_tables` gave them a moment ago, so they are not loaded again. The lake
+    now, unless ``loaded`` is given, comes from the remembered file lists where it can."""
+    if ids is None and loaded is None:
+        locations = file_lists.metadata_locations(settings, slug)
+        tables = {name: current_table_snapshot(settings, slug, name, locations.get(name)) for name in TABLES}
+    else:
+        tables = {}
+        for name in TABLES:
+            wanted = ids.get(name) if ids is not None else None
+            table = loaded[name] if loaded is not None else load_table(settings, slug, name)
+            tables[name] = table_snapshot(table, name, wanted)
     fs = None if settings.lake_is_local else filesystem(settings)
     return LakeSnapshot(slug=slug, tables=tables, filesystem=fs)
+
+
+def current_table_snapshot(settings: Settings, slug: str, name: str, location: str | None) -> TableSnapshot:
+    """Table ``name`` as of its current metadata file ``location`` (None: never written): from the list
+    remembered for that file, else loaded with pyiceberg and then remembered (see :mod:`.file_lists`)."""
+    def load() -> Table | None:
+        return load_table(settings, slug, name)
+
+    if location is None:
+        return TableSnapshot(name, None, None, ())  # never written to
+    kept = file_lists.recall(settings, slug, name, location)
+    if kept is not None:
+        committed = kept["committed_at"]
+        return TableSnapshot(
+            name, kept["snapshot_id"], datetime.fromisoformat(committed) if committed else None,
+            tuple(DataFileRef(**f) for f in kept["files"]), loader=load,
+        )
+    table = load()
+    current = table_snapshot(table, name)
+    if table is not None:  # remembered under the file pyiceberg read, which may be newer than ``location``
+        file_lists.remember(
+            settings, slug, name, table.metadata_location, snapshot_id=current.snapshot_id,
+            committed_at=current.committed_at, files=[asdict(f) for f in current.files],
+        )
+    return current
 
 
 def load_tables(settings: Settings, slug: str) -> dict[str, Table | None]:
@@ -233,7 +273,8 @@ def open_table(settings: Settings, slug: str, name: str) -> duckdb.DuckDBPyConne
     """A connection with one view, ``name``, over that table's current files: for a small lookup
     (e.g. the zone codes a job's variables are checked against) without loading the other tables'
     metadata and manifests, which :func:`open_project` does (the scans table's are the big ones)."""
-    current = table_snapshot(load_table(settings, slug, name), name)
+    location = file_lists.metadata_locations(settings, slug).get(name)
+    current = current_table_snapshot(settings, slug, name, location)
     fs = None if settings.lake_is_local else filesystem(settings)
     con = connect(settings)
     try:
