@@ -25,17 +25,18 @@ except ExporthubError as exc:
     st.error(md_escape(exc.message))
     st.stop()
 
+stats_view.keep_held_widgets()  # before any widget: see the function
 view = stats_view.filter_bar(options, timezone)
 if view is None:
     st.stop()
 preview = stats.preview(user, project, view.filters, granularity=view.granularity)
-# The figures and the report button first: both need only the view, which is known now.
 stats_view.headline(preview, currency)
 stats_view.cutoff_note(preview)
-if ctx.can(Permission.START):
-    stats_view.report_controls(ctx.service, user, project, view)
-draw = stats_view.charts_now()  # not with the figures: in the run the browser asks for once it has shown them
-stats_view.chart_tabs(preview, currency, draw)
-stats_view.explore_section(stats, ctx, view, draw)
-if not draw:
-    stats_view.ask_for_charts()
+# The figures alone first; the rest in the run the browser asks for once it has painted them.
+if stats_view.charts_now():
+    if ctx.can(Permission.START):
+        stats_view.report_controls(ctx.service, user, project, view)
+    stats_view.chart_tabs(preview, currency)
+    stats_view.explore_section(stats, ctx, view)
+else:
+    stats_view.hold_the_rest()

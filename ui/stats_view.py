@@ -172,9 +172,11 @@ def headline(preview: Preview, currency: str) -> None:
 
 
 # Plotly draws a chart in the same browser task that puts it on the page, so a chart sent with the figures
-# keeps the figures from being painted until every chart is drawn (seconds on a busy machine). A full run
-# therefore holds the charts' places and mounts a tiny browser component that, once the browser has painted
-# the page (an animation frame, then a task), asks for one more run: that one draws the charts. One
+# keeps the figures from being painted until every chart is drawn (seconds on a busy machine); and the
+# browser renders in one go whatever elements arrive together, so every element sent with the figures
+# delays them a little. A full run therefore sends the figures, holds the place of everything below them
+# and mounts a tiny browser component that, once the browser has painted the page (an animation frame,
+# then a task), asks for one more run: that one sends the report button, the charts and Explore. One
 # request for the whole page (not one per fragment), and no timer: nothing is redrawn afterwards.
 _RELEASED = "stats-charts-released"
 # A session that sets this key draws the charts in every run. AppTest has no browser to paint and ask,
@@ -216,10 +218,30 @@ def ask_for_charts() -> None:
     _after_paint(key="stats-after-paint", on_painted_change=_release_charts, height=0)
 
 
+def hold_the_rest() -> None:
+    """In a run without the charts: their place, below the figures, and the request for them."""
+    chart_placeholder(4)
+    ask_for_charts()
+
+
 def chart_placeholder(rows: int) -> None:
     """The charts' place, as tall as they will be, until the browser asks for them."""
     with st.container(height=rows * 400, border=False):
         st.caption("Drawing the charts…")
+
+
+# The widgets below the figures: a run that holds their place does not draw them, and Streamlit forgets
+# the value of a widget that was not drawn in a run. Each run first claims their values (Streamlit's own
+# way to keep a widget's value across runs that do not draw it), so a filter change keeps the open tab,
+# the report's format and Explore's choices.
+_HELD_WIDGETS = ("stats-report-format", "stats-chart-tab", "explore-measure", "explore-dim1", "explore-dim2",
+                 "explore-format")
+
+
+def keep_held_widgets() -> None:
+    for key in _HELD_WIDGETS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
 
 
 # The charts in three tabs: only the open tab's charts are drawn, so the page shows its figures at once
@@ -232,10 +254,9 @@ CHART_TABS: dict[str, tuple[str, ...]] = {
 
 
 @st.fragment
-def chart_tabs(preview: Preview, currency: str, draw: bool = True) -> None:
+def chart_tabs(preview: Preview, currency: str) -> None:
     """The preview's charts in tabs; switching tabs reruns only this fragment. Figures are built once
-    per chart and data (the preview's key), so reruns and tab switches only send them. Without ``draw``
-    the open tab holds the charts' place (see :func:`charts_now`)."""
+    per chart and data (the preview's key), so reruns and tab switches only send them."""
     specs = charts.preview_charts(preview.tables, granularity=preview.granularity, timezone=preview.timezone)
     by_key = {spec.key: spec for spec in specs}
     tabs = st.tabs(list(CHART_TABS), key="stats-chart-tab", on_change="rerun")
@@ -243,9 +264,6 @@ def chart_tabs(preview: Preview, currency: str, draw: bool = True) -> None:
         if tab.open is False:
             continue
         with tab:
-            if not draw:
-                chart_placeholder((len(keys) + 1) // 2)
-                continue
             chart_grid([by_key[k] for k in keys if k in by_key], preview.key, currency)
 
 
@@ -323,16 +341,12 @@ def report_controls(service: JobService, actor: str, project: str, view: View) -
 
 
 @st.fragment
-def explore_section(stats: StatsService, ctx: PageContext, view: View, draw: bool = True) -> None:
-    """Ad-hoc exploration; its own fragment, so changing a measure does not redraw the charts above.
-    Without ``draw`` its chart and table wait, as the charts above (see :func:`charts_now`)."""
+def explore_section(stats: StatsService, ctx: PageContext, view: View) -> None:
+    """Ad-hoc exploration; its own fragment, so changing a measure does not redraw the charts above."""
     st.header("Explore")
     st.caption("Pick a measure and one or two dimensions; the filters above apply.")
     spec = explore_controls()
     if spec is None:
-        return
-    if not draw:
-        chart_placeholder(1)
         return
     user, project = ctx.user.username, ctx.project.slug
     result = stats.explore(user, project, view.filters, spec)

@@ -71,23 +71,53 @@ def test_only_the_open_tab_draws_its_charts(demo_hub):
     assert drawn["Cost"] == ["Cost by category", "Cost over time by category", "Cost per scan"]
 
 
-def test_a_full_run_sends_the_figures_first_and_the_charts_on_the_browsers_request(demo_hub):
-    """With deferral on, a run draws the figures, holds the charts' places and mounts the component that
-    asks (once painted) for the run that draws them; that run mounts no component, so it asks no more."""
+def test_a_full_run_sends_the_figures_first_and_the_rest_on_the_browsers_request(demo_hub):
+    """With deferral on, a run draws the figures, holds the place of everything below them and mounts
+    the component that asks (once painted) for the run that draws the rest; that run mounts no
+    component, so it asks no more."""
     at = open_page(demo_hub, "analyst", charts_at_once=False)
     assert metric(at, "Total scans") == f"{lake_scans(demo_hub):,}"
-    assert not at.get("plotly_chart") and not at.dataframe  # neither the tab's charts nor Explore's
-    assert shown(at.caption).count("Drawing the charts…") == 2
+    # Neither the report button, nor the tabs' charts, nor Explore: one held place.
+    assert not at.get("plotly_chart") and not at.dataframe and not at.tabs
+    assert "stats-generate" not in {b.key for b in at.button}
+    assert {b.key for b in at.selectbox} == {"stats-date-range"}  # the filters' only (in their popover)
+    assert shown(at.caption).count("Drawing the charts…") == 1
     assert at.main.children[len(at.main.children) - 1].key == "stats-after-paint"  # the page's last element
     at.session_state["stats-charts-released"] = True  # what the component's request does, before its run
     at.run()
     assert not at.exception, at.exception
     assert chart_titles(at)[:3] == ["Scans per day", "Scans per hour over time", "Session duration distribution"]
     assert at.dataframe and "Drawing the charts…" not in shown(at.caption)
+    assert "stats-generate" in {b.key for b in at.button}
     assert "stats-after-paint" not in [e.key for e in at.main.children.values()]
     at.session_state["stats-granularity"] = "hour"  # the next run shows the figures first again
     at.run()
-    assert not at.get("plotly_chart") and shown(at.caption).count("Drawing the charts…") == 2
+    assert not at.get("plotly_chart") and shown(at.caption).count("Drawing the charts…") == 1
+
+
+def test_a_run_that_holds_the_rest_keeps_its_widgets_values(demo_hub):
+    at = open_page(demo_hub, "analyst", charts_at_once=False)
+    at.session_state["stats-charts-released"] = True
+    at.run()
+    at.selectbox(key="stats-report-format").set_value("xlsx").run()  # a control that keeps the charts
+    # Explore's widgets rerun their fragment in a browser; AppTest runs the page, so it asks as a browser would.
+    at.session_state["stats-charts-released"] = True
+    at.selectbox(key="explore-measure").set_value("quantity").run()
+    at.session_state["stats-charts-released"] = True
+    at.selectbox(key="explore-dim1").set_value("zone").run()
+    # A filter changes: the run that follows holds the widgets' place and does not draw them…
+    at.session_state["stats-granularity"] = "hour"
+    at.run()
+    assert {b.key for b in at.selectbox} == {"stats-date-range"}
+    assert shown(at.caption).count("Drawing the charts…") == 1
+    # …and the run the browser then asks for draws them with the values chosen before.
+    at.session_state["stats-charts-released"] = True
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="stats-report-format").value == "xlsx"
+    assert (at.selectbox(key="explore-measure").value, at.selectbox(key="explore-dim1").value) == (
+        "quantity", "zone")
+    assert any(t.startswith("Quantity by zone") for t in chart_titles(at))
 
 
 def test_cost_figures_carry_the_project_currency(demo_hub):
@@ -170,16 +200,19 @@ def test_generate_twice_shows_the_refusal(demo_hub):
 
 def test_the_report_button_keeps_the_charts_and_its_message_stays_until_the_view_changes(demo_hub):
     at = open_page(demo_hub, "analyst", charts_at_once=False)
-    assert shown(at.caption).count("Drawing the charts…") == 2
+    at.session_state["stats-charts-released"] = True  # the browser's request: the button is drawn
+    at.run()
     # The button leaves the view as it is: its run draws the charts at once, with no after-paint request.
     at.button(key="stats-generate").click().run()
     said = [s for s in shown(at.success) if "started as job #" in s]
     assert len(said) == 1, shown(at.error)
     assert chart_titles(at)[:1] == ["Scans per day"] and "Drawing the charts…" not in shown(at.caption)
     assert "stats-after-paint" not in [e.key for e in at.main.children.values()]
-    # A later run (here one that holds the charts' places again) still says which job started.
+    # The same view later (a run that holds the place, then the one that draws): still said.
     at.run()
-    assert shown(at.caption).count("Drawing the charts…") == 2
+    assert shown(at.caption).count("Drawing the charts…") == 1
+    at.session_state["stats-charts-released"] = True
+    at.run()
     assert [s for s in shown(at.success) if "started as job #" in s] == said
     # Another format is another view: the message was not about it. Changing it keeps the charts too.
     at.selectbox(key="stats-report-format").set_value("xlsx").run()
