@@ -55,10 +55,12 @@ def local_time(value: datetime | None, timezone: str, *, with_date: bool = True)
 
 
 def duration(start: datetime | None, end: datetime | None) -> str:
-    """``2 min 05 s``, ``14 s`` or an em dash."""
+    """``2 min 05 s``, ``14 s``, ``< 1 s`` (a job that ran, briefly: not ``0 s``) or an em dash."""
     if start is None or end is None:
         return "—"
     seconds = max(0, int((end - start).total_seconds()))
+    if seconds == 0:
+        return "< 1 s"
     if seconds < 60:
         return f"{seconds} s"
     minutes, seconds = divmod(seconds, 60)
