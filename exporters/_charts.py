@@ -16,10 +16,11 @@ from reportlab.graphics.charts.legends import Legend
 from reportlab.graphics.charts.lineplots import LinePlot
 from reportlab.graphics.charts.piecharts import Pie
 from reportlab.graphics.shapes import Drawing, Group, Rect, String
+from reportlab.graphics.widgets.markers import makeMarker
 from reportlab.lib import colors
 
 from exporters._pdf import _fonts
-from exporthub.charts import ChartSpec
+from exporthub.charts import LINE_MARKERS_UP_TO, ChartSpec
 
 WIDTH, HEIGHT = 500.0, 270.0
 _LEFT, _RIGHT, _BOTTOM, _TOP = 62.0, 16.0, 62.0, 34.0
@@ -140,15 +141,19 @@ def _line(d: Drawing, spec: ChartSpec, font: str, box: tuple[float, float, float
                  for s in spec.series]
     step = _label_step(labels)
     axis = plot.xValueAxis
-    axis.valueMin, axis.valueMax = 0, max(1, len(labels) - 1)
+    # One day alone stands in the middle (at the edge it would sit on the value axis).
+    axis.valueMin, axis.valueMax = (-1, 1) if len(labels) == 1 else (0, max(1, len(labels) - 1))
     axis.valueSteps = list(range(0, len(labels), step))
     axis.labelTextFormat = lambda v: labels[int(v)] if 0 <= int(v) < len(labels) else ""
     axis.labels.fontName, axis.labels.fontSize = font, _AXIS_FONT
     axis.labels.angle, axis.labels.boxAnchor = 40, "ne"
     _value_axis(plot.yValueAxis, spec, font)
     for i, s in enumerate(spec.series):
-        plot.lines[i].strokeColor = colors.HexColor(s.colour)
+        colour = colors.HexColor(s.colour)
+        plot.lines[i].strokeColor = colour
         plot.lines[i].strokeWidth = 1.5 if len(labels) > 200 else 2
+        if len(labels) <= LINE_MARKERS_UP_TO:
+            plot.lines[i].symbol = makeMarker("FilledCircle", size=4, fillColor=colour, strokeColor=colour)
     d.add(plot, name="chart")
 
 

@@ -128,6 +128,11 @@ def _unique(items: list[str]) -> list[str]:
 # ---------------------------------------------------------------------- the preview's charts
 
 
+# A line of up to this many points shows a marker on each (page and PDF alike); a longer one shows its
+# shape better without them, and a lone point is no line at all without its marker.
+LINE_MARKERS_UP_TO = 60
+
+
 # A per-hour view of a long range would be a comb of more than a thousand points, slow to draw and
 # unreadable: above this many hours, hours are summed into the fewest wider buckets that fit, and the
 # title says so.

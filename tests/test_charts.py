@@ -279,3 +279,52 @@ def test_a_very_long_per_hour_view_is_summed_per_day():
     spec = charts.scans_over_time(_hours(24 * 200), "hour", "UTC")
     assert spec.data.num_rows == 200 and spec.title.startswith("Scans per day")
     assert all(len(x) == 10 for x in spec.x_labels())  # days, without a time
+
+
+def test_a_lone_day_is_shown_with_a_day_either_side_and_a_bar_a_day_wide():
+    # Plotly alone zooms the date axis to a millisecond around one point and stretches its bar across.
+    one_day = pa.table({"period": pa.array([dt.date(2026, 11, 30)]), "scans": pa.array([4])})
+    fig = figure(charts.scans_over_time(one_day, "day", "UTC"))
+    day_ms = 86_400_000
+    assert [str(v)[:10] for v in fig.layout.xaxis.range] == ["2026-11-29", "2026-12-01"]
+    assert fig.layout.xaxis.dtick == day_ms and fig.data[0].width == 0.8 * day_ms
+    hour = pa.table({"period": pa.array([dt.datetime(2026, 11, 30, 8)]), "scans": pa.array([4])})
+    fig = figure(charts.scans_over_time(hour, "hour", "UTC"))
+    assert [str(v)[11:16] for v in fig.layout.xaxis.range] == ["07:00", "09:00"]
+    two_days = pa.table({"period": pa.array([dt.date(2026, 11, 29), dt.date(2026, 11, 30)]),
+                         "scans": pa.array([4, 5])})
+    fig = figure(charts.scans_over_time(two_days, "day", "UTC"))
+    assert fig.layout.xaxis.range is None and fig.data[0].width is None  # Plotly spaces them itself
+
+
+def test_value_axes_tick_with_the_decimals_they_have_and_hover_in_the_values_format():
+    days = pa.table({"day": pa.array([dt.date(2026, 11, 29), dt.date(2026, 11, 30)]),
+                     "scans_per_hour": pa.array([1.6, 0.4])})
+    spec = charts.daily_productivity(days, "UTC")
+    fig = figure(spec)
+    # ",.0f" on the ticks would label 0.5 and 1 both "1", and put 1.6 above the tick saying "2".
+    assert fig.layout.yaxis.tickformat == ",~f" and fig.layout.yaxis.hoverformat == spec.value_format
+
+
+def test_the_pdf_draws_a_lone_day_of_a_line_as_a_marker_in_the_middle(tmp_path):
+    from reportlab.graphics.widgets.markers import Marker
+
+    one_day = pa.table({"day": pa.array([dt.date(2026, 11, 30)]), "scans_per_hour": pa.array([1.6])})
+    d = drawing(charts.daily_productivity(one_day, "UTC"))
+    axis = d.chart.xValueAxis
+    assert (axis.valueMin, axis.valueMax) == (-1, 1)  # the day between two empty ones, not on the edge
+    chart = d.chart
+    markers = [n for n in _flatten(chart.draw()) if isinstance(n, Marker)]
+    assert len(markers) == 1  # without a marker a one-point line draws nothing at all
+    (dot,) = markers
+    assert abs(dot.x - (chart.x + chart.width / 2)) < 1
+    renderPDF.drawToFile(d, str(tmp_path / "lone.pdf"))  # and reportlab renders it
+    assert (tmp_path / "lone.pdf").stat().st_size > 0
+
+
+def _flatten(node):  # type: ignore[no-untyped-def]
+    from reportlab.graphics.shapes import Group
+
+    if isinstance(node, Group):
+        return [leaf for child in node.contents for leaf in _flatten(child)]
+    return [node]

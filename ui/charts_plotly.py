@@ -6,6 +6,7 @@ one the PDF report draws with reportlab, so the preview and the file agree.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from collections.abc import Hashable, Sequence
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from exporthub.charts import PALETTE, ChartSpec
+from exporthub.charts import LINE_MARKERS_UP_TO, PALETTE, ChartSpec
 from exporthub.stats.cache import ResultCache
 
 # Built figures, shared by the sessions of this process: building one costs 20-200 ms of Plotly's
@@ -34,6 +35,11 @@ def _text(value: Any) -> Any:
 def _labels(values: Sequence[Any]) -> list[Any]:
     return [_text(v) for v in values]
 
+
+# Axis ticks are round numbers: shown with the decimals they have (0.5, 1, 1.5), not rounded to the
+# values' format, which would label 0.5 and 1 both "1" and put a value of 1.6 above the tick that says
+# "2". Hovering still shows a value in its own format.
+AXIS_TICKS = ",~f"
 
 # Above this many time points bars become a filled line: a comb of hundreds of 1-px bars is slow to draw
 # and unreadable.
@@ -105,7 +111,7 @@ def figure(spec: ChartSpec, *, height: int = 380, currency: str = "") -> go.Figu
         # Keep codes such as "7" or "Z-001" as categories, in the spec's order.
         fig.update_xaxes(type="category", automargin=True)
     # Rates and counts start at zero: a floating axis makes small differences look large.
-    fig.update_yaxes(tickformat=spec.value_format, rangemode="tozero")
+    fig.update_yaxes(tickformat=AXIS_TICKS, hoverformat=spec.value_format, rangemode="tozero")
     x = _labels(spec.x_labels())
     as_area = spec.kind == "bar" and spec.x_is_time and not spec.stacked and len(x) > MAX_BARS
     for s in spec.series:
@@ -120,7 +126,7 @@ def figure(spec: ChartSpec, *, height: int = 380, currency: str = "") -> go.Figu
                     x=x,
                     y=spec.values(s),
                     name=_text(s.name),
-                    mode="lines+markers" if len(x) <= 60 else "lines",
+                    mode="lines+markers" if len(x) <= LINE_MARKERS_UP_TO else "lines",
                     line={"color": s.colour, "width": 2},
                 )
             )
@@ -134,7 +140,21 @@ def figure(spec: ChartSpec, *, height: int = 380, currency: str = "") -> go.Figu
     )
     if spec.kind == "histogram":
         fig.update_layout(bargap=0.02)
+    if spec.x_is_time:
+        _widen_a_lone_time(fig, spec.x_labels())
     return fig
+
+
+def _widen_a_lone_time(fig: go.Figure, x: list[str]) -> None:
+    """One day (or hour) alone: Plotly would zoom the date axis to a millisecond around it and draw its
+    bar across the whole chart. Show a day (an hour) either side, and the bar one bucket wide."""
+    if len(set(x)) != 1:
+        return
+    at = dt.datetime.fromisoformat(x[0])
+    step = dt.timedelta(hours=1) if len(x[0]) > len("2026-01-01") else dt.timedelta(days=1)
+    millis = step.total_seconds() * 1000
+    fig.update_xaxes(range=[at - step, at + step], dtick=millis)
+    fig.update_traces(width=0.8 * millis, selector={"type": "bar"})
 
 
 def cached_figure(spec: ChartSpec, data_key: Hashable, *, currency: str = "") -> go.Figure:
@@ -159,7 +179,7 @@ def _horizontal_bars(fig: go.Figure, spec: ChartSpec, value_title: str) -> go.Fi
     fig.update_layout(xaxis_title={"text": value_title}, yaxis_title={"text": spec.x_label}, showlegend=False,
                       height=max(300, 60 + 22 * len(y)))
     fig.update_yaxes(type="category", autorange="reversed", automargin=True)
-    fig.update_xaxes(tickformat=spec.value_format, rangemode="tozero")
+    fig.update_xaxes(tickformat=AXIS_TICKS, hoverformat=spec.value_format, rangemode="tozero")
     if spec.target is not None:
         fig.add_vline(x=spec.target, line={"color": "#1B2333", "dash": "dash", "width": 1})
     return fig
