@@ -47,6 +47,10 @@ def test_a_commit_moves_readers_to_the_new_list_and_drops_the_old(demo_hub, tmp_
     folder = file_lists.cache_dir(demo_hub.settings)
     old = {p.name for p in folder.glob(f"{SLUG}.scans.*.json")}
     barcodes = import_batch(demo_hub, tmp_path, 1)
+    # The import kept the new list itself: the next reader finds it without pyiceberg.
+    location = file_lists.metadata_locations(demo_hub.settings, SLUG)["scans"]
+    kept = file_lists.recall(demo_hub.settings, SLUG, "scans", location)
+    assert kept is not None and kept["snapshot_id"] != before.ids["scans"]
     after = lake.snapshot(demo_hub.settings, SLUG)
     assert after.ids["scans"] != before.ids["scans"] and after.ids["zones"] == before.ids["zones"]
     assert after.files == _by_pyiceberg(demo_hub).files

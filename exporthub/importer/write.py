@@ -11,6 +11,7 @@ from exporthub.importer.contract import ImportReport
 from exporthub.importer.read import _q
 from exporthub.lake.catalog import ensure_table
 from exporthub.lake.commit import commit, live_data_files, write_data_files
+from exporthub.lake.snapshot import remember_table
 
 
 class _Import(_Checks):
@@ -60,7 +61,7 @@ class _Import(_Checks):
             0
         ]
         validated = snap.tables[self.table]
-        table = validated.iceberg or ensure_table(self.settings, self.slug, self.table)
+        table = validated.iceberg_table() or ensure_table(self.settings, self.slug, self.table)
         if table.metadata.current_snapshot_id != validated.snapshot_id:
             raise LakeConflict(f"{self.slug}.{self.table} changed while the import was checked")
         removed = live_data_files(table) if self.replace else []
@@ -72,6 +73,7 @@ class _Import(_Checks):
             operation = Operation.OVERWRITE if self.replace else Operation.APPEND
             after = commit(table, added, removed=removed, operation=operation, action=f"import {self.table}")
             snapshot_id = after.metadata.current_snapshot_id
+            remember_table(self.settings, self.slug, self.table, after)  # the next export skips pyiceberg
         return ImportReport(
             project=self.slug,
             table=self.table,

@@ -37,7 +37,7 @@ from exporthub.lake.catalog import filesystem, fs_path, load_table, project_slug
 from exporthub.lake.commit import commit, live_data_files, with_retries, write_data_files
 from exporthub.lake.incremental import ancestry, retained_from
 from exporthub.lake.schemas import ID_COLUMNS, TABLES
-from exporthub.lake.snapshot import connect, register_files, table_snapshot
+from exporthub.lake.snapshot import connect, register_files, remember_table, table_snapshot
 from exporthub.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ def compact_table(settings: Settings, slug: str, name: str) -> tuple[int, int, i
             con.close()
         added = write_data_files(table, name, chunks)
         after = commit(table, added, removed=removed, operation=Operation.REPLACE, action="compact")
-        return len(snap.files), len(table_snapshot(after, name).files), rows
+        return len(snap.files), len(remember_table(settings, slug, name, after).files), rows
 
     return with_retries(attempt, what="Compaction")
 

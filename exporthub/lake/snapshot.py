@@ -213,12 +213,20 @@ def current_table_snapshot(settings: Settings, slug: str, name: str, location: s
             tuple(DataFileRef(**f) for f in kept["files"]), loader=load,
         )
     table = load()
+    if table is None:
+        return TableSnapshot(name, None, None, ())
+    # Remembered under the file pyiceberg read, which may be newer than ``location``.
+    return remember_table(settings, slug, name, table)
+
+
+def remember_table(settings: Settings, slug: str, name: str, table: Table) -> TableSnapshot:
+    """``table``'s current snapshot, its file list kept for the readers that come next (a writer calls
+    this right after its commit, so that they need not load pyiceberg)."""
     current = table_snapshot(table, name)
-    if table is not None:  # remembered under the file pyiceberg read, which may be newer than ``location``
-        file_lists.remember(
-            settings, slug, name, table.metadata_location, snapshot_id=current.snapshot_id,
-            committed_at=current.committed_at, files=[asdict(f) for f in current.files],
-        )
+    file_lists.remember(
+        settings, slug, name, table.metadata_location, snapshot_id=current.snapshot_id,
+        committed_at=current.committed_at, files=[asdict(f) for f in current.files],
+    )
     return current
 
 
