@@ -302,8 +302,8 @@ def start_job(
 def show_outcome(key: str, values: Mapping[str, Any]) -> None:
     """What the last start under ``key`` came to, while the view is still the one it started from.
 
-    Kept in the session, not only shown in the run of the click: the run that follows to draw the charts
-    (see :func:`charts_now`) would otherwise wipe the message a moment after it appeared."""
+    Kept in the session, not only shown in the run of the click: any later run of the same view (one that
+    holds the charts' place and then draws them, see :func:`charts_now`) would otherwise wipe it."""
     outcome = st.session_state.get(key)
     if not isinstance(outcome, _Outcome) or outcome.values != dict(values):
         return
