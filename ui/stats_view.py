@@ -5,16 +5,15 @@ Widgets only collect input and draw results; the numbers come from :class:`expor
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import streamlit as st
 
 from exporthub import charts
-from exporthub.errors import ExporthubError, InvalidVariable
+from exporthub.errors import InvalidVariable
 from exporthub.jobs import JobService
 from exporthub.permissions import Permission
 from exporthub.stats import (
@@ -31,8 +30,8 @@ from exporthub.stats import (
 )
 from ui.charts_plotly import cached_figure
 from ui.format import local_time, md_escape, option_label
-from ui.forms import plain_refusal
 from ui.page_context import PageContext
+from ui.start_outcome import show_outcome, start_job
 
 DATE_PRESETS = ("all", "last7days", "last30days", "custom")
 GRANULARITY_LABELS = {"day": "Per day", "hour": "Per hour"}
@@ -275,46 +274,6 @@ def chart_grid(specs: list[charts.ChartSpec], data_key: Hashable, currency: str 
             with col:
                 fig = cached_figure(spec, data_key, currency=currency)
                 st.plotly_chart(fig, key=f"chart-{spec.key}", width="stretch")
-
-
-def start_job(
-    service: JobService,
-    actor: str,
-    project: str,
-    export_type: str,
-    values: Mapping[str, Any],
-    *,
-    what: str,
-    key: str,
-) -> None:
-    """Start an export and keep what came of it under ``key`` for :func:`show_outcome`: the job's number,
-    or the refusal in plain words."""
-    try:
-        job = service.start(actor, project, export_type, dict(values))
-    except ExporthubError as exc:
-        outcome = _Outcome(dict(values), False, md_escape(plain_refusal(exc, service.config.get(export_type))))
-    else:
-        text = f"{what} started as job #{job.id}. [Follow it in the job details](/job?job={job.id})."
-        outcome = _Outcome(dict(values), True, text)
-    st.session_state[key] = outcome
-
-
-def show_outcome(key: str, values: Mapping[str, Any]) -> None:
-    """What the last start under ``key`` came to, while the view is still the one it started from.
-
-    Kept in the session, not only shown in the run of the click: any later run of the same view (one that
-    holds the charts' place and then draws them, see :func:`charts_now`) would otherwise wipe it."""
-    outcome = st.session_state.get(key)
-    if not isinstance(outcome, _Outcome) or outcome.values != dict(values):
-        return
-    (st.success if outcome.started else st.error)(outcome.text)
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    values: dict[str, Any]  # the variables the job was asked for: the view, the format
-    started: bool
-    text: str
 
 
 def report_controls(service: JobService, actor: str, project: str, view: View) -> None:
