@@ -204,29 +204,24 @@ def keep_charts() -> None:
 
 def charts_now() -> bool:
     """Whether this run draws the charts: always in a session that set :data:`CHARTS_AT_ONCE`, else
-    when the browser asked for it after painting the previous run (see :func:`ask_for_charts`) or a
+    when the browser asked for it after painting the previous run (see :func:`hold_the_rest`) or a
     control that keeps the view asked for it (see :func:`keep_charts`). Both requests last one run."""
     released = st.session_state.pop(_RELEASED, False)
     kept = st.session_state.pop(_KEPT, False)
     return bool(st.session_state.get(CHARTS_AT_ONCE) or released or kept)
 
 
-def ask_for_charts() -> None:
-    """The component that asks for the run with the charts once the browser has painted this one; the
-    page's last element, so that the other elements keep their places in the next run."""
-    _after_paint(key="stats-after-paint", on_painted_change=_release_charts, height=0)
+# The place held below the figures: about as tall as the open tab's charts and Explore will be.
+_HELD_HEIGHT = 1600
 
 
 def hold_the_rest() -> None:
-    """In a run without the charts: their place, below the figures, and the request for them."""
-    chart_placeholder(4)
-    ask_for_charts()
-
-
-def chart_placeholder(rows: int) -> None:
-    """The charts' place, as tall as they will be, until the browser asks for them."""
-    with st.container(height=rows * 400, border=False):
+    """In a run without the charts: their place below the figures, then the component that asks for the
+    run with them once the browser has painted this one (the page's last element, so that the other
+    elements keep their places in the next run)."""
+    with st.container(height=_HELD_HEIGHT, border=False):
         st.caption("Drawing the charts…")
+    _after_paint(key="stats-after-paint", on_painted_change=_release_charts, height=0)
 
 
 # The widgets below the figures: a run that holds their place does not draw them, and Streamlit forgets

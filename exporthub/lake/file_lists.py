@@ -85,11 +85,14 @@ def remember(
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
+    except OSError:
+        return
+    try:
         with os.fdopen(fd, "w") as out:
             json.dump(body, out, separators=(",", ":"))
         os.replace(tmp, target)
     except OSError:
-        with contextlib.suppress(OSError, UnboundLocalError):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         return
     for older in folder.glob(f"{slug}.{table}.*.json"):
