@@ -282,17 +282,24 @@ def _conclude(
                 outcome.honour_cancel = not ctx.committed
                 outcome.message = "Completed" + (f" with {len(stored)} file(s)" if stored else "")
         watch.concluding = True
+        # The work folder goes before the final commit (the outputs are stored by now): once the database
+        # calls the job finished ("partial output deleted" for a cancel), nothing of it is left behind.
+        _remove_workdir(ctx)
         status = lifecycle.finish(db, lease, outcome)
         if status is not JobStatus.COMPLETED:
             discard(ctx.settings, stored)  # decided by the commit above: nobody records these files
     finally:
-        shutil.rmtree(ctx.workdir, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            ctx.workdir.parent.rmdir()  # empty unless the store is this folder (local files)
+        _remove_workdir(ctx)  # after a hand-back or an error on the way, too
     if status is None:
         log.warning("job %s: the lease was lost before it finished; its output was dropped", lease.job_id)
     after_job_finished(db, lease.job_id, dispatcher)
     return status
+
+
+def _remove_workdir(ctx: JobContext) -> None:
+    shutil.rmtree(ctx.workdir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        ctx.workdir.parent.rmdir()  # empty unless the store is this folder (local files)
 
 
 def _describe(exc: BaseException, plain: str | None = None) -> str:
